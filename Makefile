@@ -1,0 +1,113 @@
+# clipdex - build with plain `make`; `make test` runs the whole suite offline.
+#
+# Knobs:
+#   BUILD=dir                   output directory (default build; build-san with SANITIZE)
+#   SANITIZE=address,undefined  sanitizer build
+#   WERROR=1                    warnings are errors
+#   OPT=-O2                     optimisation flags
+#   CC=clang                    compiler
+
+CC      ?= cc
+OPT     ?= -O2
+PKGS    := libjpeg libpng libwebp libtiff-4 libexif libutf8proc zlib jansson
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
+
+ifdef SANITIZE
+BUILD   ?= build-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+else
+BUILD   ?= build
+SANFLAGS :=
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARN    += -Werror
+endif
+
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
+              -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+APP_SRC  := $(sort $(wildcard app/*.c))
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TOOL_SRC := $(sort $(wildcard tools/*.c))
+TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
+
+PREFIX  ?= /usr/local
+
+.PHONY: all lib test check fuzz clean install bench
+all: lib $(BUILD)/clipdex $(TOOL_BIN)
+
+lib: $(BUILD)/libclipdex.a $(BUILD)/libclipdex.so $(BUILD)/clipdex.pc
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libclipdex.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libclipdex.so: $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libclipdex.so.0 $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/clipdex.pc: clipdex.pc.in Makefile
+	@mkdir -p $(dir $@)
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@PRIVATE@|$(PKGS)|' $< > $@
+
+$(BUILD)/clipdex: $(APP_OBJ) $(BUILD)/libclipdex.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(PKG_LIBS)
+
+$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libclipdex.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+
+$(BUILD)/tools/%: tools/%.c $(BUILD)/libclipdex.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+
+# Fuzz targets as plain programs (fuzz/main.c feeds them files); `make fuzz`
+# builds the libFuzzer versions with clang into $(BUILD)/libfuzzer/.
+$(BUILD)/fuzz/%: fuzz/%.c fuzz/main.c $(BUILD)/libclipdex.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/main.c $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+
+FUZZ_CC ?= clang
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=$(FUZZ_CC) SANITIZE=address,undefined \
+	  CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/libclipdex.a
+	@mkdir -p build-fuzz/libfuzzer
+	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
+	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc $(PKG_CFLAGS) \
+	    -fsanitize=fuzzer,address,undefined -o build-fuzz/libfuzzer/$$n $$f \
+	    build-fuzz/libclipdex.a $(PKG_LIBS) || exit 1; done
+
+test: all $(TEST_BIN) $(FUZZ_BIN)
+	BUILD=$(BUILD) sh tests/run.sh
+
+check: test
+
+bench: all
+	sh bench/run.sh $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 644 include/clipdex.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libclipdex.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libclipdex.so $(DESTDIR)$(PREFIX)/lib/libclipdex.so.0
+	ln -sf libclipdex.so.0 $(DESTDIR)$(PREFIX)/lib/libclipdex.so
+	install -m 644 $(BUILD)/clipdex.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(BUILD)/clipdex $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d)

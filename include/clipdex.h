@@ -1,0 +1,281 @@
+/*
+ * clipdex.h - the whole public API of libclipdex, a CLIP engine in C.
+ *
+ * CLIP maps images and texts into one vector space. libclipdex loads a real
+ * CLIP checkpoint (Hugging Face `config.json` + `model.safetensors`, or the
+ * OpenAI/OpenCLIP layout `open_clip_config.json` + `open_clip_model.safetensors`),
+ * tokenizes text exactly like OpenAI's BPE tokenizer, decodes and preprocesses
+ * images exactly like OpenAI's reference pipeline, and runs both towers in
+ * float32 to produce L2-normalized embeddings.
+ *
+ * Objects
+ *   clipdex_ctx        mutable: thread pool, scratch memory and the last error.
+ *                      Use one context from one thread at a time.
+ *   clipdex_model      immutable once loaded (weights are mmapped read-only);
+ *                      one model may be shared by any number of contexts and
+ *                      threads.
+ *   clipdex_tokenizer  immutable; shareable across threads.
+ *   clipdex_image      a decoded image in its original mode; immutable.
+ *
+ * Errors
+ *   Every fallible function returns an `int` status: CLIPDEX_OK (0) or a
+ *   negative `enum clipdex_status`. A message naming the file, tensor or input
+ *   that failed is kept on the context passed in (`clipdex_ctx_errmsg`). A NULL
+ *   context is allowed everywhere; the message is then lost. The library never
+ *   prints and never exits.
+ *
+ * Lifecycle
+ *   `*_new`/`*_load`/`*_decode` create, `*_free` destroys; `*_free(NULL)` is a
+ *   no-op. Parameter structs have a `*_default()` constructor and a zero field
+ *   means "the default".
+ */
+#ifndef CLIPDEX_H
+#define CLIPDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CLIPDEX_API __attribute__((visibility("default")))
+#else
+#define CLIPDEX_API
+#endif
+
+#define CLIPDEX_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status codes                                                              */
+/* ------------------------------------------------------------------------ */
+
+enum clipdex_status {
+    CLIPDEX_OK = 0,
+    CLIPDEX_E_ARG = -1,         /* invalid argument: NULL, zero size, buffer too small */
+    CLIPDEX_E_NOMEM = -2,       /* out of memory */
+    CLIPDEX_E_IO = -3,          /* a file cannot be opened, read or mapped */
+    CLIPDEX_E_FORMAT = -4,      /* malformed file: safetensors, JSON, vocabulary */
+    CLIPDEX_E_MODEL = -5,       /* inconsistent model: missing tensor, wrong shape or dtype, bad config */
+    CLIPDEX_E_IMAGE = -6,       /* corrupt, truncated or undecodable image */
+    CLIPDEX_E_LIMIT = -7,       /* input exceeds a limit (image dimensions, sizes) */
+    CLIPDEX_E_UNSUPPORTED = -8, /* valid input that clipdex does not handle */
+    CLIPDEX_E_INTERNAL = -9     /* broken internal invariant (a bug) */
+};
+
+/* A short static description of a status ("invalid argument", ...). */
+CLIPDEX_API const char *clipdex_status_str(int status);
+
+/* The library version string, CLIPDEX_VERSION at build time. */
+CLIPDEX_API const char *clipdex_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct clipdex_ctx clipdex_ctx;
+
+typedef struct clipdex_ctx_params {
+    int n_threads; /* worker threads for the forward pass; 0: number of online CPUs */
+} clipdex_ctx_params;
+
+CLIPDEX_API clipdex_ctx_params clipdex_ctx_params_default(void);
+
+/* Creates a context. `params` may be NULL for the defaults. The environment
+ * variable CLIPDEX_FORCE_SCALAR=1 makes the context use the scalar reference
+ * kernels instead of SIMD ones (for testing). */
+CLIPDEX_API int clipdex_ctx_new(clipdex_ctx **out, const clipdex_ctx_params *params);
+CLIPDEX_API void clipdex_ctx_free(clipdex_ctx *ctx);
+
+/* The message of the last error on this context ("" if none). Valid until the
+ * next call that uses the context. */
+CLIPDEX_API const char *clipdex_ctx_errmsg(const clipdex_ctx *ctx);
+/* The status of the last error on this context (CLIPDEX_OK if none). */
+CLIPDEX_API int clipdex_ctx_errcode(const clipdex_ctx *ctx);
+CLIPDEX_API int clipdex_ctx_n_threads(const clipdex_ctx *ctx);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer                                                                 */
+/* ------------------------------------------------------------------------ */
+
+typedef struct clipdex_tokenizer clipdex_tokenizer;
+
+/* Loads OpenAI's byte-level BPE vocabulary. `path` is one of
+ *   - `bpe_simple_vocab_16e6.txt.gz` (or the uncompressed .txt),
+ *   - a `vocab.json` (its `merges.txt` must sit beside it), or `merges.txt`
+ *     (its `vocab.json` beside it),
+ *   - a directory holding either of the above.
+ * The vocabulary must define `<|startoftext|>` and `<|endoftext|>`. */
+CLIPDEX_API int clipdex_tokenizer_load(clipdex_ctx *ctx, const char *path, clipdex_tokenizer **out);
+CLIPDEX_API void clipdex_tokenizer_free(clipdex_tokenizer *tok);
+
+/* Tokenizes `text` (`len` bytes of UTF-8; invalid sequences are replaced by
+ * U+FFFD) exactly like OpenAI's `clip.tokenize`: ftfy-style cleaning (NFC,
+ * straight quotes, ligatures split, full-width forms narrowed, control
+ * characters and terminal escapes removed; mojibake repair is not done),
+ * HTML-unescape twice, whitespace folding, lower-casing, OpenAI's
+ * pre-tokenizer pattern and byte-level BPE.
+ *
+ * Writes exactly `context_length` ids into `ids`: start token, BPE tokens,
+ * end token, then zeros. A text too long keeps the start token and the first
+ * `context_length - 2` tokens and puts the end token last.
+ * `*n_tokens` (may be NULL) receives the count of ids through the end token;
+ * `*truncated` (may be NULL) receives 1 if the text was cut. */
+CLIPDEX_API int clipdex_text_tokenize(clipdex_ctx *ctx, const clipdex_tokenizer *tok,
+                                      const char *text, size_t len, int32_t *ids,
+                                      size_t context_length, size_t *n_tokens, int *truncated);
+
+/* The ids of `<|startoftext|>` and `<|endoftext|>` and the vocabulary size. */
+CLIPDEX_API int32_t clipdex_tokenizer_sot(const clipdex_tokenizer *tok);
+CLIPDEX_API int32_t clipdex_tokenizer_eot(const clipdex_tokenizer *tok);
+CLIPDEX_API size_t clipdex_tokenizer_vocab_size(const clipdex_tokenizer *tok);
+
+/* ------------------------------------------------------------------------ */
+/* Images                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/* Default limits against decompression bombs; override at build time with
+ * -DCLIPDEX_MAX_IMAGE_SIDE=... or per call with clipdex_image_params. */
+#ifndef CLIPDEX_MAX_IMAGE_SIDE
+#define CLIPDEX_MAX_IMAGE_SIDE 32768u
+#endif
+#ifndef CLIPDEX_MAX_IMAGE_PIXELS
+#define CLIPDEX_MAX_IMAGE_PIXELS 178956970ull /* Pillow's error threshold (2 x 89478485) */
+#endif
+
+typedef struct clipdex_image clipdex_image;
+
+/* The pixel mode an image was decoded in; it decides how it is resized
+ * (the reference pipeline resizes in the image's own mode). */
+enum clipdex_image_mode {
+    CLIPDEX_MODE_1 = 1, /* 1-bit; resized with nearest-neighbour */
+    CLIPDEX_MODE_L,     /* 8-bit grayscale */
+    CLIPDEX_MODE_LA,    /* grayscale + alpha (resized premultiplied) */
+    CLIPDEX_MODE_P,     /* palette; resized with nearest-neighbour */
+    CLIPDEX_MODE_RGB,
+    CLIPDEX_MODE_RGBA   /* resized premultiplied by alpha */
+};
+
+typedef struct clipdex_image_params {
+    uint32_t max_width;  /* 0: CLIPDEX_MAX_IMAGE_SIDE */
+    uint32_t max_height; /* 0: CLIPDEX_MAX_IMAGE_SIDE */
+    uint64_t max_pixels; /* 0: CLIPDEX_MAX_IMAGE_PIXELS */
+    int ignore_exif_orientation; /* 0: apply the EXIF orientation tag (default);
+                                    1: ignore it, as OpenAI's reference does */
+} clipdex_image_params;
+
+CLIPDEX_API clipdex_image_params clipdex_image_params_default(void);
+
+/* Decodes JPEG, PNG, WebP, GIF (first frame), BMP, TIFF or PNM from memory
+ * (the format is sniffed from the bytes). `params` may be NULL. */
+CLIPDEX_API int clipdex_image_decode(clipdex_ctx *ctx, const void *data, size_t len,
+                                     const clipdex_image_params *params, clipdex_image **out);
+/* Reads and decodes a file. */
+CLIPDEX_API int clipdex_image_load(clipdex_ctx *ctx, const char *path,
+                                   const clipdex_image_params *params, clipdex_image **out);
+CLIPDEX_API void clipdex_image_free(clipdex_image *img);
+
+CLIPDEX_API uint32_t clipdex_image_width(const clipdex_image *img);
+CLIPDEX_API uint32_t clipdex_image_height(const clipdex_image *img);
+CLIPDEX_API int clipdex_image_mode(const clipdex_image *img); /* enum clipdex_image_mode */
+CLIPDEX_API const char *clipdex_image_format(const clipdex_image *img); /* "jpeg", "png", ... */
+
+/* The reference preprocessing up to the 8-bit crop: resize the shorter side
+ * to `size` with Pillow's bicubic filter in the image's own mode, center crop
+ * to size x size, convert to RGB. Writes size*size*3 bytes, HWC, RGB. */
+CLIPDEX_API int clipdex_image_crop_rgb(clipdex_ctx *ctx, const clipdex_image *img, int size,
+                                       uint8_t *out, size_t out_len);
+
+/* The whole reference preprocessing: clipdex_image_crop_rgb, then x/255,
+ * then (x - mean[c]) / std[c]. Writes 3*size*size floats, CHW (planar RGB). */
+CLIPDEX_API int clipdex_image_preprocess(clipdex_ctx *ctx, const clipdex_image *img, int size,
+                                         const float mean[3], const float std[3],
+                                         float *out, size_t out_len);
+
+/* ------------------------------------------------------------------------ */
+/* Models                                                                    */
+/* ------------------------------------------------------------------------ */
+
+typedef struct clipdex_model clipdex_model;
+
+typedef struct clipdex_model_params {
+    const char *vocab_path; /* tokenizer file or directory; NULL: look in the model
+                               directory, then the CLIPDEX_VOCAB environment variable */
+} clipdex_model_params;
+
+CLIPDEX_API clipdex_model_params clipdex_model_params_default(void);
+
+/* Loads a model. `path` is a directory holding `config.json` +
+ * `model.safetensors` (Hugging Face CLIPModel naming) or
+ * `open_clip_config.json` + `open_clip_model.safetensors` (OpenAI/OpenCLIP
+ * naming), or the path of one of those .safetensors files (its config must
+ * sit beside it). Tensors may be F32, F16 or BF16; F32 tensors are used in
+ * place from the mapping, others are converted once here. Every tensor the
+ * engine needs is checked for presence, dtype and shape; tensors it does not
+ * need are ignored. A model whose directory has no tokenizer files loads, but
+ * text functions then fail with CLIPDEX_E_MODEL. */
+CLIPDEX_API int clipdex_model_load(clipdex_ctx *ctx, const char *path,
+                                   const clipdex_model_params *params, clipdex_model **out);
+CLIPDEX_API void clipdex_model_free(clipdex_model *model);
+
+enum clipdex_activation { CLIPDEX_ACT_QUICK_GELU = 1, CLIPDEX_ACT_GELU = 2 };
+
+typedef struct clipdex_model_info {
+    const char *layout;      /* "hf" or "openclip" */
+    const char *dtype;       /* dtype of the weight file: "F32", "F16", "BF16" or "mixed" */
+    const char *weights_path;
+    uint64_t file_size;      /* bytes of the weight file */
+    uint64_t n_params;       /* parameters the engine uses */
+    uint64_t n_params_vision;
+    uint64_t n_params_text;  /* includes logit_scale */
+    int embed_dim;
+    int image_size, patch_size, vision_width, vision_layers, vision_heads, vision_mlp;
+    int vision_activation;   /* enum clipdex_activation */
+    int context_length, vocab_size, text_width, text_layers, text_heads, text_mlp;
+    int text_activation;
+    float layer_norm_eps;
+    float logit_scale;       /* exp(logit_scale tensor) */
+    float mean[3], std[3];   /* preprocessing normalization */
+    int has_tokenizer;
+} clipdex_model_info;
+
+CLIPDEX_API int clipdex_model_get_info(const clipdex_model *model, clipdex_model_info *out);
+/* The tokenizer the model loaded (NULL if its directory had none). */
+CLIPDEX_API const clipdex_tokenizer *clipdex_model_tokenizer(const clipdex_model *model);
+CLIPDEX_API int clipdex_model_embed_dim(const clipdex_model *model);
+
+/* ------------------------------------------------------------------------ */
+/* Embeddings                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Flag: return the projected embedding without L2 normalization. */
+#define CLIPDEX_EMBED_RAW 1u
+
+/* Image tower on preprocessed pixels `[n, 3, S, S]` (S = image_size).
+ * Writes `[n, embed_dim]` into `out` (out_len counts floats). Results do not
+ * depend on the batch size or the number of threads. */
+CLIPDEX_API int clipdex_pixels_embed(clipdex_ctx *ctx, const clipdex_model *model,
+                                     const float *pixels, size_t n, float *out, size_t out_len,
+                                     unsigned flags);
+/* Preprocesses decoded images with the model's size/mean/std and embeds them. */
+CLIPDEX_API int clipdex_image_embed(clipdex_ctx *ctx, const clipdex_model *model,
+                                    const clipdex_image *const *images, size_t n, float *out,
+                                    size_t out_len, unsigned flags);
+/* Text tower on token ids `[n, context_length]` as written by
+ * clipdex_text_tokenize. Pools at the end token (the argmax id). */
+CLIPDEX_API int clipdex_tokens_embed(clipdex_ctx *ctx, const clipdex_model *model,
+                                     const int32_t *ids, size_t n, float *out, size_t out_len,
+                                     unsigned flags);
+/* Tokenizes NUL-terminated UTF-8 texts with the model's tokenizer and embeds them. */
+CLIPDEX_API int clipdex_text_embed(clipdex_ctx *ctx, const clipdex_model *model,
+                                   const char *const *texts, size_t n, float *out, size_t out_len,
+                                   unsigned flags);
+
+/* Cosine similarity of two vectors (0 if either is zero). */
+CLIPDEX_API float clipdex_cosine(const float *a, const float *b, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLIPDEX_H */
