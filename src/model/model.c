@@ -1,0 +1,689 @@
+/*
+ * model.c - load a CLIP checkpoint: find the weight file and its config, read
+ * the config (Hugging Face CLIPModel or OpenCLIP), then bind every tensor the
+ * towers need, checking presence, dtype and shape against the config. F32
+ * tensors are used in place from the read-only mapping; F16/BF16 tensors and
+ * the OpenCLIP projections (stored [width, embed], used as [embed, width]) are
+ * converted once into owned buffers. Unused tensors (e.g. int64 position_ids)
+ * are ignored. No dimension is hard-coded: all come from the config.
+ */
+#include "model/model.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tensor/ops.h"
+
+enum { LAYOUT_HF = 1, LAYOUT_OPENCLIP = 2 };
+
+#define MAX_CONFIG_BYTES (4u << 20)
+#define MAX_DIM (1 << 20)   /* sanity bound on any width/size from a config */
+#define MAX_LAYERS 1024
+
+static const float clip_mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+static const float clip_std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+
+clipdex_model_params clipdex_model_params_default(void)
+{
+    clipdex_model_params p;
+    memset(&p, 0, sizeof p);
+    return p;
+}
+
+/* ---------------------------------------------------------------- config */
+
+struct cfg {
+    int layout, embed;
+    struct cdx_tower_cfg v, t;
+    int image_size, patch, vocab, ctx_len, has_ln_pre;
+    float mean[3], std[3];
+};
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int load_json(clipdex_ctx *ctx, const char *path, json_t **out)
+{
+    char *buf;
+    size_t len;
+    int rc = cdx_read_file(ctx, path, MAX_CONFIG_BYTES, &buf, &len);
+    if (rc) return rc;
+    json_error_t e;
+    *out = json_loadb(buf, len, 0, &e);
+    free(buf);
+    if (!*out || !json_is_object(*out)) {
+        json_decref(*out);
+        *out = NULL;
+        return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot read '%s': bad JSON: %s (line %d)", path,
+                         e.text, e.line);
+    }
+    return CLIPDEX_OK;
+}
+
+/* An integer field with a default; error if present but not a sane integer. */
+static int get_int(clipdex_ctx *ctx, const char *path, json_t *obj, const char *key, int def, int *out)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return CLIPDEX_OK;
+    }
+    double d;
+    if (json_is_integer(v)) d = (double)json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) == floor(json_real_value(v))) d = json_real_value(v);
+    else if (json_is_array(v) && json_array_size(v) == 2 && json_is_integer(json_array_get(v, 0)) &&
+             json_integer_value(json_array_get(v, 0)) == json_integer_value(json_array_get(v, 1)))
+        d = (double)json_integer_value(json_array_get(v, 0)); /* square [n, n] sizes */
+    else
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': '%s' is not an integer", path, key);
+    if (d < 1 || d > MAX_DIM)
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': '%s' = %g is out of range", path, key, d);
+    *out = (int)d;
+    return CLIPDEX_OK;
+}
+
+static int get_num(clipdex_ctx *ctx, const char *path, json_t *obj, const char *key, double def, double *out)
+{
+    json_t *v = obj ? json_object_get(obj, key) : NULL;
+    if (!v || json_is_null(v)) {
+        *out = def;
+        return CLIPDEX_OK;
+    }
+    if (!json_is_number(v))
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': '%s' is not a number", path, key);
+    *out = json_number_value(v);
+    return CLIPDEX_OK;
+}
+
+static int get_act(clipdex_ctx *ctx, const char *path, json_t *obj, int *out)
+{
+    json_t *v = obj ? json_object_get(obj, "hidden_act") : NULL;
+    const char *s = v ? json_string_value(v) : "quick_gelu";
+    if (!s) return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': 'hidden_act' is not a string", path);
+    if (strcmp(s, "quick_gelu") == 0) *out = CDX_ACT_QUICK_GELU;
+    else if (strcmp(s, "gelu") == 0) *out = CDX_ACT_GELU;
+    else
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED,
+                         "config '%s': activation '%s' is not supported (quick_gelu or gelu)", path, s);
+    return CLIPDEX_OK;
+}
+
+static int get_mean_std(clipdex_ctx *ctx, const char *path, json_t *obj, const char *mkey,
+                        const char *skey, struct cfg *c)
+{
+    const char *keys[2] = {mkey, skey};
+    float *dst[2] = {c->mean, c->std};
+    for (int k = 0; k < 2; k++) {
+        json_t *a = obj ? json_object_get(obj, keys[k]) : NULL;
+        if (!a) continue;
+        if (!json_is_array(a) || json_array_size(a) != 3)
+            return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': '%s' is not a list of 3 numbers", path, keys[k]);
+        for (int i = 0; i < 3; i++) {
+            json_t *x = json_array_get(a, (size_t)i);
+            if (!json_is_number(x) || !(json_number_value(x) > -1e6 && json_number_value(x) < 1e6) ||
+                (k == 1 && !(json_number_value(x) > 0)))
+                return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': '%s' holds a bad value", path, keys[k]);
+            dst[k][i] = (float)json_number_value(x);
+        }
+    }
+    return CLIPDEX_OK;
+}
+
+/* transformers' CLIPConfig; absent fields take transformers' defaults. */
+static int parse_hf_config(clipdex_ctx *ctx, const char *path, json_t *root, struct cfg *c)
+{
+    json_t *tc = json_object_get(root, "text_config");
+    if (!json_is_object(tc)) tc = json_object_get(root, "text_config_dict");
+    json_t *vc = json_object_get(root, "vision_config");
+    if (!json_is_object(vc)) vc = json_object_get(root, "vision_config_dict");
+    if (!json_is_object(tc)) tc = NULL;
+    if (!json_is_object(vc)) vc = NULL;
+    int rc, ch;
+    double ve, te;
+    if ((rc = get_int(ctx, path, root, "projection_dim", 512, &c->embed)) ||
+        (rc = get_int(ctx, path, vc, "hidden_size", 768, &c->v.width)) ||
+        (rc = get_int(ctx, path, vc, "intermediate_size", 3072, &c->v.mlp)) ||
+        (rc = get_int(ctx, path, vc, "num_hidden_layers", 12, &c->v.layers)) ||
+        (rc = get_int(ctx, path, vc, "num_attention_heads", 12, &c->v.heads)) ||
+        (rc = get_int(ctx, path, vc, "image_size", 224, &c->image_size)) ||
+        (rc = get_int(ctx, path, vc, "patch_size", 32, &c->patch)) ||
+        (rc = get_int(ctx, path, vc, "num_channels", 3, &ch)) ||
+        (rc = get_num(ctx, path, vc, "layer_norm_eps", 1e-5, &ve)) ||
+        (rc = get_act(ctx, path, vc, &c->v.act)) ||
+        (rc = get_int(ctx, path, tc, "hidden_size", 512, &c->t.width)) ||
+        (rc = get_int(ctx, path, tc, "intermediate_size", 2048, &c->t.mlp)) ||
+        (rc = get_int(ctx, path, tc, "num_hidden_layers", 12, &c->t.layers)) ||
+        (rc = get_int(ctx, path, tc, "num_attention_heads", 8, &c->t.heads)) ||
+        (rc = get_int(ctx, path, tc, "max_position_embeddings", 77, &c->ctx_len)) ||
+        (rc = get_int(ctx, path, tc, "vocab_size", 49408, &c->vocab)) ||
+        (rc = get_num(ctx, path, tc, "layer_norm_eps", 1e-5, &te)) ||
+        (rc = get_act(ctx, path, tc, &c->t.act)))
+        return rc;
+    if (ch != 3)
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED, "config '%s': num_channels = %d, only 3 is supported", path, ch);
+    c->v.eps = (float)ve;
+    c->t.eps = (float)te;
+    c->has_ln_pre = 1;
+    return CLIPDEX_OK;
+}
+
+/* OpenCLIP's model config ({"model_cfg": {...}, "preprocess_cfg": {...}}). */
+static int parse_openclip_config(clipdex_ctx *ctx, const char *path, json_t *root, struct cfg *c)
+{
+    json_t *mc = json_object_get(root, "model_cfg");
+    if (!json_is_object(mc)) mc = root;
+    json_t *vc = json_object_get(mc, "vision_cfg"), *tc = json_object_get(mc, "text_cfg");
+    if (!json_is_object(vc) || !json_is_object(tc))
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': model_cfg needs vision_cfg and text_cfg objects", path);
+    static const char *const unsupported_v[] = {"timm_model_name", "hf_model_name"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *x = json_object_get(vc, unsupported_v[i]);
+        json_t *y = json_object_get(tc, unsupported_v[i]);
+        if ((x && !json_is_null(x)) || (y && !json_is_null(y)))
+            return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED,
+                             "config '%s': towers built from '%s' are not supported (ViT + transformer text only)",
+                             path, unsupported_v[i]);
+    }
+    json_t *vl = json_object_get(vc, "layers");
+    if (vl && !json_is_integer(vl))
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED,
+                         "config '%s': vision 'layers' is not an integer (ResNet towers are not supported)", path);
+    const char *pt;
+    json_t *p = json_object_get(vc, "pool_type");
+    if (p && (pt = json_string_value(p)) && strcmp(pt, "tok") != 0)
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED, "config '%s': vision pool_type '%s' is not supported", path, pt);
+    p = json_object_get(tc, "pool_type");
+    if (p && (pt = json_string_value(p)) && strcmp(pt, "argmax") != 0)
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED, "config '%s': text pool_type '%s' is not supported", path, pt);
+    int rc, head_width;
+    double vr, tr;
+    if ((rc = get_int(ctx, path, mc, "embed_dim", 512, &c->embed)) ||
+        (rc = get_int(ctx, path, vc, "image_size", 224, &c->image_size)) ||
+        (rc = get_int(ctx, path, vc, "layers", 12, &c->v.layers)) ||
+        (rc = get_int(ctx, path, vc, "width", 768, &c->v.width)) ||
+        (rc = get_int(ctx, path, vc, "patch_size", 16, &c->patch)) ||
+        (rc = get_int(ctx, path, vc, "head_width", 64, &head_width)) ||
+        (rc = get_num(ctx, path, vc, "mlp_ratio", 4.0, &vr)) ||
+        (rc = get_int(ctx, path, tc, "context_length", 77, &c->ctx_len)) ||
+        (rc = get_int(ctx, path, tc, "vocab_size", 49408, &c->vocab)) ||
+        (rc = get_int(ctx, path, tc, "width", 512, &c->t.width)) ||
+        (rc = get_int(ctx, path, tc, "heads", 8, &c->t.heads)) ||
+        (rc = get_int(ctx, path, tc, "layers", 12, &c->t.layers)) ||
+        (rc = get_num(ctx, path, tc, "mlp_ratio", 4.0, &tr)))
+        return rc;
+    if (c->v.width % head_width)
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': vision width %d is not a multiple of head_width %d",
+                         path, c->v.width, head_width);
+    c->v.heads = c->v.width / head_width;
+    if (!(vr > 0 && vr < 64 && tr > 0 && tr < 64))
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': bad mlp_ratio", path);
+    c->v.mlp = (int)(c->v.width * vr);
+    c->t.mlp = (int)(c->t.width * tr);
+    json_t *qg = json_object_get(mc, "quick_gelu");
+    int quick = qg && json_is_true(qg);
+    c->v.act = c->t.act = quick ? CDX_ACT_QUICK_GELU : CDX_ACT_GELU;
+    c->v.eps = c->t.eps = 1e-5f;
+    json_t *nlp = json_object_get(vc, "no_ln_pre");
+    c->has_ln_pre = !(nlp && json_is_true(nlp));
+    return get_mean_std(ctx, path, json_object_get(root, "preprocess_cfg"), "mean", "std", c);
+}
+
+static int check_cfg(clipdex_ctx *ctx, const char *path, const struct cfg *c)
+{
+    const struct cdx_tower_cfg *tw[2] = {&c->v, &c->t};
+    const char *nm[2] = {"vision", "text"};
+    for (int i = 0; i < 2; i++) {
+        if (tw[i]->layers > MAX_LAYERS)
+            return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': %s tower has %d layers", path, nm[i], tw[i]->layers);
+        if (tw[i]->width % tw[i]->heads)
+            return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': %s width %d is not divisible by %d heads",
+                             path, nm[i], tw[i]->width, tw[i]->heads);
+        if (!(tw[i]->eps > 0 && tw[i]->eps < 1))
+            return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': %s layer_norm_eps is out of range", path, nm[i]);
+    }
+    if (c->patch > c->image_size)
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "config '%s': patch size %d exceeds image size %d", path,
+                         c->patch, c->image_size);
+    if (c->image_size > 4096 || c->ctx_len > 65536)
+        return cdx_error(ctx, CLIPDEX_E_LIMIT, "config '%s': image size %d or context %d is too large",
+                         path, c->image_size, c->ctx_len);
+    return CLIPDEX_OK;
+}
+
+/* --------------------------------------------------------------- binding */
+
+struct binder {
+    clipdex_ctx *ctx;
+    clipdex_model *m;
+    uint64_t *count; /* parameter counter of the tower being bound */
+};
+
+static float half_to_float(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: renormalize */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static int own(struct binder *B, void *p)
+{
+    clipdex_model *m = B->m;
+    if (m->n_owned == m->cap_owned) {
+        size_t nc = m->cap_owned ? m->cap_owned * 2 : 64;
+        void **no = realloc(m->owned, nc * sizeof *no);
+        if (!no) {
+            free(p);
+            return cdx_error(B->ctx, CLIPDEX_E_NOMEM, "out of memory");
+        }
+        m->owned = no;
+        m->cap_owned = nc;
+    }
+    m->owned[m->n_owned++] = p;
+    return CLIPDEX_OK;
+}
+
+/* Binds tensor `name` of the expected shape (ndim dims; ndim 0 = scalar,
+ * which also accepts [1]). transpose2d: the file holds [s1, s0] and the
+ * engine wants [s0, s1]. */
+static int bind(struct binder *B, const char *name, const float **out, int ndim, const int64_t *shape,
+                int transpose2d)
+{
+    const struct cdx_st_file *f = &B->m->file;
+    const struct cdx_st_tensor *t = cdx_st_find(f, name);
+    char want[128], got[128];
+    int64_t fshape[CDX_ST_MAX_DIMS];
+    for (int i = 0; i < ndim; i++) fshape[i] = shape[i];
+    if (transpose2d) {
+        fshape[0] = shape[1];
+        fshape[1] = shape[0];
+    }
+    cdx_shape_str(fshape, ndim, want, sizeof want);
+    if (!t)
+        return cdx_error(B->ctx, CLIPDEX_E_MODEL, "cannot load '%s': tensor '%s' is missing (expected shape %s)",
+                         f->path, name, want);
+    if (t->dtype != CDX_F32 && t->dtype != CDX_F16 && t->dtype != CDX_BF16)
+        return cdx_error(B->ctx, CLIPDEX_E_MODEL, "cannot load '%s': tensor '%s' has dtype %s, expected F32, F16 or BF16",
+                         f->path, name, cdx_dtype_name(t->dtype));
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == fshape[i];
+    if (ndim == 0 && t->ndim == 1 && t->shape[0] == 1) ok = 1;
+    if (!ok)
+        return cdx_error(B->ctx, CLIPDEX_E_MODEL, "cannot load '%s': tensor '%s' has shape %s, expected %s",
+                         f->path, name, cdx_shape_str(t->shape, t->ndim, got, sizeof got), want);
+    const uint8_t *src = f->data + t->offset;
+    size_t n = (size_t)t->numel;
+    *B->count += n;
+    B->m->dtype_mask |= 1 << t->dtype;
+    if (t->dtype == CDX_F32 && !transpose2d && ((uintptr_t)src & 3) == 0) {
+        *out = (const float *)(const void *)src;
+        return CLIPDEX_OK;
+    }
+    float *dst = malloc((n ? n : 1) * sizeof *dst);
+    if (!dst) return cdx_error(B->ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory for '%s'", f->path, name);
+    int rc = own(B, dst);
+    if (rc) return rc;
+    size_t rows = transpose2d ? (size_t)shape[0] : 1, cols = transpose2d ? (size_t)shape[1] : n;
+    for (size_t i = 0; i < n; i++) {
+        float v;
+        if (t->dtype == CDX_F32) {
+            memcpy(&v, src + 4 * i, 4);
+        } else if (t->dtype == CDX_F16) {
+            v = half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        } else {
+            uint32_t bits = (uint32_t)(src[2 * i] | src[2 * i + 1] << 8) << 16;
+            memcpy(&v, &bits, 4);
+        }
+        /* file element i is (r, c) of [cols, rows]; engine wants (c, r) of [rows, cols] */
+        if (transpose2d) dst[(i % rows) * cols + i / rows] = v;
+        else dst[i] = v;
+    }
+    *out = dst;
+    return CLIPDEX_OK;
+}
+
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
+
+static int bind_lin(struct binder *B, const char *w, const char *b, struct cdx_lin *l, int out, int in)
+{
+    l->in = in;
+    l->out = out;
+    l->b = NULL;
+    int rc = bind(B, w, &l->w, 2, SHAPE(out, in), 0);
+    if (!rc && b) rc = bind(B, b, &l->b, 1, SHAPE(out), 0);
+    return rc;
+}
+
+static int bind_ln(struct binder *B, const char *prefix, const char *wname, const char *bname,
+                   struct cdx_ln *ln, int n)
+{
+    char w[256], b[256];
+    snprintf(w, sizeof w, "%s.%s", prefix, wname);
+    snprintf(b, sizeof b, "%s.%s", prefix, bname);
+    int rc = bind(B, w, &ln->w, 1, SHAPE(n), 0);
+    return rc ? rc : bind(B, b, &ln->b, 1, SHAPE(n), 0);
+}
+
+/* Sub-views of OpenCLIP's stacked in_proj [3W, W]: q, k, v rows in order. */
+static int bind_in_proj(struct binder *B, const char *p, struct cdx_block *blk, int W)
+{
+    char w[256], b[256];
+    const float *ipw, *ipb;
+    snprintf(w, sizeof w, "%s.attn.in_proj_weight", p);
+    snprintf(b, sizeof b, "%s.attn.in_proj_bias", p);
+    int rc = bind(B, w, &ipw, 2, SHAPE(3 * W, W), 0);
+    if (!rc) rc = bind(B, b, &ipb, 1, SHAPE(3 * W), 0);
+    if (rc) return rc;
+    struct cdx_lin *qkv[3] = {&blk->q, &blk->k, &blk->v};
+    for (int i = 0; i < 3; i++) {
+        qkv[i]->w = ipw + (size_t)i * W * W;
+        qkv[i]->b = ipb + (size_t)i * W;
+        qkv[i]->in = qkv[i]->out = W;
+    }
+    return CLIPDEX_OK;
+}
+
+static int bind_blocks(struct binder *B, const char *prefix, const struct cdx_tower_cfg *c,
+                       struct cdx_block **out)
+{
+    *out = calloc((size_t)c->layers, sizeof **out);
+    if (!*out) return cdx_error(B->ctx, CLIPDEX_E_NOMEM, "out of memory");
+    int W = c->width, M = c->mlp, rc = 0;
+    for (int l = 0; l < c->layers && !rc; l++) {
+        struct cdx_block *k = &(*out)[l];
+        char p[192], w[256], b[256];
+        if (B->m->layout == LAYOUT_HF) {
+            snprintf(p, sizeof p, "%s.encoder.layers.%d", prefix, l);
+            const char *names[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+            struct cdx_lin *lins[4] = {&k->q, &k->k, &k->v, &k->o};
+            for (int i = 0; i < 4 && !rc; i++) {
+                snprintf(w, sizeof w, "%s.self_attn.%s.weight", p, names[i]);
+                snprintf(b, sizeof b, "%s.self_attn.%s.bias", p, names[i]);
+                rc = bind_lin(B, w, b, lins[i], W, W);
+            }
+            char q[224];
+            snprintf(q, sizeof q, "%s.layer_norm1", p);
+            if (!rc) rc = bind_ln(B, q, "weight", "bias", &k->ln1, W);
+            snprintf(q, sizeof q, "%s.layer_norm2", p);
+            if (!rc) rc = bind_ln(B, q, "weight", "bias", &k->ln2, W);
+            snprintf(w, sizeof w, "%s.mlp.fc1.weight", p);
+            snprintf(b, sizeof b, "%s.mlp.fc1.bias", p);
+            if (!rc) rc = bind_lin(B, w, b, &k->fc1, M, W);
+            snprintf(w, sizeof w, "%s.mlp.fc2.weight", p);
+            snprintf(b, sizeof b, "%s.mlp.fc2.bias", p);
+            if (!rc) rc = bind_lin(B, w, b, &k->fc2, W, M);
+        } else {
+            snprintf(p, sizeof p, "%s.resblocks.%d", prefix, l);
+            rc = bind_in_proj(B, p, k, W);
+            snprintf(w, sizeof w, "%s.attn.out_proj.weight", p);
+            snprintf(b, sizeof b, "%s.attn.out_proj.bias", p);
+            if (!rc) rc = bind_lin(B, w, b, &k->o, W, W);
+            char q[224];
+            snprintf(q, sizeof q, "%s.ln_1", p);
+            if (!rc) rc = bind_ln(B, q, "weight", "bias", &k->ln1, W);
+            snprintf(q, sizeof q, "%s.ln_2", p);
+            if (!rc) rc = bind_ln(B, q, "weight", "bias", &k->ln2, W);
+            snprintf(w, sizeof w, "%s.mlp.c_fc.weight", p);
+            snprintf(b, sizeof b, "%s.mlp.c_fc.bias", p);
+            if (!rc) rc = bind_lin(B, w, b, &k->fc1, M, W);
+            snprintf(w, sizeof w, "%s.mlp.c_proj.weight", p);
+            snprintf(b, sizeof b, "%s.mlp.c_proj.bias", p);
+            if (!rc) rc = bind_lin(B, w, b, &k->fc2, W, M);
+        }
+    }
+    return rc;
+}
+
+static int bind_model(clipdex_ctx *ctx, clipdex_model *m, const struct cfg *c)
+{
+    struct cdx_vision *v = &m->vision;
+    struct cdx_text *t = &m->text;
+    v->cfg = c->v;
+    t->cfg = c->t;
+    v->image_size = c->image_size;
+    v->patch = c->patch;
+    v->grid = c->image_size / c->patch;
+    v->n_pos = v->grid * v->grid + 1;
+    v->has_ln_pre = c->has_ln_pre;
+    t->vocab = c->vocab;
+    t->ctx_len = c->ctx_len;
+    int W = c->v.width, P = c->patch, Wt = c->t.width, E = c->embed, rc;
+    struct binder B = {ctx, m, &m->n_params_vision};
+    const float *patch_w, *scale;
+    v->proj.in = W;
+    v->proj.out = E;
+    v->proj.b = NULL;
+    t->proj.in = Wt;
+    t->proj.out = E;
+    t->proj.b = NULL;
+    if (m->layout == LAYOUT_HF) {
+        if ((rc = bind(&B, "vision_model.embeddings.patch_embedding.weight", &patch_w, 4, SHAPE(W, 3, P, P), 0)) ||
+            (rc = bind(&B, "vision_model.embeddings.class_embedding", &v->class_emb, 1, SHAPE(W), 0)) ||
+            (rc = bind(&B, "vision_model.embeddings.position_embedding.weight", &v->pos_emb, 2, SHAPE(v->n_pos, W), 0)) ||
+            (rc = bind_ln(&B, "vision_model.pre_layrnorm", "weight", "bias", &v->ln_pre, W)) ||
+            (rc = bind_blocks(&B, "vision_model", &v->cfg, &v->blocks)) ||
+            (rc = bind_ln(&B, "vision_model.post_layernorm", "weight", "bias", &v->ln_post, W)) ||
+            (rc = bind(&B, "visual_projection.weight", &v->proj.w, 2, SHAPE(E, W), 0)))
+            return rc;
+        B.count = &m->n_params_text;
+        if ((rc = bind(&B, "text_model.embeddings.token_embedding.weight", &t->tok_emb, 2, SHAPE(c->vocab, Wt), 0)) ||
+            (rc = bind(&B, "text_model.embeddings.position_embedding.weight", &t->pos_emb, 2, SHAPE(c->ctx_len, Wt), 0)) ||
+            (rc = bind_blocks(&B, "text_model", &t->cfg, &t->blocks)) ||
+            (rc = bind_ln(&B, "text_model.final_layer_norm", "weight", "bias", &t->ln_final, Wt)) ||
+            (rc = bind(&B, "text_projection.weight", &t->proj.w, 2, SHAPE(E, Wt), 0)) ||
+            (rc = bind(&B, "logit_scale", &scale, 0, NULL, 0)))
+            return rc;
+    } else {
+        if ((rc = bind(&B, "visual.conv1.weight", &patch_w, 4, SHAPE(W, 3, P, P), 0)) ||
+            (rc = bind(&B, "visual.class_embedding", &v->class_emb, 1, SHAPE(W), 0)) ||
+            (rc = bind(&B, "visual.positional_embedding", &v->pos_emb, 2, SHAPE(v->n_pos, W), 0)) ||
+            (v->has_ln_pre && (rc = bind_ln(&B, "visual.ln_pre", "weight", "bias", &v->ln_pre, W))) ||
+            (rc = bind_blocks(&B, "visual.transformer", &v->cfg, &v->blocks)) ||
+            (rc = bind_ln(&B, "visual.ln_post", "weight", "bias", &v->ln_post, W)) ||
+            (rc = bind(&B, "visual.proj", &v->proj.w, 2, SHAPE(E, W), 1)))
+            return rc;
+        B.count = &m->n_params_text;
+        if ((rc = bind(&B, "token_embedding.weight", &t->tok_emb, 2, SHAPE(c->vocab, Wt), 0)) ||
+            (rc = bind(&B, "positional_embedding", &t->pos_emb, 2, SHAPE(c->ctx_len, Wt), 0)) ||
+            (rc = bind_blocks(&B, "transformer", &t->cfg, &t->blocks)) ||
+            (rc = bind_ln(&B, "ln_final", "weight", "bias", &t->ln_final, Wt)) ||
+            (rc = bind(&B, "text_projection", &t->proj.w, 2, SHAPE(E, Wt), 1)) ||
+            (rc = bind(&B, "logit_scale", &scale, 0, NULL, 0)))
+            return rc;
+    }
+    v->patch_w = patch_w; /* [W,3,P,P] is already [W, 3*P*P] row-major */
+    m->logit_scale = expf(scale[0]);
+    if (!isfinite(m->logit_scale))
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': logit_scale %g is not usable", m->file.path,
+                         (double)scale[0]);
+    m->n_params = m->n_params_vision + m->n_params_text;
+    return CLIPDEX_OK;
+}
+
+/* ---------------------------------------------------------------- public */
+
+static int join(clipdex_ctx *ctx, char *buf, size_t len, const char *dir, const char *name)
+{
+    int n = snprintf(buf, len, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= len) return cdx_error(ctx, CLIPDEX_E_ARG, "path '%s' is too long", dir);
+    return CLIPDEX_OK;
+}
+
+static int load_tokenizer(clipdex_ctx *ctx, clipdex_model *m, const char *dir,
+                          const clipdex_model_params *p)
+{
+    if (p->vocab_path && *p->vocab_path) return clipdex_tokenizer_load(ctx, p->vocab_path, &m->tok);
+    char a[4096], b[4096], g[4096];
+    if (join(ctx, a, sizeof a, dir, "vocab.json") || join(ctx, b, sizeof b, dir, "merges.txt") ||
+        join(ctx, g, sizeof g, dir, "bpe_simple_vocab_16e6.txt.gz"))
+        return CLIPDEX_E_ARG;
+    if ((file_exists(a) && file_exists(b)) || file_exists(g)) return clipdex_tokenizer_load(ctx, dir, &m->tok);
+    const char *env = getenv("CLIPDEX_VOCAB");
+    if (env && *env) return clipdex_tokenizer_load(ctx, env, &m->tok);
+    return CLIPDEX_OK; /* no tokenizer: text functions will say so */
+}
+
+int clipdex_model_load(clipdex_ctx *ctx, const char *path, const clipdex_model_params *params,
+                       clipdex_model **out)
+{
+    cdx_clear_error(ctx);
+    if (!path || !out) return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_load: NULL argument");
+    *out = NULL;
+    clipdex_model_params p = params ? *params : clipdex_model_params_default();
+    char dir[4096], wpath[4096], cpath[4096];
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return cdx_error(ctx, CLIPDEX_E_IO, "cannot open model '%s': no such file or directory", path);
+    int rc = CLIPDEX_OK, layout = 0;
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(dir, sizeof dir, "%s", path);
+        char a[4096], b[4096], c2[4096], d[4096];
+        if (join(ctx, a, sizeof a, dir, "model.safetensors") || join(ctx, b, sizeof b, dir, "config.json") ||
+            join(ctx, c2, sizeof c2, dir, "open_clip_model.safetensors") ||
+            join(ctx, d, sizeof d, dir, "open_clip_config.json"))
+            return CLIPDEX_E_ARG;
+        if (file_exists(a) && file_exists(b)) {
+            layout = LAYOUT_HF;
+            snprintf(wpath, sizeof wpath, "%s", a);
+            snprintf(cpath, sizeof cpath, "%s", b);
+        } else if (file_exists(c2) && file_exists(d)) {
+            layout = LAYOUT_OPENCLIP;
+            snprintf(wpath, sizeof wpath, "%s", c2);
+            snprintf(cpath, sizeof cpath, "%s", d);
+        } else {
+            return cdx_error(ctx, CLIPDEX_E_IO,
+                             "cannot open model '%s': the directory holds neither config.json + model.safetensors "
+                             "nor open_clip_config.json + open_clip_model.safetensors", path);
+        }
+    } else {
+        if (snprintf(wpath, sizeof wpath, "%s", path) >= (int)sizeof wpath)
+            return cdx_error(ctx, CLIPDEX_E_ARG, "path '%s' is too long", path);
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        else snprintf(dir, sizeof dir, ".");
+    }
+    clipdex_model *m = calloc(1, sizeof *m);
+    if (!m) return cdx_error(ctx, CLIPDEX_E_NOMEM, "out of memory");
+    if ((rc = cdx_st_open(ctx, wpath, &m->file))) goto fail;
+    m->file_size = m->file.map_len;
+    if (!layout) { /* a bare weight file: its tensor names decide the layout */
+        if (cdx_st_find(&m->file, "visual.conv1.weight")) layout = LAYOUT_OPENCLIP;
+        else if (cdx_st_find(&m->file, "vision_model.embeddings.patch_embedding.weight")) layout = LAYOUT_HF;
+        else {
+            rc = cdx_error(ctx, CLIPDEX_E_MODEL,
+                           "cannot load '%s': neither 'vision_model.embeddings.patch_embedding.weight' (Hugging Face) "
+                           "nor 'visual.conv1.weight' (OpenCLIP) is in the file", wpath);
+            goto fail;
+        }
+        if (join(ctx, cpath, sizeof cpath, dir, layout == LAYOUT_HF ? "config.json" : "open_clip_config.json")) {
+            rc = CLIPDEX_E_ARG;
+            goto fail;
+        }
+    }
+    m->layout = layout;
+    json_t *root = NULL;
+    struct cfg c;
+    memset(&c, 0, sizeof c);
+    memcpy(c.mean, clip_mean, sizeof c.mean);
+    memcpy(c.std, clip_std, sizeof c.std);
+    if ((rc = load_json(ctx, cpath, &root))) goto fail;
+    rc = layout == LAYOUT_HF ? parse_hf_config(ctx, cpath, root, &c) : parse_openclip_config(ctx, cpath, root, &c);
+    json_decref(root);
+    root = NULL;
+    if (rc || (rc = check_cfg(ctx, cpath, &c))) goto fail;
+    if (layout == LAYOUT_HF) { /* preprocessor_config.json may override mean/std */
+        char pp[4096];
+        if (!join(ctx, pp, sizeof pp, dir, "preprocessor_config.json") && file_exists(pp)) {
+            if ((rc = load_json(ctx, pp, &root))) goto fail;
+            rc = get_mean_std(ctx, pp, root, "image_mean", "image_std", &c);
+            json_decref(root);
+            if (rc) goto fail;
+        }
+    }
+    memcpy(m->mean, c.mean, sizeof m->mean);
+    memcpy(m->std, c.std, sizeof m->std);
+    m->embed_dim = c.embed;
+    if ((rc = bind_model(ctx, m, &c))) goto fail;
+    if ((rc = load_tokenizer(ctx, m, dir, &p))) goto fail;
+    *out = m;
+    return CLIPDEX_OK;
+fail:
+    clipdex_model_free(m);
+    return rc;
+}
+
+void clipdex_model_free(clipdex_model *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    free(m->vision.blocks);
+    free(m->text.blocks);
+    cdx_st_close(&m->file);
+    clipdex_tokenizer_free(m->tok);
+    free(m);
+}
+
+int clipdex_model_get_info(const clipdex_model *m, clipdex_model_info *o)
+{
+    if (!m || !o) return CLIPDEX_E_ARG;
+    memset(o, 0, sizeof *o);
+    o->layout = m->layout == LAYOUT_HF ? "hf" : "openclip";
+    int mask = m->dtype_mask;
+    o->dtype = mask == (1 << CDX_F32) ? "F32" : mask == (1 << CDX_F16) ? "F16" : mask == (1 << CDX_BF16) ? "BF16" : "mixed";
+    o->weights_path = m->file.path;
+    o->file_size = m->file_size;
+    o->n_params = m->n_params;
+    o->n_params_vision = m->n_params_vision;
+    o->n_params_text = m->n_params_text;
+    o->embed_dim = m->embed_dim;
+    const struct cdx_vision *v = &m->vision;
+    const struct cdx_text *t = &m->text;
+    o->image_size = v->image_size;
+    o->patch_size = v->patch;
+    o->vision_width = v->cfg.width;
+    o->vision_layers = v->cfg.layers;
+    o->vision_heads = v->cfg.heads;
+    o->vision_mlp = v->cfg.mlp;
+    o->vision_activation = v->cfg.act == CDX_ACT_GELU ? CLIPDEX_ACT_GELU : CLIPDEX_ACT_QUICK_GELU;
+    o->context_length = t->ctx_len;
+    o->vocab_size = t->vocab;
+    o->text_width = t->cfg.width;
+    o->text_layers = t->cfg.layers;
+    o->text_heads = t->cfg.heads;
+    o->text_mlp = t->cfg.mlp;
+    o->text_activation = t->cfg.act == CDX_ACT_GELU ? CLIPDEX_ACT_GELU : CLIPDEX_ACT_QUICK_GELU;
+    o->layer_norm_eps = v->cfg.eps;
+    o->logit_scale = m->logit_scale;
+    memcpy(o->mean, m->mean, sizeof o->mean);
+    memcpy(o->std, m->std, sizeof o->std);
+    o->has_tokenizer = m->tok != NULL;
+    return CLIPDEX_OK;
+}
+
+const clipdex_tokenizer *clipdex_model_tokenizer(const clipdex_model *m) { return m ? m->tok : NULL; }
+int clipdex_model_embed_dim(const clipdex_model *m) { return m ? m->embed_dim : 0; }

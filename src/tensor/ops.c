@@ -1,0 +1,179 @@
+/*
+ * ops.c - scalar reference kernels, the threaded dispatch of the linear
+ * layer, LayerNorm and attention. Work is cut into tasks that each own a
+ * disjoint block of the output; inside a task the arithmetic per output
+ * element is fixed, so thread count and batch size never change results.
+ */
+#include "tensor/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/pool.h"
+
+float cdx_act_apply(int act, float x)
+{
+    switch (act) {
+    case CDX_ACT_QUICK_GELU: return x / (1.0f + expf(-1.702f * x));
+    case CDX_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    default: return x;
+    }
+}
+
+/* Reference: C (m,n) [+]= act(A (m,k) @ W (n,k)^T + bias). */
+void cdx_linear_ref(const float *A, size_t lda, const float *W, const float *bias, float *C,
+                    size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags)
+{
+    for (size_t i = 0; i < m; i++) {
+        const float *a = A + i * lda;
+        for (size_t j = 0; j < n; j++) {
+            const float *w = W + j * k;
+            float s = 0.0f;
+            for (size_t p = 0; p < k; p++) s += a[p] * w[p];
+            if (bias) s += bias[j];
+            s = cdx_act_apply(act, s);
+            float *c = C + i * ldc + j;
+            *c = (flags & CDX_LIN_ACCUM) ? *c + s : s;
+        }
+    }
+}
+
+#define TILE_M 48 /* rows per task (multiple of the 3-row micro-kernel) */
+#define TILE_N 64 /* weight rows per task (multiple of the 4-column micro-kernel) */
+
+struct linear_job {
+    const float *A, *W, *bias;
+    float *C;
+    size_t lda, ldc, m, n, k, n_mt;
+    int act, simd;
+    unsigned flags;
+};
+
+static void linear_task(void *arg, size_t t)
+{
+    const struct linear_job *j = arg;
+    size_t mi = t % j->n_mt, ni = t / j->n_mt;
+    size_t m0 = mi * TILE_M, m1 = m0 + TILE_M < j->m ? m0 + TILE_M : j->m;
+    size_t n0 = ni * TILE_N, n1 = n0 + TILE_N < j->n ? n0 + TILE_N : j->n;
+    if (j->simd) {
+        cdx_linear_tile_avx2(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k,
+                             j->act, j->flags);
+    } else {
+        cdx_linear_ref(j->A + m0 * j->lda, j->lda, j->W + n0 * j->k, j->bias ? j->bias + n0 : NULL,
+                       j->C + m0 * j->ldc + n0, j->ldc, m1 - m0, n1 - n0, j->k, j->act, j->flags);
+    }
+}
+
+void cdx_linear(clipdex_ctx *ctx, const float *A, size_t lda, const float *W, const float *bias,
+                float *C, size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags)
+{
+    if (m == 0 || n == 0) return;
+    struct linear_job j = {A, W, bias, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
+                           act, !ctx->force_scalar && cdx_cpu_has_avx2_fma(), flags};
+    size_t n_nt = (n + TILE_N - 1) / TILE_N;
+    cdx_pool_run(ctx->pool, linear_task, &j, j.n_mt * n_nt);
+}
+
+struct ln_job {
+    const float *x, *w, *b;
+    float *y;
+    size_t ldx, ldy, m, n, rows_per_task;
+    float eps;
+};
+
+static void ln_task(void *arg, size_t t)
+{
+    const struct ln_job *j = arg;
+    size_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task < j->m ? r0 + j->rows_per_task : j->m;
+    for (size_t r = r0; r < r1; r++) {
+        const float *x = j->x + r * j->ldx;
+        float *y = j->y + r * j->ldy;
+        double s = 0.0;
+        for (size_t i = 0; i < j->n; i++) s += x[i];
+        double mean = s / (double)j->n, v = 0.0;
+        for (size_t i = 0; i < j->n; i++) {
+            double d = x[i] - mean;
+            v += d * d;
+        }
+        float inv = (float)(1.0 / sqrt(v / (double)j->n + (double)j->eps));
+        float fm = (float)mean;
+        for (size_t i = 0; i < j->n; i++) y[i] = (x[i] - fm) * inv * j->w[i] + j->b[i];
+    }
+}
+
+void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, float *y, size_t ldy, size_t m,
+                   size_t n, const float *w, const float *b, float eps)
+{
+    if (m == 0) return;
+    struct ln_job j = {x, w, b, y, ldx, ldy, m, n, 16, eps};
+    cdx_pool_run(ctx->pool, ln_task, &j, (m + j.rows_per_task - 1) / j.rows_per_task);
+}
+
+size_t cdx_attention_scratch(size_t n_seq, size_t heads, size_t t) { return n_seq * heads * t; }
+
+struct attn_job {
+    const float *q, *k, *v;
+    float *out, *scratch;
+    size_t ld, t, d, heads;
+    int causal, simd;
+    float scale;
+};
+
+static float dot_ref(const float *a, const float *b, size_t n)
+{
+    float s = 0.0f;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* One (sequence, head): for each query row i, softmax(q_i K^T * scale) V. */
+static void attn_task(void *arg, size_t task)
+{
+    const struct attn_job *j = arg;
+    size_t s = task / j->heads, h = task % j->heads;
+    size_t base = s * j->t, off = h * j->d;
+    float *p = j->scratch + task * j->t;
+    for (size_t i = 0; i < j->t; i++) {
+        const float *qi = j->q + (base + i) * j->ld + off;
+        size_t lim = j->causal ? i + 1 : j->t;
+        float mx = -INFINITY;
+        for (size_t c = 0; c < lim; c++) {
+            const float *kc = j->k + (base + c) * j->ld + off;
+            float sc = (j->simd ? cdx_dot_avx2(qi, kc, j->d) : dot_ref(qi, kc, j->d)) * j->scale;
+            p[c] = sc;
+            if (sc > mx) mx = sc;
+        }
+        float sum = 0.0f;
+        for (size_t c = 0; c < lim; c++) {
+            p[c] = expf(p[c] - mx);
+            sum += p[c];
+        }
+        float inv = 1.0f / sum;
+        float *o = j->out + (base + i) * j->ld + off;
+        memset(o, 0, j->d * sizeof *o);
+        for (size_t c = 0; c < lim; c++) {
+            const float *vc = j->v + (base + c) * j->ld + off;
+            float w = p[c] * inv;
+            for (size_t e = 0; e < j->d; e++) o[e] += w * vc[e];
+        }
+    }
+}
+
+void cdx_attention(clipdex_ctx *ctx, const float *q, const float *k, const float *v, float *out,
+                   size_t ld, size_t n_seq, size_t t, size_t width, size_t heads, int causal,
+                   float *scratch)
+{
+    size_t d = width / heads;
+    struct attn_job j = {q, k, v, out, scratch, ld, t, d, heads, causal,
+                         !ctx->force_scalar && cdx_cpu_has_avx2_fma(), 1.0f / sqrtf((float)d)};
+    cdx_pool_run(ctx->pool, attn_task, &j, n_seq * heads);
+}
+
+void cdx_l2_normalize(float *x, size_t n)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    if (s <= 0.0) return;
+    float inv = (float)(1.0 / sqrt(s));
+    for (size_t i = 0; i < n; i++) x[i] *= inv;
+}
