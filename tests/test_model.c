@@ -160,15 +160,25 @@ static void shared_reference(clipdex_ctx *ctx, const char *shared)
     json_error_t e;
     json_t *g = json_load_file(path, 0, &e);
     snprintf(path, sizeof path, "%s/golden_inputs.npz", dir);
-    struct npz *z = npz_open(path);
-    CHECK(g && z, "cannot read the golden files in %s", dir);
-    if (!g || !z) return;
-    const struct npy *imgs = npz_get(z, "images"), *toks = npz_get(z, "tokens");
-    CHECK(imgs && toks && imgs->ndim == 4 && toks->ndim == 2, "npz arrays");
-    if (!imgs || !toks) return;
-    size_t n_img = (size_t)imgs->shape[0], n_txt = (size_t)toks->shape[0], E = (size_t)m->embed_dim;
-    float *px = npy_to_f32(imgs);
-    int32_t *ids = npy_to_i32(toks);
+    npz_file *z = NULL;
+    npz_array imgs, toks;
+    int zr = npz_open(path, &z);
+    CHECK(g && zr == 0, "cannot read the golden files in %s", dir);
+    if (!g || zr) return;
+    zr = npz_find(z, "images", &imgs) || npz_find(z, "tokens", &toks);
+    CHECK(zr == 0 && imgs.ndim == 4 && toks.ndim == 2 && strcmp(imgs.dtype, "<f4") == 0,
+          "npz arrays images/tokens");
+    if (zr) return;
+    size_t n_img = imgs.shape[0], n_txt = toks.shape[0], E = (size_t)m->embed_dim;
+    float *px = malloc(imgs.count * sizeof *px);
+    memcpy(px, imgs.data, imgs.count * sizeof *px);
+    int32_t *ids = malloc(toks.count * sizeof *ids);
+    for (size_t k = 0; k < toks.count; k++) { /* int64 or int32 */
+        int64_t v = 0;
+        if (toks.itemsize == 8) memcpy(&v, (const char *)toks.data + 8 * k, 8);
+        else { int32_t w; memcpy(&w, (const char *)toks.data + 4 * k, 4); v = w; }
+        ids[k] = (int32_t)v;
+    }
     float *ie = malloc(n_img * E * 4), *te = malloc(n_txt * E * 4);
     CHECK(clipdex_pixels_embed(ctx, m, px, n_img, ie, n_img * E, 0) == 0, "pixels_embed: %s", clipdex_ctx_errmsg(ctx));
     CHECK(clipdex_tokens_embed(ctx, m, ids, n_txt, te, n_txt * E, 0) == 0, "tokens_embed: %s", clipdex_ctx_errmsg(ctx));
@@ -216,6 +226,8 @@ static void write_file(const char *path, const void *data, size_t len)
     fclose(f);
 }
 
+static void write_str(const char *path, const char *s) { write_file(path, s, strlen(s)); }
+
 static void write_st(const char *path, const char *header, size_t data_len)
 {
     FILE *f = fopen(path, "wb");
@@ -252,7 +264,7 @@ static void bad_models(clipdex_ctx *ctx, const char *tmp)
                            "\"num_hidden_layers\":1,\"num_attention_heads\":1,\"vocab_size\":10,\"max_position_embeddings\":5},"
                            "\"vision_config\":{\"hidden_size\":4,\"intermediate_size\":8,\"num_hidden_layers\":1,"
                            "\"num_attention_heads\":1,\"image_size\":8,\"patch_size\":4}}";
-    write_file(cfg, tiny_cfg, strlen(tiny_cfg));
+    write_str(cfg, tiny_cfg);
     write_file(st, "abc", 3);
     expect_fail(ctx, dir, CLIPDEX_E_FORMAT, "too short");
     write_file(st, "\xff\xff\xff\xff\xff\xff\xff\x7f{}", 10);
@@ -280,13 +292,13 @@ static void bad_models(clipdex_ctx *ctx, const char *tmp)
     write_st(st, "{\"vision_model.embeddings.patch_embedding.weight\":{\"dtype\":\"I32\",\"shape\":[4,3,4,4],\"data_offsets\":[0,768]}}", 768);
     expect_fail(ctx, dir, CLIPDEX_E_MODEL, "dtype I32");
     /* bad configs */
-    write_file(cfg, "{\"vision_config\":{\"hidden_size\":\"big\"}}", 39);
+    write_str(cfg, "{\"vision_config\":{\"hidden_size\":\"big\"}}");
     expect_fail(ctx, dir, CLIPDEX_E_MODEL, "hidden_size");
-    write_file(cfg, "{\"vision_config\":{\"hidden_size\":10,\"num_attention_heads\":3}}", 59);
+    write_str(cfg, "{\"vision_config\":{\"hidden_size\":10,\"num_attention_heads\":3}}");
     expect_fail(ctx, dir, CLIPDEX_E_MODEL, "not divisible");
-    write_file(cfg, "{\"vision_config\":{\"hidden_act\":\"relu\"}}", 39);
+    write_str(cfg, "{\"vision_config\":{\"hidden_act\":\"relu\"}}");
     expect_fail(ctx, dir, CLIPDEX_E_UNSUPPORTED, "relu");
-    write_file(cfg, "[1,2]", 5);
+    write_str(cfg, "[1,2]");
     expect_fail(ctx, dir, CLIPDEX_E_FORMAT, "config.json");
 }
 
