@@ -9,7 +9,7 @@
 
 CC      ?= cc
 OPT     ?= -O2
-PKGS    := libjpeg libpng libwebp libwebpdemux libtiff-4 libexif libutf8proc zlib jansson
+PKGS    := libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
 
