@@ -104,6 +104,21 @@ int main(void)
         CHECK(worst < 1e-5, "layernorm err %g", worst);
         clipdex_ctx_free(ctx);
     }
+    /* F16 -> F32 for all 65536 bit patterns against ldexp arithmetic; BF16 on a sample */
+    int f16_bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        int sign = h >> 15, e = (h >> 10) & 31, man = h & 1023;
+        double want;
+        if (e == 0) want = ldexp(man, -24);
+        else if (e == 31) want = man ? NAN : INFINITY;
+        else want = ldexp(1024 + man, e - 25);
+        if (sign) want = -want;
+        float got = cdx_half_to_float((uint16_t)h);
+        if (isnan(want) ? !isnan(got) : (got != (float)want || !signbit(got) != !signbit(want))) f16_bad++;
+    }
+    CHECK(f16_bad == 0, "%d of 65536 half values convert wrongly", f16_bad);
+    CHECK(cdx_bf16_to_float(0x3f80) == 1.0f && cdx_bf16_to_float(0xc040) == -3.0f &&
+          cdx_bf16_to_float(0x0001) == ldexpf(1.0f, -133), "bf16 conversion");
     /* activations */
     CHECK(fabsf(cdx_act_apply(CDX_ACT_GELU, 1.0f) - 0.8413447f) < 1e-6, "gelu(1)");
     CHECK(fabsf(cdx_act_apply(CDX_ACT_QUICK_GELU, 1.0f) - (float)(1.0 / (1.0 + exp(-1.702)))) < 1e-6, "quick_gelu(1)");

@@ -265,30 +265,6 @@ struct binder {
     uint64_t *count; /* parameter counter of the tower being bound */
 };
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalize */
-            int e = -1;
-            do {
-                e++;
-                man <<= 1;
-            } while (!(man & 0x400));
-            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 static int own(struct binder *B, void *p)
 {
     clipdex_model *m = B->m;
@@ -352,10 +328,9 @@ static int bind(struct binder *B, const char *name, const float **out, int ndim,
         if (t->dtype == CDX_F32) {
             memcpy(&v, src + 4 * i, 4);
         } else if (t->dtype == CDX_F16) {
-            v = half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+            v = cdx_half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         } else {
-            uint32_t bits = (uint32_t)(src[2 * i] | src[2 * i + 1] << 8) << 16;
-            memcpy(&v, &bits, 4);
+            v = cdx_bf16_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         }
         /* file element i is (r, c) of [cols, rows]; engine wants (c, r) of [rows, cols] */
         if (transpose2d) dst[(i % rows) * cols + i / rows] = v;

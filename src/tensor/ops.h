@@ -10,6 +10,7 @@
 #define CDX_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/core.h"
 
@@ -46,6 +47,10 @@ CDX_INTERNAL void cdx_attention(clipdex_ctx *ctx, const float *q, const float *k
 CDX_INTERNAL void cdx_l2_normalize(float *x, size_t n);
 
 CDX_INTERNAL float cdx_act_apply(int act, float x);
+
+/* IEEE binary16 and bfloat16 bit patterns to float (exact, subnormals kept). */
+CDX_INTERNAL float cdx_half_to_float(uint16_t h);
+CDX_INTERNAL float cdx_bf16_to_float(uint16_t h);
 
 /* AVX2/FMA building block (src/tensor/linear_avx2.c): rows [m0, m1) x cols
  * [n0, n1) of the product, same contract as cdx_linear. */
