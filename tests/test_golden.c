@@ -47,13 +47,13 @@ static int make_model(json_t *g, const char *shared, const char *name, char *dir
     snprintf(want, sizeof want, "%s\n", cmd);
     if (strcmp(line, want) == 0) return 0;
     /* build/tools/genmodel ... --out OUT/<name> --vocab ../shared/data/vocab */
-    char run[4096];
+    char run[16384];
     const char *p = strstr(cmd, "tools/genmodel");
     const char *out = strstr(cmd, "--out ");
     const char *voc = strstr(cmd, "--vocab ");
     if (!p || !out || !voc) return -1;
-    snprintf(run, sizeof run, "rm -rf '%s' && mkdir -p '%s' && '%s/tools/genmodel' %.*s --out '%s' --vocab '%s/data/vocab' >/dev/null",
-             dir, dir, build, (int)(out - (p + 15)), p + 15, dir, shared);
+    snprintf(run, sizeof run, "rm -rf '%s' && mkdir -p '%s' && '%s/tools/genmodel' %.*s --out '%s' --vocab '%s/data/vocab' >'%s/.genmodel-out'",
+             dir, dir, build, (int)(out - (p + 15)), p + 15, dir, shared, dir);
     if (system(run) != 0) return -1;
     f = fopen(stamp, "w");
     if (!f) return -1;
@@ -73,6 +73,22 @@ static void check_model(const char *shared, const char *gpath)
     int rc = make_model(g, shared, name, dir, sizeof dir);
     CHECK(rc == 0, "%s: could not generate the model with genmodel", name);
     if (rc) return;
+    /* genmodel printed "<sha256>  <path>" per file: the bytes must be the golden's */
+    char shaf[1100], line[2048];
+    snprintf(shaf, sizeof shaf, "%s/.genmodel-out", dir);
+    FILE *sf = fopen(shaf, "r");
+    int n_sha = 0;
+    while (sf && fgets(line, sizeof line, sf)) {
+        char sha[65], *base = strrchr(line, '/');
+        if (sscanf(line, "%64s", sha) != 1 || !base) continue;
+        base[strcspn(base, "\n")] = 0;
+        const char *want = json_string_value(json_object_get(json_object_get(g, "files"), base + 1));
+        CHECK(want && strcmp(want, sha) == 0, "%s: genmodel wrote %s with sha256 %s, the golden has %s", name,
+              base + 1, sha, want ? want : "none");
+        n_sha++;
+    }
+    if (sf) fclose(sf);
+    CHECK(n_sha > 0, "%s: no sha256 from genmodel in %s", name, shaf);
     clipdex_ctx *ctx, *ctx1;
     clipdex_ctx_params cp = clipdex_ctx_params_default();
     cp.n_threads = 2;
