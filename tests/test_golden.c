@@ -246,6 +246,7 @@ int main(int argc, char **argv)
         snprintf(p, sizeof p, "tests/golden/models/%s", names[i]);
         if (only && *only && strstr(names[i], only)) {
             SKIP("%s (CLIPDEX_GOLDEN_SKIP=%s)", names[i], only);
+            free(names[i]);
             continue;
         }
         check_model(shared, p);

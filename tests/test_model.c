@@ -28,10 +28,20 @@ static size_t flatten(json_t *a, float *out, size_t n)
     return n;
 }
 
+/* Arrays made by jfloats for the known-answer weights, freed at the end. */
+static void *allocs[256];
+static size_t n_allocs;
+
+static void *keep(void *p)
+{
+    if (n_allocs < sizeof allocs / sizeof allocs[0]) allocs[n_allocs++] = p;
+    return p;
+}
+
 static float *jfloats(json_t *a, size_t *n_out)
 {
     size_t n = flatten(a, NULL, 0);
-    float *p = malloc((n ? n : 1) * sizeof *p);
+    float *p = keep(malloc((n ? n : 1) * sizeof *p));
     flatten(a, p, 0);
     if (n_out) *n_out = n;
     return p;
@@ -119,13 +129,13 @@ static void known_answers(clipdex_ctx *ctx, const char *shared)
     v.ln_post.w = jfloats(json_object_get(vw, "ln_post.weight"), NULL);
     v.ln_post.b = jfloats(json_object_get(vw, "ln_post.bias"), NULL);
     float *proj = jfloats(json_object_get(vw, "proj"), NULL); /* [W, E]: transpose to [E, W] */
-    float *projT = malloc((size_t)E * v.cfg.width * sizeof *projT);
+    float *projT = keep(malloc((size_t)E * v.cfg.width * sizeof *projT));
     for (int i = 0; i < v.cfg.width; i++)
         for (int j = 0; j < E; j++) projT[j * v.cfg.width + i] = proj[i * E + j];
     v.proj.w = projT;
     v.proj.in = v.cfg.width;
     v.proj.out = E;
-    v.blocks = calloc((size_t)v.cfg.layers, sizeof *v.blocks);
+    v.blocks = keep(calloc((size_t)v.cfg.layers, sizeof *v.blocks));
     for (int l = 0; l < v.cfg.layers; l++) {
         char pre[64];
         snprintf(pre, sizeof pre, "transformer.resblocks.%d.", l);
@@ -133,7 +143,7 @@ static void known_answers(clipdex_ctx *ctx, const char *shared)
     }
     float *hwc = jfloats(json_object_get(d, "vit_input"), &n_in);
     int S = v.image_size;
-    float *chw = malloc((size_t)3 * S * S * sizeof *chw);
+    float *chw = keep(malloc((size_t)3 * S * S * sizeof *chw));
     for (int y = 0; y < S; y++)
         for (int xx = 0; xx < S; xx++)
             for (int c = 0; c < 3; c++) chw[(c * S + y) * S + xx] = hwc[(y * S + xx) * 3 + c];
@@ -145,7 +155,6 @@ static void known_answers(clipdex_ctx *ctx, const char *shared)
     CHECK(err < 1e-5, "tiny ViT max error %g", err);
     printf("known answer: tiny ViT (32 px, patch 2, width 4) max abs error %.3g\n", err);
     json_decref(d);
-    /* the weight arrays are left to process exit: this is a test */
 }
 
 static void shared_reference(clipdex_ctx *ctx, const char *shared)
@@ -190,21 +199,18 @@ static void shared_reference(clipdex_ctx *ctx, const char *shared)
         double err = max_abs(ie + i * E, want, E);
         worst = fmax(worst, err);
         CHECK(err < 1e-5, "image %s: max error %g", json_string_value(json_object_get(it, "file")), err);
-        free(want);
     }
     json_array_foreach(jt, i, it) {
         float *want = jfloats(json_object_get(it, "embedding_normalized"), NULL);
         double err = max_abs(te + i * E, want, E);
         worst = fmax(worst, err);
         CHECK(err < 1e-5, "text '%s': max error %g", json_string_value(json_object_get(it, "text")), err);
-        free(want);
     }
     /* raw (unnormalized) embeddings too */
     CHECK(clipdex_pixels_embed(ctx, m, px, 1, ie, E, CLIPDEX_EMBED_RAW) == 0, "raw embed");
     float *raw = jfloats(json_object_get(json_array_get(ji, 0), "embedding"), NULL);
     double rerr = max_abs(ie, raw, E);
     CHECK(rerr < 1e-4, "raw image embedding max error %g", rerr);
-    free(raw);
     /* logits and softmax over texts */
     clipdex_model_info info;
     clipdex_model_get_info(m, &info);
@@ -325,5 +331,6 @@ int main(void)
     clipdex_ctx_free(NULL);
     CHECK(strcmp(clipdex_status_str(CLIPDEX_E_MODEL), "invalid model") == 0, "status str");
     clipdex_ctx_free(ctx);
+    for (size_t i = 0; i < n_allocs; i++) free(allocs[i]);
     return check_done("test_model");
 }
