@@ -12,6 +12,10 @@ OPT     ?= -O2
 PKGS    := libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansson
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
+# the application layer only (the engine never links these)
+APP_PKGS   := sqlite3
+APP_CFLAGS := $(shell pkg-config --cflags $(APP_PKGS))
+APP_LIBS   := $(shell pkg-config --libs $(APP_PKGS))
 
 ifdef SANITIZE
 BUILD   ?= build-san
@@ -63,8 +67,12 @@ $(BUILD)/clipdex.pc: clipdex.pc.in Makefile
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@PRIVATE@|$(PKGS)|' $< > $@
 
+$(BUILD)/obj/app/%.o: app/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(APP_CFLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/clipdex: $(APP_OBJ) $(BUILD)/libclipdex.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
