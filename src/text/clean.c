@@ -153,7 +153,8 @@ static int name_stop(uint32_t c)
            c == '#' || c == ';';
 }
 
-int cdx_html_unescape(const struct cdx_u32buf *in, struct cdx_u32buf *out)
+/* Python's html.unescape on in -> out (out is overwritten). */
+static int html_unescape(const struct cdx_u32buf *in, struct cdx_u32buf *out)
 {
     const uint32_t *t = in->v;
     size_t n = in->n, i = 0;
@@ -545,9 +546,7 @@ static int fold_space(const struct cdx_u32buf *in, struct cdx_u32buf *out)
         }
         out->v[out->n++] = c;
     }
-    /* A single ' ' may now sit at either end only if the run touched an end,
-     * which strip already removed; the second strip is a no-op except for
-     * U+001C..U+001F, which are not \s but are isspace. */
+    /* The second strip: isspace also holds U+001C..U+001F, which \s lacks. */
     size_t s = 0;
     while (s < out->n && py_isspace(out->v[s])) s++;
     while (out->n > s && py_isspace(out->v[out->n - 1])) out->n--;
@@ -562,7 +561,7 @@ int cdx_clean_post(struct cdx_u32buf *t)
 {
     struct cdx_u32buf a = {0};
     int rc;
-    if ((rc = cdx_html_unescape(t, &a)) || (rc = cdx_html_unescape(&a, t)) ||
+    if ((rc = html_unescape(t, &a)) || (rc = html_unescape(&a, t)) ||
         (rc = fold_space(t, &a)) || (rc = py_lower(&a, t))) {
         cdx_u32_free(&a);
         return rc;

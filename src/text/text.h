@@ -78,9 +78,6 @@ CDX_INTERNAL int cdx_ftfy_segment(struct cdx_u32buf *seg, int unescape_html);
  * html.unescape(html.unescape(t)), strip, re.sub(r'\s+', ' '), strip, lower. */
 CDX_INTERNAL int cdx_clean_post(struct cdx_u32buf *t);
 
-/* Python's html.unescape on in -> out (out is overwritten). */
-CDX_INTERNAL int cdx_html_unescape(const struct cdx_u32buf *in, struct cdx_u32buf *out);
-
 /* The whole cleaning, whitespace_clean(basic_clean(text)).lower(), as UTF-8
  * into a malloc'd NUL-terminated *out (for tests and tools). */
 CDX_INTERNAL int cdx_text_clean(const char *text, size_t len, char **out, size_t *out_len);
