@@ -1,11 +1,16 @@
 /*
  * linear_avx2.c - AVX2/FMA kernels (the only file with x86 intrinsics), built
  * with target attributes and chosen at run time by cdx_cpu_has_avx2_fma().
- * The micro-kernel computes a 3x4 block of dot products A_i . W_j with one
- * 8-lane accumulator per output; every output element, whichever block shape
- * computes it, sees the same arithmetic: lane-wise FMA over k in steps of 8,
- * a fixed-order horizontal sum, then a scalar FMA tail. That is what makes
- * results independent of batch size and threading.
+ *
+ * The linear layer C (m,n) = A (m,k) @ W (n,k)^T is computed as a blocked
+ * outer product: W is packed per task into panels of 16 outputs x KC inputs
+ * (k-major, so one k step is two 8-float loads), and a 6x16 micro-kernel keeps
+ * 12 ymm accumulators while broadcasting one A element per row per k step.
+ * Invariant that makes results independent of batch size, tiling and thread
+ * count: every output element is a sequential FMA chain over k = 0..K-1
+ * starting from 0 (partial sums between k blocks are stored as float, which
+ * is exact), then + bias, then the activation, then the optional accumulate.
+ * Row/column remainders use the same chain (fewer rows; zero-padded panels).
  */
 #include "tensor/ops.h"
 
@@ -23,6 +28,103 @@ int cdx_cpu_has_avx2_fma(void)
 }
 
 #define TGT __attribute__((target("avx2,fma")))
+#define MR 6   /* rows per micro-kernel */
+#define NR 16  /* outputs per panel */
+#define KC 256 /* k block */
+
+_Static_assert(CDX_LINEAR_TILE_N % NR == 0, "tile width must be a multiple of the panel width");
+
+/* Per-thread packed W panels and partial sums (sized by the task tile). */
+static _Thread_local float pack_buf[KC * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
+static _Thread_local float acc_buf[CDX_LINEAR_TILE_M * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
+
+/* acc (mr, 16; stride ldacc) (+)= A (mr, kc; stride lda) @ P (kc, 16). */
+TGT static inline __attribute__((always_inline)) void
+micro(int mr, const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc,
+      int first)
+{
+    __m256 c[MR][2];
+    for (int r = 0; r < mr; r++) {
+        if (first) {
+            c[r][0] = _mm256_setzero_ps();
+            c[r][1] = _mm256_setzero_ps();
+        } else {
+            c[r][0] = _mm256_load_ps(acc + r * ldacc);
+            c[r][1] = _mm256_load_ps(acc + r * ldacc + 8);
+        }
+    }
+    for (size_t p = 0; p < kc; p++) {
+        __m256 b0 = _mm256_load_ps(P + p * NR), b1 = _mm256_load_ps(P + p * NR + 8);
+        for (int r = 0; r < mr; r++) {
+            __m256 a = _mm256_broadcast_ss(A + r * lda + p);
+            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
+            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
+        }
+    }
+    for (int r = 0; r < mr; r++) {
+        _mm256_store_ps(acc + r * ldacc, c[r][0]);
+        _mm256_store_ps(acc + r * ldacc + 8, c[r][1]);
+    }
+}
+
+TGT static void micro_any(int mr, const float *A, size_t lda, const float *P, size_t kc, float *acc,
+                          size_t ldacc, int first)
+{
+    switch (mr) {
+    case 6: micro(6, A, lda, P, kc, acc, ldacc, first); break;
+    case 5: micro(5, A, lda, P, kc, acc, ldacc, first); break;
+    case 4: micro(4, A, lda, P, kc, acc, ldacc, first); break;
+    case 3: micro(3, A, lda, P, kc, acc, ldacc, first); break;
+    case 2: micro(2, A, lda, P, kc, acc, ldacc, first); break;
+    default: micro(1, A, lda, P, kc, acc, ldacc, first); break;
+    }
+}
+
+/* P[q] (kc, 16) <- W rows j0+q*16 .. +15, columns k0 .. k0+kc; rows >= n1 are zero. */
+TGT static void pack_w(const float *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc, float *P)
+{
+    for (size_t jj = 0; jj < NR; jj++) {
+        size_t j = j0 + jj;
+        if (j < n1) {
+            const float *src = W + j * k + k0;
+            for (size_t p = 0; p < kc; p++) P[p * NR + jj] = src[p];
+        } else {
+            for (size_t p = 0; p < kc; p++) P[p * NR + jj] = 0.0f;
+        }
+    }
+}
+
+TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W, const float *bias,
+                              float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
+                              size_t k, int act, unsigned flags)
+{
+    size_t nt = n1 - n0, panels = (nt + NR - 1) / NR, ldacc = CDX_LINEAR_TILE_N;
+    float *P = pack_buf, *acc = acc_buf;
+    if (k == 0) {
+        for (size_t i = m0; i < m1; i++)
+            for (size_t j = 0; j < nt; j++) acc[(i - m0) * ldacc + j] = 0.0f;
+    }
+    for (size_t k0 = 0; k0 < k; k0 += KC) {
+        size_t kc = k - k0 < KC ? k - k0 : KC;
+        for (size_t q = 0; q < panels; q++) pack_w(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
+        for (size_t i = m0; i < m1; i += MR) {
+            int mr = (int)(m1 - i < MR ? m1 - i : MR);
+            for (size_t q = 0; q < panels; q++)
+                micro_any(mr, A + i * lda + k0, lda, P + q * KC * NR, kc, acc + (i - m0) * ldacc + q * NR,
+                          ldacc, k0 == 0);
+        }
+    }
+    for (size_t i = m0; i < m1; i++) {
+        const float *a = acc + (i - m0) * ldacc;
+        float *c = C + i * ldc + n0;
+        for (size_t j = 0; j < nt; j++) {
+            float s = a[j];
+            if (bias) s += bias[n0 + j];
+            s = cdx_act_apply(act, s);
+            c[j] = (flags & CDX_LIN_ACCUM) ? c[j] + s : s;
+        }
+    }
+}
 
 TGT static inline float hsum8(__m256 v)
 {
@@ -32,75 +134,15 @@ TGT static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(s);
 }
 
-/* out[i][j] = A_i (k,) . W_j (k,) for i < MR, j < NR (MR <= 3, NR <= 4). */
-TGT static inline __attribute__((always_inline)) void
-block_dot(const float *A, size_t lda, const float *W, size_t k, int MR, int NR, float out[3][4])
-{
-    __m256 acc[3][4];
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) acc[i][j] = _mm256_setzero_ps();
-    size_t p = 0;
-    for (; p + 8 <= k; p += 8) {
-        __m256 a[3];
-        for (int i = 0; i < MR; i++) a[i] = _mm256_loadu_ps(A + i * lda + p);
-        for (int j = 0; j < NR; j++) {
-            __m256 w = _mm256_loadu_ps(W + j * k + p);
-            for (int i = 0; i < MR; i++) acc[i][j] = _mm256_fmadd_ps(a[i], w, acc[i][j]);
-        }
-    }
-    for (int i = 0; i < MR; i++)
-        for (int j = 0; j < NR; j++) {
-            float s = hsum8(acc[i][j]);
-            for (size_t q = p; q < k; q++) s = __builtin_fmaf(A[i * lda + q], W[j * k + q], s);
-            out[i][j] = s;
-        }
-}
-
-TGT static inline void store(float *C, size_t ldc, const float *bias, size_t i, size_t j, float s,
-                             int act, unsigned flags)
-{
-    if (bias) s += bias[j];
-    s = cdx_act_apply(act, s);
-    float *c = C + i * ldc + j;
-    *c = (flags & CDX_LIN_ACCUM) ? *c + s : s;
-}
-
-TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W, const float *bias,
-                              float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
-                              size_t k, int act, unsigned flags)
-{
-    float out[3][4];
-    size_t i = m0;
-    for (; i + 3 <= m1; i += 3) {
-        size_t j = n0;
-        for (; j + 4 <= n1; j += 4) {
-            block_dot(A + i * lda, lda, W + j * k, k, 3, 4, out);
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 4; b++) store(C, ldc, bias, i + a, j + b, out[a][b], act, flags);
-        }
-        for (; j < n1; j++) {
-            block_dot(A + i * lda, lda, W + j * k, k, 3, 1, out);
-            for (int a = 0; a < 3; a++) store(C, ldc, bias, i + a, j, out[a][0], act, flags);
-        }
-    }
-    for (; i < m1; i++) {
-        size_t j = n0;
-        for (; j + 4 <= n1; j += 4) {
-            block_dot(A + i * lda, lda, W + j * k, k, 1, 4, out);
-            for (int b = 0; b < 4; b++) store(C, ldc, bias, i, j + b, out[0][b], act, flags);
-        }
-        for (; j < n1; j++) {
-            block_dot(A + i * lda, lda, W + j * k, k, 1, 1, out);
-            store(C, ldc, bias, i, j, out[0][0], act, flags);
-        }
-    }
-}
-
+/* a (n,) . b (n,): 8-lane FMA, fixed-order horizontal sum, scalar FMA tail. */
 TGT float cdx_dot_avx2(const float *a, const float *b, size_t n)
 {
-    float out[3][4];
-    block_dot(a, 0, b, n, 1, 1, out);
-    return out[0][0];
+    __m256 acc = _mm256_setzero_ps();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
+    float s = hsum8(acc);
+    for (; i < n; i++) s = __builtin_fmaf(a[i], b[i], s);
+    return s;
 }
 
 #else /* not x86: the scalar reference is used everywhere */

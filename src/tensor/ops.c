@@ -38,8 +38,8 @@ void cdx_linear_ref(const float *A, size_t lda, const float *W, const float *bia
     }
 }
 
-#define TILE_M 48 /* rows per task (multiple of the 3-row micro-kernel) */
-#define TILE_N 64 /* weight rows per task (multiple of the 4-column micro-kernel) */
+#define TILE_M CDX_LINEAR_TILE_M /* rows per task */
+#define TILE_N CDX_LINEAR_TILE_N /* weight rows (outputs) per task */
 
 struct linear_job {
     const float *A, *W, *bias;

@@ -53,7 +53,10 @@ CDX_INTERNAL float cdx_half_to_float(uint16_t h);
 CDX_INTERNAL float cdx_bf16_to_float(uint16_t h);
 
 /* AVX2/FMA building block (src/tensor/linear_avx2.c): rows [m0, m1) x cols
- * [n0, n1) of the product, same contract as cdx_linear. */
+ * [n0, n1) of the product, same contract as cdx_linear. A task tile is at most
+ * CDX_LINEAR_TILE_M rows by CDX_LINEAR_TILE_N columns. */
+#define CDX_LINEAR_TILE_M 240
+#define CDX_LINEAR_TILE_N 64
 CDX_INTERNAL int cdx_cpu_has_avx2_fma(void);
 CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W,
                                        const float *bias, float *C, size_t ldc, size_t m0,
