@@ -80,16 +80,45 @@ TGT static void micro_any(int mr, const float *A, size_t lda, const float *P, si
     }
 }
 
-/* P[q] (kc, 16) <- W rows j0+q*16 .. +15, columns k0 .. k0+kc; rows >= n1 are zero. */
+/* 8x8 transpose: r[i] = row i in, r[i] = column i out. */
+TGT static inline void transpose8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* P (kc, 16) <- W rows j0 .. j0+15, columns k0 .. k0+kc; rows >= n1 are zero.
+ * Full 8-row groups go through 8x8 register transposes. */
 TGT static void pack_w(const float *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc, float *P)
 {
-    for (size_t jj = 0; jj < NR; jj++) {
-        size_t j = j0 + jj;
-        if (j < n1) {
+    for (size_t h = 0; h < NR; h += 8) {
+        size_t jb = j0 + h, p = 0;
+        if (jb + 8 <= n1) {
+            for (; p + 8 <= kc; p += 8) {
+                __m256 r[8];
+                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(W + (jb + (size_t)i) * k + k0 + p);
+                transpose8(r);
+                for (int i = 0; i < 8; i++) _mm256_store_ps(P + (p + (size_t)i) * NR + h, r[i]);
+            }
+        }
+        for (size_t jj = h; jj < h + 8; jj++) {
+            size_t j = j0 + jj;
             const float *src = W + j * k + k0;
-            for (size_t p = 0; p < kc; p++) P[p * NR + jj] = src[p];
-        } else {
-            for (size_t p = 0; p < kc; p++) P[p * NR + jj] = 0.0f;
+            for (size_t q = p; q < kc; q++) P[q * NR + jj] = j < n1 ? src[q] : 0.0f;
         }
     }
 }
