@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_store.h"
 
 static const char usage_main[] =
     "Usage: clipdex COMMAND [OPTIONS] [ARGS]\n"
@@ -17,6 +18,8 @@ static const char usage_main[] =
     "  compare    score one image or text against prompts (cosine, logit, probability)\n"
     "  tokenize   print the CLIP token ids of strings\n"
     "  info       describe a model: architecture, parameters, dtype, file\n"
+    "  index      add the images under folders to an index database\n"
+    "  search     find indexed images by text, image or both\n"
     "  help       print this text, or `clipdex help COMMAND` for a command's\n"
     "\n"
     "Options:\n"
@@ -39,6 +42,8 @@ static const command commands[] = {
     {"compare", cmd_compare, usage_compare},
     {"tokenize", cmd_tokenize, usage_tokenize},
     {"info", cmd_info, usage_info},
+    {"index", cmd_index, usage_index},
+    {"search", cmd_search, usage_search},
 };
 
 static const command *command_find(const char *name)

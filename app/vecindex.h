@@ -1,0 +1,36 @@
+/*
+ * vecindex.h - the memory-mapped vector matrix kept beside the index
+ * database (`DB-vectors`, format in docs/schema.md). It holds every indexed
+ * file's embedding in one contiguous float32 matrix with the files.id of
+ * each row, stamped with the database generation it was built from; a stale
+ * or missing matrix is rebuilt from SQLite in one read transaction.
+ */
+#ifndef CLIPDEX_APP_VECINDEX_H
+#define CLIPDEX_APP_VECINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+#define VECINDEX_MAGIC "CDXVEC01"
+#define VECINDEX_HEADER 64
+
+typedef struct vec_index {
+    void *map;          /* the whole mapped file */
+    size_t map_len;
+    size_t n, dim;      /* rows, columns */
+    int64_t generation; /* the database generation it matches */
+    const int64_t *ids; /* [n] files.id of each row */
+    const float *m;     /* [n, dim] row-major, 64-byte aligned in the file */
+} vec_index;
+
+/* Writes the matrix for the database's current state (atomically: a
+ * temporary file renamed over the old one). Returns 0 or CLI_FAIL (printed). */
+int vecindex_build(store *s, int dim);
+/* Maps the matrix, rebuilding it first when it is missing or older than the
+ * database. Returns 0 or CLI_FAIL (printed). */
+int vecindex_open(store *s, int dim, vec_index *vi);
+void vecindex_close(vec_index *vi);
+
+#endif
