@@ -34,50 +34,52 @@ int cdx_cpu_has_avx2_fma(void)
 
 _Static_assert(CDX_LINEAR_TILE_N % NR == 0, "tile width must be a multiple of the panel width");
 
-/* Per-thread packed W panels and partial sums (sized by the task tile). */
+/* Per-thread packed W panels, partial sums (MR spare rows so a short row
+ * group can run the full kernel) and zero-padded A rows for short groups. */
 static _Thread_local float pack_buf[KC * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
-static _Thread_local float acc_buf[CDX_LINEAR_TILE_M * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
+static _Thread_local float acc_buf[(CDX_LINEAR_TILE_M + MR) * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
+static _Thread_local float apad_buf[MR * KC] __attribute__((aligned(64)));
 
-/* acc (mr, 16; stride ldacc) (+)= A (mr, kc; stride lda) @ P (kc, 16). */
-TGT static inline __attribute__((always_inline)) void
-micro(int mr, const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc,
-      int first)
+/* acc (6, 16; stride ldacc) (+)= A (6, kc; stride lda) @ P (kc, 16).
+ * Twelve named accumulators so they stay in registers. */
+TGT static void micro6(const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc,
+                       int first)
 {
-    __m256 c[MR][2];
-    for (int r = 0; r < mr; r++) {
-        if (first) {
-            c[r][0] = _mm256_setzero_ps();
-            c[r][1] = _mm256_setzero_ps();
-        } else {
-            c[r][0] = _mm256_load_ps(acc + r * ldacc);
-            c[r][1] = _mm256_load_ps(acc + r * ldacc + 8);
-        }
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    if (first) {
+        c00 = c01 = c10 = c11 = c20 = c21 = _mm256_setzero_ps();
+        c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+    } else {
+        c00 = _mm256_load_ps(acc + 0 * ldacc), c01 = _mm256_load_ps(acc + 0 * ldacc + 8);
+        c10 = _mm256_load_ps(acc + 1 * ldacc), c11 = _mm256_load_ps(acc + 1 * ldacc + 8);
+        c20 = _mm256_load_ps(acc + 2 * ldacc), c21 = _mm256_load_ps(acc + 2 * ldacc + 8);
+        c30 = _mm256_load_ps(acc + 3 * ldacc), c31 = _mm256_load_ps(acc + 3 * ldacc + 8);
+        c40 = _mm256_load_ps(acc + 4 * ldacc), c41 = _mm256_load_ps(acc + 4 * ldacc + 8);
+        c50 = _mm256_load_ps(acc + 5 * ldacc), c51 = _mm256_load_ps(acc + 5 * ldacc + 8);
     }
-    for (size_t p = 0; p < kc; p++) {
-        __m256 b0 = _mm256_load_ps(P + p * NR), b1 = _mm256_load_ps(P + p * NR + 8);
-        for (int r = 0; r < mr; r++) {
-            __m256 a = _mm256_broadcast_ss(A + r * lda + p);
-            c[r][0] = _mm256_fmadd_ps(a, b0, c[r][0]);
-            c[r][1] = _mm256_fmadd_ps(a, b1, c[r][1]);
-        }
+    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda,
+                *a5 = A + 5 * lda;
+    for (size_t p = 0; p < kc; p++, P += NR) {
+        __m256 b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8), t;
+        t = _mm256_broadcast_ss(a0 + p);
+        c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);
+        t = _mm256_broadcast_ss(a1 + p);
+        c10 = _mm256_fmadd_ps(t, b0, c10), c11 = _mm256_fmadd_ps(t, b1, c11);
+        t = _mm256_broadcast_ss(a2 + p);
+        c20 = _mm256_fmadd_ps(t, b0, c20), c21 = _mm256_fmadd_ps(t, b1, c21);
+        t = _mm256_broadcast_ss(a3 + p);
+        c30 = _mm256_fmadd_ps(t, b0, c30), c31 = _mm256_fmadd_ps(t, b1, c31);
+        t = _mm256_broadcast_ss(a4 + p);
+        c40 = _mm256_fmadd_ps(t, b0, c40), c41 = _mm256_fmadd_ps(t, b1, c41);
+        t = _mm256_broadcast_ss(a5 + p);
+        c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51);
     }
-    for (int r = 0; r < mr; r++) {
-        _mm256_store_ps(acc + r * ldacc, c[r][0]);
-        _mm256_store_ps(acc + r * ldacc + 8, c[r][1]);
-    }
-}
-
-TGT static void micro_any(int mr, const float *A, size_t lda, const float *P, size_t kc, float *acc,
-                          size_t ldacc, int first)
-{
-    switch (mr) {
-    case 6: micro(6, A, lda, P, kc, acc, ldacc, first); break;
-    case 5: micro(5, A, lda, P, kc, acc, ldacc, first); break;
-    case 4: micro(4, A, lda, P, kc, acc, ldacc, first); break;
-    case 3: micro(3, A, lda, P, kc, acc, ldacc, first); break;
-    case 2: micro(2, A, lda, P, kc, acc, ldacc, first); break;
-    default: micro(1, A, lda, P, kc, acc, ldacc, first); break;
-    }
+    _mm256_store_ps(acc + 0 * ldacc, c00), _mm256_store_ps(acc + 0 * ldacc + 8, c01);
+    _mm256_store_ps(acc + 1 * ldacc, c10), _mm256_store_ps(acc + 1 * ldacc + 8, c11);
+    _mm256_store_ps(acc + 2 * ldacc, c20), _mm256_store_ps(acc + 2 * ldacc + 8, c21);
+    _mm256_store_ps(acc + 3 * ldacc, c30), _mm256_store_ps(acc + 3 * ldacc + 8, c31);
+    _mm256_store_ps(acc + 4 * ldacc, c40), _mm256_store_ps(acc + 4 * ldacc + 8, c41);
+    _mm256_store_ps(acc + 5 * ldacc, c50), _mm256_store_ps(acc + 5 * ldacc + 8, c51);
 }
 
 /* 8x8 transpose: r[i] = row i in, r[i] = column i out. */
@@ -137,10 +139,17 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W, const 
         size_t kc = k - k0 < KC ? k - k0 : KC;
         for (size_t q = 0; q < panels; q++) pack_w(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
         for (size_t i = m0; i < m1; i += MR) {
-            int mr = (int)(m1 - i < MR ? m1 - i : MR);
+            const float *a = A + i * lda + k0;
+            size_t la = lda;
+            if (m1 - i < MR) { /* short group: zero-padded copy of its rows */
+                size_t mr = m1 - i;
+                for (size_t r = 0; r < MR; r++)
+                    for (size_t p = 0; p < kc; p++) apad_buf[r * KC + p] = r < mr ? a[r * lda + p] : 0.0f;
+                a = apad_buf;
+                la = KC;
+            }
             for (size_t q = 0; q < panels; q++)
-                micro_any(mr, A + i * lda + k0, lda, P + q * KC * NR, kc, acc + (i - m0) * ldacc + q * NR,
-                          ldacc, k0 == 0);
+                micro6(a, la, P + q * KC * NR, kc, acc + (i - m0) * ldacc + q * NR, ldacc, k0 == 0);
         }
     }
     for (size_t i = m0; i < m1; i++) {
