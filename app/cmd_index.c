@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -26,6 +27,7 @@
 #include "walk.h"
 
 #define INDEX_BATCH_DEFAULT 16
+#define CLI_INTERRUPTED 130 /* 128 + SIGINT, as shells report it */
 #define INDEX_BATCH_MAX 1024
 #define INDEX_MAX_OPS 512 /* file rows per transaction at most */
 #ifndef INDEX_MAX_FILE_BYTES
@@ -91,6 +93,16 @@ typedef struct pipeline {
     clipdex_model_info info;
     clipdex_image_params ip;
 } pipeline;
+
+/* Set by SIGINT/SIGTERM: the run stops taking files, commits the batch it
+ * has gathered, brings the matrix in step and prints the summary. */
+static volatile sig_atomic_t index_interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    index_interrupted = 1;
+}
 
 static char *fmt_err(const char *path, const char *what)
 {
@@ -567,7 +579,18 @@ static int run_pipeline(runner *R)
     result r;
     int more = 1;
     while (!rc && more) {
-        more = pipeline_pop(&p, &r);
+        if (index_interrupted && !p.stop) { /* take no more files; drop what is decoded */
+            pthread_mutex_lock(&p.mu);
+            p.stop = 1;
+            pthread_cond_broadcast(&p.not_full);
+            pthread_mutex_unlock(&p.mu);
+            result x;
+            while (pipeline_pop(&p, &x)) {
+                free(x.pixels);
+                cli_msg_free(x.err);
+            }
+        }
+        more = p.stop ? 0 : pipeline_pop(&p, &r);
         if (more) {
             done++;
             pending *q = &pd[n_pd];
@@ -642,13 +665,17 @@ static int run_pipeline(runner *R)
 static int remove_missing(runner *R)
 {
     size_t n_del = 0;
-    for (size_t i = 0; i < R->dbf.n; i++)
-        if (!R->dbf.seen[i] && walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i])) n_del++;
+    for (size_t i = 0; i < R->dbf.n; i++) /* a folder that could not be listed keeps its rows */
+        if (!R->dbf.seen[i] && walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i]) &&
+            !walk_under_unreadable(&R->wr, R->dbf.path[i], R->dbf.len[i]))
+            n_del++;
     if (store_exec(R->s, "BEGIN IMMEDIATE")) return CLI_FAIL;
     sqlite3_stmt *st = store_prepare(R->s, "DELETE FROM files WHERE id = ?");
     if (!st) goto fail;
     for (size_t i = 0; i < R->dbf.n && n_del; i++) {
-        if (R->dbf.seen[i] || !walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i])) continue;
+        if (R->dbf.seen[i] || !walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i]) ||
+            walk_under_unreadable(&R->wr, R->dbf.path[i], R->dbf.len[i]))
+            continue;
         sqlite3_bind_int64(st, 1, R->dbf.id[i]);
         if (step_reset(R->s, st)) goto fail;
         R->stats.removed++;
@@ -770,14 +797,28 @@ static int index_run(const index_opts *o)
     else if (o->json) R.pr.mode = isatty(STDERR_FILENO) ? 1 : 0;
     R.pr.t0 = R.pr.last = now_s();
     R.pr.total = R.n_work;
-    if (R.n_work && (rc = run_pipeline(&R))) goto done;
-    if ((rc = remove_missing(&R))) goto done;
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    if (R.n_work) rc = run_pipeline(&R);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (rc) goto done;
+    /* interrupted: the walk is complete, but keep removals for a full run */
+    if (!index_interrupted && (rc = remove_missing(&R))) goto done;
     vec_index vi; /* bring the matrix in step (rebuilt only when stale) */
     if ((rc = vecindex_open(R.s, (int)R.dim, &vi))) goto done;
     vecindex_close(&vi);
     print_summary(&R, now_s() - R.stats.t0);
     rc = cli_flush_stdout();
     if (!rc && R.stats.failed) rc = CLI_FAIL;
+    if (index_interrupted) {
+        cli_error("interrupted: the batches committed so far are kept; run again to finish");
+        rc = CLI_INTERRUPTED;
+    }
 done:
     if (lock_fd >= 0) close(lock_fd);
     store_close(R.s);

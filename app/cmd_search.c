@@ -19,9 +19,13 @@
 #include "store.h"
 #include "vecindex.h"
 #include "vecscan.h"
+#include "zeroshot.h"
 
 #define SEARCH_K_DEFAULT 10
 #define SEARCH_K_MAX 100000
+#ifndef SEARCH_CANDIDATES
+#define SEARCH_CANDIDATES 4096 /* rows re-ranked in float32 after the int8 scan */
+#endif
 
 const char usage_search[] =
     "Usage: clipdex search [--model DIR] [--db FILE] [QUERY]... [--image PATH]... [OPTIONS]\n"
@@ -44,6 +48,10 @@ const char usage_search[] =
     "  --json             one JSON object per result: {\"rank\",\"similarity\",\"path\"}\n"
     "  --copy-to DIR      copy the results into DIR as 001_NAME, 002_NAME, ...\n"
     "  --link-to DIR      the same with symbolic links\n"
+    "  --prompts P        take text terms from P (`clipdex prompts`; matched by text,\n"
+    "                     then label) instead of running the text tower\n"
+    "  --exact            scan the float32 rows only (no int8 first stage; the\n"
+    "                     results are the same, see docs/search.md)\n"
     "  --threads N        threads for the scan and the query, 0 = all CPUs (default 0)\n"
     "  --no-exif          ignore the EXIF orientation tag of query images\n"
     "  -h, --help         print this text\n";
@@ -57,10 +65,10 @@ typedef struct term {
 } term;
 
 typedef struct search_opts {
-    const char *model, *db, *copy_to, *link_to;
+    const char *model, *db, *copy_to, *link_to, *prompts;
     long k, threads;
     double threshold;
-    int has_threshold, json, no_exif;
+    int has_threshold, json, no_exif, exact;
     term *terms;
     size_t n_terms;
 } search_opts;
@@ -110,7 +118,8 @@ static int search_parse(int argc, char **argv, search_opts *o)
             sign = 1;
         } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
             if (r < 0) return CLI_USAGE;
-        } else if ((r = cli_args_value(&a, "--db", &o->db)) != 0) {
+        } else if ((r = cli_args_value(&a, "--db", &o->db)) != 0 ||
+                   (r = cli_args_value(&a, "--prompts", &o->prompts)) != 0) {
             if (r < 0) return CLI_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
             if (r < 0) return CLI_USAGE;
@@ -139,6 +148,9 @@ static int search_parse(int argc, char **argv, search_opts *o)
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
             if (r < 0) return CLI_USAGE;
             o->no_exif = 1;
+        } else if ((r = cli_args_flag(&a, "--exact")) != 0) {
+            if (r < 0) return CLI_USAGE;
+            o->exact = 1;
         } else if (s[1] != '-') {
             add_term(o, s + 1, -sign, 0); /* -fruit: a negative term */
             sign = 1;
@@ -156,7 +168,7 @@ static int search_parse(int argc, char **argv, search_opts *o)
 
 /* Embeds every term and sums them into q (dim), normalized. */
 static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_model *model,
-                       size_t dim, float *q)
+                       const zs_prompts *pr, size_t dim, float *q)
 {
     float *e = malloc(dim * sizeof *e);
     if (!e) {
@@ -170,7 +182,17 @@ static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_mod
     for (size_t i = 0; i < o->n_terms && !rc; i++) {
         const term *t = &o->terms[i];
         int st;
-        if (t->kind == TERM_TEXT) {
+        if (t->kind == TERM_TEXT && pr) {
+            long at = zs_prompts_find(pr, t->arg);
+            if (at < 0) {
+                cli_error("the query text '%s' is not in the prompts file (add it with "
+                          "`clipdex prompts --append`)", t->arg);
+                rc = CLI_FAIL;
+                break;
+            }
+            memcpy(e, pr->emb + (size_t)at * dim, dim * sizeof *e);
+            st = CLIPDEX_OK;
+        } else if (t->kind == TERM_TEXT) {
             if (!clipdex_model_tokenizer(model)) {
                 cli_error("the model has no tokenizer: text queries need one");
                 rc = CLI_MODEL;
@@ -278,11 +300,14 @@ static int search_run(const search_opts *o)
     vec_hit *hits = NULL;
     sqlite3_stmt *st = NULL;
     store_model_id id;
+    zs_prompts pr;
+    memset(&pr, 0, sizeof pr);
     int rc = cli_ctx_new((int)o->threads, &ctx);
     if (!rc) rc = cli_model_load(ctx, o->model, NULL, &model);
     if (!rc) rc = store_model_identify(model, o->model, &id);
     if (!rc) rc = store_open(o->db, 0, &s);
     if (!rc) rc = store_check_model(s, &id, 0);
+    if (!rc && o->prompts) rc = zs_prompts_load(o->prompts, &id, &pr);
     if (rc) goto done;
     size_t dim = (size_t)id.dim;
     q = malloc(dim * sizeof *q);
@@ -292,11 +317,24 @@ static int search_run(const search_opts *o)
         rc = CLI_FAIL;
         goto done;
     }
-    if ((rc = build_query(o, ctx, model, dim, q))) goto done;
+    if ((rc = build_query(o, ctx, model, o->prompts ? &pr : NULL, dim, q))) goto done;
     if ((rc = vecindex_open(s, (int)dim, &vi))) goto done;
     long nt = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
     float thr = o->has_threshold ? (float)o->threshold : -INFINITY;
-    long n_hits = vec_topk(vi.m, vi.n, dim, q, (size_t)o->k, thr, nt > 0 ? (int)nt : 1, hits);
+    int nthr = nt > 0 ? (int)nt : 1;
+    long n_hits;
+    size_t cand = 4 * (size_t)o->k > SEARCH_CANDIDATES ? 4 * (size_t)o->k : SEARCH_CANDIDATES;
+    const char *env = getenv("CLIPDEX_SEARCH_CANDIDATES"); /* tuning and tests */
+    int forced = env && atol(env) > 0;
+    if (forced) cand = (size_t)atol(env);
+    /* below ~8 x the candidates the float32 scan alone is as fast */
+    if (o->exact || (!forced && vi.n < 8 * cand)) {
+        n_hits = vec_topk(vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, hits);
+    } else {
+        vec_q8_bounds qb = {vi.max_scale, vi.max_l1};
+        n_hits = vec_topk_q8(vi.q8, vi.scale, qb, vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, cand,
+                             hits, NULL);
+    }
     if (n_hits < 0) {
         cli_error("out of memory");
         rc = CLI_FAIL;
@@ -359,6 +397,7 @@ static int search_run(const search_opts *o)
 done:
     sqlite3_finalize(st);
     vecindex_close(&vi);
+    zs_prompts_free(&pr);
     store_close(s);
     free(q);
     free(hits);

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cmd_store.h"
+#include "cmd_zeroshot.h"
 
 static const char usage_main[] =
     "Usage: clipdex COMMAND [OPTIONS] [ARGS]\n"
@@ -20,6 +21,9 @@ static const char usage_main[] =
     "  info       describe a model: architecture, parameters, dtype, file\n"
     "  index      add the images under folders to an index database\n"
     "  search     find indexed images by text, image or both\n"
+    "  classify   zero-shot: the top labels of images, with probabilities\n"
+    "  prompts    save text embeddings to a file for --prompts\n"
+    "  eval       zero-shot accuracy over a labelled dataset folder\n"
     "  help       print this text, or `clipdex help COMMAND` for a command's\n"
     "\n"
     "Options:\n"
@@ -44,6 +48,9 @@ static const command commands[] = {
     {"info", cmd_info, usage_info},
     {"index", cmd_index, usage_index},
     {"search", cmd_search, usage_search},
+    {"classify", cmd_classify, usage_classify},
+    {"prompts", cmd_prompts, usage_prompts},
+    {"eval", cmd_eval, usage_eval},
 };
 
 static const command *command_find(const char *name)

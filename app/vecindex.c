@@ -1,7 +1,8 @@
 /*
  * vecindex.c - build, validate and map the `DB-vectors` matrix file: a
- * 64-byte header (magic, dim, count, generation), the files.id of each row,
- * then the rows, so a search reads one contiguous mapping instead of SQL rows.
+ * 64-byte header (magic, dim, count, generation, int8 error terms), the
+ * files.id of each row, the float32 rows, then their int8 copy and row
+ * scales, so a search reads one contiguous mapping instead of SQL rows.
  */
 #include "vecindex.h"
 
@@ -15,12 +16,17 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vecscan.h"
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
 /* Byte offsets of the id array and the matrix for n rows. */
 static size_t ids_off(void) { return VECINDEX_HEADER; }
 static size_t mat_off(size_t n) { return align64(VECINDEX_HEADER + n * sizeof(int64_t)); }
+/* the int8 codes and the row scales follow the float rows (room for cap) */
+static size_t q8_off(size_t cap, size_t dim) { return align64(mat_off(cap) + cap * dim * sizeof(float)); }
+static size_t scale_off(size_t cap, size_t dim) { return align64(q8_off(cap, dim) + cap * dim); }
+static size_t file_size(size_t cap, size_t dim) { return scale_off(cap, dim) + cap * sizeof(float); }
 
 static int write_all(int fd, const void *p, size_t len, off_t off)
 {
@@ -43,7 +49,8 @@ int vecindex_build(store *s, int dim)
     size_t tlen = strlen(s->vec_path) + 32;
     char *tmp = malloc(tlen);
     int64_t *ids = NULL;
-    float *rows = NULL;
+    float *rows = NULL, *scales = NULL;
+    int8_t *codes = NULL;
     int fd = -1, rc = CLI_FAIL, in_txn = 0;
     sqlite3_stmt *st = NULL;
     if (!tmp) goto nomem;
@@ -66,7 +73,11 @@ int vecindex_build(store *s, int dim)
     ids = malloc((n ? n : 1) * sizeof *ids);
     size_t chunk = 1024;
     rows = malloc(chunk * (size_t)dim * sizeof *rows);
-    if (!ids || !rows) goto nomem;
+    codes = malloc(chunk * (size_t)dim);
+    scales = malloc((n ? n : 1) * sizeof *scales);
+    if (!ids || !rows || !codes || !scales) goto nomem;
+    float max_scale = 0, max_l1 = 0;
+    size_t qo = q8_off(n, (size_t)dim);
     size_t got = 0, in_chunk = 0, mo = mat_off(n);
     size_t row_bytes = (size_t)dim * sizeof(float);
     int r;
@@ -74,17 +85,25 @@ int vecindex_build(store *s, int dim)
         const void *blob = sqlite3_column_blob(st, 1);
         if ((size_t)sqlite3_column_bytes(st, 1) != row_bytes || !blob) continue; /* damaged row */
         ids[got] = sqlite3_column_int64(st, 0);
-        memcpy(rows + in_chunk * (size_t)dim, blob, row_bytes);
+        float *row = rows + in_chunk * (size_t)dim;
+        memcpy(row, blob, row_bytes);
+        vec_q8_row(row, (size_t)dim, codes + in_chunk * (size_t)dim, &scales[got]);
+        double l1 = 0;
+        for (int i = 0; i < dim; i++) l1 += row[i] < 0 ? -(double)row[i] : row[i];
+        if (scales[got] > max_scale) max_scale = scales[got];
+        if (l1 > max_l1) max_l1 = (float)(l1 * (1 + 1e-6));
         got++;
         if (++in_chunk == chunk) {
-            if (write_all(fd, rows, in_chunk * row_bytes, (off_t)(mo + (got - in_chunk) * row_bytes)))
+            if (write_all(fd, rows, in_chunk * row_bytes, (off_t)(mo + (got - in_chunk) * row_bytes)) ||
+                write_all(fd, codes, in_chunk * (size_t)dim, (off_t)(qo + (got - in_chunk) * (size_t)dim)))
                 goto ioerr;
             in_chunk = 0;
         }
     }
     if (r != SQLITE_ROW && r != SQLITE_DONE) goto sqlfail;
     if (in_chunk &&
-        write_all(fd, rows, in_chunk * row_bytes, (off_t)(mo + (got - in_chunk) * row_bytes)))
+        (write_all(fd, rows, in_chunk * row_bytes, (off_t)(mo + (got - in_chunk) * row_bytes)) ||
+         write_all(fd, codes, in_chunk * (size_t)dim, (off_t)(qo + (got - in_chunk) * (size_t)dim))))
         goto ioerr;
     /* got <= n: rows without an image are left out; ids move up, the matrix
      * was written at mat_off(n), which the header records */
@@ -97,8 +116,11 @@ int vecindex_build(store *s, int dim)
     memcpy(hdr + 16, &cnt, 8);
     memcpy(hdr + 24, &g, 8);
     memcpy(hdr + 32, &cap, 8); /* rows the id array has room for */
+    memcpy(hdr + 40, &max_scale, 4);
+    memcpy(hdr + 44, &max_l1, 4);
     if (write_all(fd, ids, got * sizeof *ids, (off_t)ids_off()) ||
-        ftruncate(fd, (off_t)(mo + got * row_bytes)) || write_all(fd, hdr, sizeof hdr, 0) ||
+        write_all(fd, scales, got * sizeof *scales, (off_t)scale_off(n, (size_t)dim)) ||
+        ftruncate(fd, (off_t)file_size(n, (size_t)dim)) || write_all(fd, hdr, sizeof hdr, 0) ||
         fdatasync(fd))
         goto ioerr;
     close(fd);
@@ -125,6 +147,8 @@ done:
     free(tmp);
     free(ids);
     free(rows);
+    free(codes);
+    free(scales);
     return rc;
 }
 
@@ -147,9 +171,11 @@ static int try_map(const char *path, int dim, int64_t min_gen, vec_index *vi)
     memcpy(&cnt, hdr + 16, 8);
     memcpy(&g, hdr + 24, 8);
     memcpy(&cap, hdr + 32, 8);
-    size_t row_bytes = (size_t)dim * sizeof(float);
-    if (d32 != (uint32_t)dim || (int64_t)g < min_gen || cnt > cap || cap > ((uint64_t)1 << 40) ||
-        (uint64_t)sb.st_size != mat_off(cap) + cnt * row_bytes) {
+    float max_scale, max_l1;
+    memcpy(&max_scale, hdr + 40, 4);
+    memcpy(&max_l1, hdr + 44, 4);
+    if (d32 != (uint32_t)dim || (int64_t)g < min_gen || cnt > cap || cap > ((uint64_t)1 << 34) ||
+        (uint64_t)sb.st_size != file_size(cap, (size_t)dim) || !(max_scale >= 0) || !(max_l1 >= 0)) {
         close(fd);
         return -1;
     }
@@ -169,6 +195,10 @@ static int try_map(const char *path, int dim, int64_t min_gen, vec_index *vi)
     vi->generation = (int64_t)g;
     vi->ids = (const int64_t *)((const char *)map + ids_off());
     vi->m = (const float *)((const char *)map + mat_off(cap));
+    vi->q8 = (const int8_t *)((const char *)map + q8_off(cap, (size_t)dim));
+    vi->scale = (const float *)((const char *)map + scale_off(cap, (size_t)dim));
+    vi->max_scale = max_scale;
+    vi->max_l1 = max_l1;
     return 0;
 }
 

@@ -2,7 +2,8 @@
  * vecindex.h - the memory-mapped vector matrix kept beside the index
  * database (`DB-vectors`, format in docs/schema.md). It holds every indexed
  * file's embedding in one contiguous float32 matrix with the files.id of
- * each row, stamped with the database generation it was built from; a stale
+ * each row, stamped with the database generation it was built from, and an
+ * int8 copy of the rows (per-row scale) that searches scan first; a stale
  * or missing matrix is rebuilt from SQLite in one read transaction.
  */
 #ifndef CLIPDEX_APP_VECINDEX_H
@@ -13,7 +14,7 @@
 
 #include "store.h"
 
-#define VECINDEX_MAGIC "CDXVEC01"
+#define VECINDEX_MAGIC "CDXVEC02"
 #define VECINDEX_HEADER 64
 
 typedef struct vec_index {
@@ -23,6 +24,9 @@ typedef struct vec_index {
     int64_t generation; /* the database generation it matches */
     const int64_t *ids; /* [n] files.id of each row */
     const float *m;     /* [n, dim] row-major, 64-byte aligned in the file */
+    const int8_t *q8;   /* [n, dim] int8 codes: m[r][i] ~= scale[r] * q8[r][i] */
+    const float *scale; /* [n] */
+    float max_scale, max_l1; /* error terms of the int8 copy (vec_q8_bounds) */
 } vec_index;
 
 /* Writes the matrix for the database's current state (atomically: a

@@ -5,6 +5,7 @@
  */
 #include "vecscan.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,4 +204,249 @@ long vec_topk(const float *m, size_t n, size_t dim, const float *q, size_t k, fl
     memcpy(out, all, total * sizeof *out);
     free(all);
     return (long)total;
+}
+
+/* ---- int8 scan + exact re-rank --------------------------------------------- */
+
+typedef int32_t (*dot8_fn)(const int8_t *a, const int8_t *b, size_t dim);
+
+/* <a, b> over int8 vectors, exact in int32 (|a|,|b| <= 127, dim < 2^17). */
+static int32_t dot8_scalar(const int8_t *a, const int8_t *b, size_t dim)
+{
+    int32_t s = 0;
+    for (size_t i = 0; i < dim; i++) s += (int32_t)a[i] * b[i];
+    return s;
+}
+
+#ifdef HAVE_AVX2_KERNEL
+/* 32 lanes at a time: maddubs(|a|, sign(b, a)) gives pairwise int16 sums
+ * (at most 2 x 127 x 127, no saturation), madd with ones widens to int32. */
+__attribute__((target("avx2"))) static int32_t dot8_avx2(const int8_t *a, const int8_t *b,
+                                                         size_t dim)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i acc = _mm256_setzero_si256();
+    size_t i = 0, d32 = dim & ~(size_t)31;
+    for (; i < d32; i += 32) {
+        __m256i x = _mm256_loadu_si256((const __m256i *)(a + i));
+        __m256i y = _mm256_loadu_si256((const __m256i *)(b + i));
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    }
+    __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0x4e));
+    h = _mm_add_epi32(h, _mm_shuffle_epi32(h, 0xb1));
+    int32_t s = _mm_cvtsi128_si32(h);
+    for (; i < dim; i++) s += (int32_t)a[i] * b[i];
+    return s;
+}
+#endif
+
+#ifdef HAVE_AVX2_KERNEL
+/* Four rows against one query at once (dim % 32 == 0): the query is loaded
+ * once per step and the four horizontal sums share one reduction. */
+__attribute__((target("avx2"))) static void dot8_rows4_avx2(const int8_t *c, size_t dim,
+                                                            const int8_t *p, int32_t *out)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    const int8_t *r0 = c, *r1 = c + dim, *r2 = c + 2 * dim, *r3 = c + 3 * dim;
+    for (size_t i = 0; i < dim; i += 32) {
+        __m256i y = _mm256_loadu_si256((const __m256i *)(p + i));
+        __m256i x0 = _mm256_loadu_si256((const __m256i *)(r0 + i));
+        __m256i x1 = _mm256_loadu_si256((const __m256i *)(r1 + i));
+        __m256i x2 = _mm256_loadu_si256((const __m256i *)(r2 + i));
+        __m256i x3 = _mm256_loadu_si256((const __m256i *)(r3 + i));
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(y, x0)), ones));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(y, x1)), ones));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x2, x2), _mm256_sign_epi8(y, x2)), ones));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x3, x3), _mm256_sign_epi8(y, x3)), ones));
+    }
+    /* hadd pairs: [a0 a1 a0 a1 | ...] then [a0 a1 a2 a3 | ...] */
+    __m256i h01 = _mm256_hadd_epi32(a0, a1), h23 = _mm256_hadd_epi32(a2, a3);
+    __m256i h = _mm256_hadd_epi32(h01, h23);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    _mm_storeu_si128((__m128i *)out, s);
+}
+#endif
+
+static dot8_fn pick_kernel8(const char **name)
+{
+    const char *force = getenv("CLIPDEX_FORCE_SCALAR");
+    int scalar = force && force[0] && strcmp(force, "0") != 0;
+#ifdef HAVE_AVX2_KERNEL
+    if (!scalar) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2")) {
+            if (name) *name = "avx2";
+            return dot8_avx2;
+        }
+    }
+#endif
+    (void)scalar;
+    if (name) *name = "scalar";
+    return dot8_scalar;
+}
+
+const char *vec_q8_kernel_name(void)
+{
+    const char *name = "scalar";
+    pick_kernel8(&name);
+    return name;
+}
+
+void vec_q8_row(const float *x, size_t dim, int8_t *c, float *scale)
+{
+    float mx = 0;
+    for (size_t i = 0; i < dim; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        if (a > mx) mx = a;
+    }
+    *scale = mx / 127.0f;
+    for (size_t i = 0; i < dim; i++) {
+        float v = mx > 0 ? x[i] / *scale : 0;
+        long r = lrintf(v);
+        c[i] = (int8_t)(r > 127 ? 127 : r < -127 ? -127 : r);
+    }
+}
+
+typedef struct scan8_job {
+    const int8_t *c, *p;
+    const float *scale;
+    double qscale;
+    size_t dim, begin, end;
+    dot8_fn dot;
+    heap hp;
+} scan8_job;
+
+static void *scan8_run(void *arg)
+{
+    scan8_job *j = arg;
+    int32_t d[4];
+    size_t r = j->begin;
+#ifdef HAVE_AVX2_KERNEL
+    if (j->dot == dot8_avx2 && j->dim % 32 == 0) { /* same integers, four rows at a time */
+        for (; r + 4 <= j->end; r += 4) {
+            dot8_rows4_avx2(j->c + r * j->dim, j->dim, j->p, d);
+            for (int i = 0; i < 4; i++) {
+                float s = (float)((double)d[i] * j->scale[r + i] * j->qscale);
+                if (j->hp.n == j->hp.k && s < j->hp.h[0].score) continue;
+                heap_push(&j->hp, (vec_hit){s, (uint32_t)(r + i)});
+            }
+        }
+    }
+#endif
+    for (; r < j->end; r++) {
+        d[0] = j->dot(j->c + r * j->dim, j->p, j->dim);
+        float s = (float)((double)d[0] * j->scale[r] * j->qscale);
+        if (j->hp.n == j->hp.k && s < j->hp.h[0].score) continue;
+        heap_push(&j->hp, (vec_hit){s, (uint32_t)r});
+    }
+    return NULL;
+}
+
+long vec_topk_q8(const int8_t *c, const float *scale, vec_q8_bounds b, const float *m, size_t n,
+                 size_t dim, const float *q, size_t k, float threshold, int n_threads,
+                 size_t n_cand, vec_hit *out, vec_q8_stats *stats)
+{
+    vec_q8_stats dummy;
+    if (!stats) stats = &dummy;
+    memset(stats, 0, sizeof *stats);
+    if (k == 0 || n == 0) return 0;
+    if (k > n) k = n;
+    if (n_cand < k) n_cand = k;
+    if (n_cand >= n) { /* every row is a candidate: the plain scan is as cheap */
+        stats->candidates = n;
+        return vec_topk(m, n, dim, q, k, threshold, n_threads, out);
+    }
+    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
+    if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
+    if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    /* the query in int8, and the bound on |float32 score - int8 score| */
+    int8_t *p = malloc(dim);
+    vec_hit *all = malloc(nt * n_cand * sizeof *all);
+    if (!p || !all) {
+        free(p);
+        free(all);
+        return -1;
+    }
+    float ts;
+    vec_q8_row(q, dim, p, &ts);
+    double q1 = 0, qmax = 0;
+    for (size_t i = 0; i < dim; i++) {
+        double a = q[i] < 0 ? -(double)q[i] : q[i];
+        q1 += a;
+        if (a > qmax) qmax = a;
+    }
+    /* x = s c + e (|e| <= s/2), q = t p + d (|d| <= t/2):
+     * x.q - s t c.p = s c.d + e.q, so |.| <= t/2 ||s c||_1 + s/2 ||q||_1, with
+     * ||s c||_1 <= ||x||_1 + dim s/2; plus the float32 rounding of the exact
+     * score (<= 2 dim u ||x||_1 ||q||_inf) and a margin for the rest */
+    double u = 1.0 / (1 << 24), smax = b.max_scale, l1 = b.max_l1;
+    double E = (ts / 2.0) * (1 + 1e-6) * (l1 + (double)dim * smax / 2.0) +
+               (smax / 2.0) * (1 + 1e-6) * q1 + 2.0 * (double)dim * u * l1 * qmax + 1e-6;
+    dot8_fn dot = pick_kernel8(NULL);
+    scan8_job jobs[VEC_MAX_THREADS];
+    pthread_t tid[VEC_MAX_THREADS];
+    int started[VEC_MAX_THREADS] = {0};
+    size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    for (size_t t = 0; t < nt; t++) {
+        scan8_job *j = &jobs[t];
+        j->c = c;
+        j->p = p;
+        j->scale = scale;
+        j->qscale = ts;
+        j->dim = dim;
+        j->begin = blocks * t / nt * VEC_BLOCK;
+        j->end = blocks * (t + 1) / nt * VEC_BLOCK;
+        if (j->end > n) j->end = n;
+        j->dot = dot;
+        j->hp = (heap){all + t * n_cand, 0, n_cand};
+    }
+    for (size_t t = 1; t < nt; t++)
+        started[t] = pthread_create(&tid[t], NULL, scan8_run, &jobs[t]) == 0;
+    scan8_run(&jobs[0]);
+    for (size_t t = 1; t < nt; t++) {
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            scan8_run(&jobs[t]);
+    }
+    size_t total = 0;
+    for (size_t t = 0; t < nt; t++) {
+        memmove(all + total, jobs[t].hp.h, jobs[t].hp.n * sizeof *all);
+        total += jobs[t].hp.n;
+    }
+    qsort(all, total, sizeof *all, hit_cmp);
+    if (total > n_cand) total = n_cand;
+    /* every row left out scores at most a_min + E in float32 */
+    float a_min = all[total - 1].score;
+    /* re-rank exactly with the float32 kernel (the same per-row arithmetic
+     * as vec_topk, so the scores are identical) */
+    dot_fn fdot = pick_kernel(NULL);
+    size_t kept = 0;
+    for (size_t i = 0; i < total; i++) {
+        float s;
+        fdot(m + (size_t)all[i].row * dim, 1, dim, q, &s);
+        if (!(s >= threshold)) continue;
+        all[kept].score = s;
+        all[kept].row = all[i].row;
+        kept++;
+    }
+    qsort(all, kept, sizeof *all, hit_cmp);
+    double bound = (double)a_min + E;
+    int proven = kept >= k ? (double)all[k - 1].score > bound : (double)threshold > bound;
+    stats->candidates = total;
+    long res;
+    if (proven) {
+        if (kept > k) kept = k;
+        memcpy(out, all, kept * sizeof *out);
+        res = (long)kept;
+    } else {
+        stats->fallback = 1;
+        res = vec_topk(m, n, dim, q, k, threshold, n_threads, out);
+    }
+    free(p);
+    free(all);
+    return res;
 }

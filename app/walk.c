@@ -111,12 +111,36 @@ static void walk_one(walker *w, char *path, size_t len, int depth, int is_root)
     if (add_file(w, path, len, &sb)) w->nomem = 1;
 }
 
+/* Remembers a directory that could not be listed (or read to its end). */
+static void add_unreadable(walker *w, const char *path, size_t len)
+{
+    walk_result *r = w->r;
+    if (r->n_unreadable == r->cap_unreadable) {
+        size_t cap = r->cap_unreadable ? 2 * r->cap_unreadable : 8;
+        char **v = realloc(r->unreadable, cap * sizeof *v);
+        if (!v) {
+            w->nomem = 1;
+            return;
+        }
+        r->unreadable = v;
+        r->cap_unreadable = cap;
+    }
+    char *p = malloc(len + 1);
+    if (!p) {
+        w->nomem = 1;
+        return;
+    }
+    memcpy(p, path, len + 1);
+    r->unreadable[r->n_unreadable++] = p;
+}
+
 static void walk_dir(walker *w, char *path, size_t len, int depth)
 {
     DIR *d = opendir(path);
     if (!d) {
         cli_error("cannot read directory '%s': %s", path, strerror(errno));
         w->r->failed++;
+        add_unreadable(w, path, len);
         return;
     }
     struct dirent *de;
@@ -138,6 +162,7 @@ static void walk_dir(walker *w, char *path, size_t len, int depth)
     if (errno && !w->nomem) {
         cli_error("cannot read directory '%s': %s", path, strerror(errno));
         w->r->failed++;
+        add_unreadable(w, path, len);
     }
     closedir(d);
 }
@@ -180,6 +205,8 @@ void walk_result_free(walk_result *r)
     free(r->v);
     for (size_t i = 0; i < r->n_roots; i++) free(r->roots[i]);
     free(r->roots);
+    for (size_t i = 0; i < r->n_unreadable; i++) free(r->unreadable[i]);
+    free(r->unreadable);
     memset(r, 0, sizeof *r);
 }
 
@@ -190,6 +217,16 @@ int walk_under_roots(const walk_result *r, const char *path, size_t len)
         size_t rl = strlen(root);
         if (len < rl || memcmp(path, root, rl) != 0) continue;
         if (len == rl || path[rl] == '/' || (rl > 0 && root[rl - 1] == '/')) return 1;
+    }
+    return 0;
+}
+
+int walk_under_unreadable(const walk_result *r, const char *path, size_t len)
+{
+    for (size_t i = 0; i < r->n_unreadable; i++) {
+        const char *d = r->unreadable[i];
+        size_t dl = strlen(d);
+        if (len > dl && memcmp(path, d, dl) == 0 && (path[dl] == '/' || d[dl - 1] == '/')) return 1;
     }
     return 0;
 }

@@ -27,6 +27,9 @@ typedef struct walk_result {
     size_t failed;    /* paths that could not be read (reported on stderr) */
     char **roots;     /* canonical roots; a file root is itself */
     size_t n_roots;
+    char **unreadable; /* directories that could not be listed: what is indexed
+                          under them is kept, not removed */
+    size_t n_unreadable, cap_unreadable;
 } walk_result;
 
 /* Walks `paths`; returns 0, or -1 when memory ran out (printed). */
@@ -34,6 +37,8 @@ int walk_paths(char *const *paths, size_t n, walk_result *out);
 void walk_result_free(walk_result *r);
 /* The name has an extension of a format the engine decodes. */
 int walk_is_image_name(const char *name);
+/* `path` lies under one of the directories that could not be listed. */
+int walk_under_unreadable(const walk_result *r, const char *path, size_t len);
 /* `path` lies under (or is) one of the roots. */
 int walk_under_roots(const walk_result *r, const char *path, size_t len);
 

@@ -46,7 +46,7 @@ run_rc() {
     if [ "$rc" -eq "$want" ]; then ok; else fail "$d: exit $rc, expected $want"; cat "$TMP/err" >&2; fi
 }
 # field NAME: the number NAME in the JSON summary in $TMP/out
-field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$TMP/out" | head -n 1; }
+field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "${2:-$TMP/out}" | head -n 1; }
 # summary DESC A U N R F: checks added, updated, unchanged, removed, failed
 summary() {
     d=$1
@@ -113,6 +113,15 @@ check "--copy-to puts the top hit first" cmp -s "$TMP/copies/001_retina.jpg" "$L
 check "--copy-to copies k files" test "$(ls "$TMP/copies" | wc -l)" = 2
 expect_rc 0 "--link-to" search --model "$MODEL" --db "$DB" -k 1 --link-to "$TMP/links" "$LIB/retina.jpg"
 check "--link-to makes a symbolic link" test -L "$TMP/links/001_retina.jpg"
+# the int8 first stage with a tiny candidate list must still give the float32 results
+for qry in "a photo of a rocket" "$LIB/china.jpg" "-fruit"; do
+    for k in 1 3 8; do
+        expect_rc 0 "exact search" search --model "$MODEL" --db "$DB" --exact -k $k -- "$qry"
+        cp "$TMP/out" "$TMP/exact"
+        run_rc 0 "int8 search with 2 candidates" env CLIPDEX_SEARCH_CANDIDATES=2 "$CLIPDEX" search --model "$MODEL" --db "$DB" -k $k -- "$qry"
+        check "int8 + re-rank equals the float32 scan ($qry, k $k)" cmp -s "$TMP/out" "$TMP/exact"
+    done
+done
 expect_rc 1 "search with a missing image term" search --model "$MODEL" --db "$DB" --image "$TMP/nope.jpg"
 expect_rc 1 "search a database that does not exist" search --model "$MODEL" --db "$TMP/none.db" dog
 check "no database file is created by search" test ! -e "$TMP/none.db"
@@ -198,8 +207,50 @@ if [ -d "$SHARED/data/imagenet-samples" ]; then
     else
         skip "no sqlite3 shell: integrity_check not run"
     fi
+    # SIGINT: the run stops, commits what it gathered, prints the summary, exits 130
+    IDB=$TMP/int.db
+    "$CLIPDEX" index --model "$MODEL" --db "$IDB" --batch 4 --decoders 1 --json "$BIG" >"$TMP/int.out" 2>"$TMP/int.err" &
+    pid=$!
+    i=0
+    while [ $i -lt 100 ]; do
+        sz=$(stat -c %s "$IDB-wal" 2>/dev/null || echo 0)
+        [ "$sz" -gt 60000 ] && break
+        sleep 0.1; i=$((i + 1))
+    done
+    kill -INT $pid 2>/dev/null
+    wait $pid
+    irc=$?
+    if [ "$irc" -eq 130 ]; then
+        ok
+        check "SIGINT: the summary is printed" grep -q '"added":' "$TMP/int.out"
+        check "SIGINT: the interruption is reported" grep -q "interrupted" "$TMP/int.err"
+        ia=$(field added "$TMP/int.out")
+        check "SIGINT: the matrix matches the committed rows" test -s "$IDB-vectors"
+        expect_rc 0 "index after SIGINT resumes" index --model "$MODEL" --db "$IDB" --json "$BIG"
+        check "after SIGINT: the committed files are unchanged ($ia)" test "$(field unchanged)" = "$ia"
+        check "after SIGINT: the rest is added" test "$(( $(field added) + ia ))" = 150
+    elif [ "$irc" -eq 0 ]; then
+        skip "the SIGINT did not land mid-run"
+    else
+        fail "SIGINT: exit $irc, expected 130"
+    fi
 else
     skip "no imagenet-samples: SIGKILL test not run"
+fi
+
+# --- a folder that cannot be listed keeps its indexed files ---
+if [ "$(id -u)" -ne 0 ]; then
+    UDB=$TMP/unread.db
+    mkdir -p "$TMP/ulib/locked"
+    cp "$SHARED/data/images/photos/rocket.jpg" "$TMP/ulib/a.jpg"
+    cp "$SHARED/data/images/photos/china.jpg" "$TMP/ulib/locked/b.jpg"
+    expect_rc 0 "index before locking" index --model "$MODEL" --db "$UDB" --json "$TMP/ulib"
+    chmod 000 "$TMP/ulib/locked"
+    expect_rc 1 "index with an unreadable folder" index --model "$MODEL" --db "$UDB" --json "$TMP/ulib"
+    chmod 755 "$TMP/ulib/locked"
+    check "the unreadable folder's file is not removed" test "$(field removed)" = 0
+else
+    skip "running as root: an unreadable folder cannot be made"
 fi
 
 # --- a search while an index runs ---
