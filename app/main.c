@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cmd_store.h"
 #include "cmd_zeroshot.h"
+#include "serve_cmd.h"
 
 static const char usage_main[] =
     "Usage: clipdex COMMAND [OPTIONS] [ARGS]\n"
@@ -24,6 +25,7 @@ static const char usage_main[] =
     "  classify   zero-shot: the top labels of images, with probabilities\n"
     "  prompts    save text embeddings to a file for --prompts\n"
     "  eval       zero-shot accuracy over a labelled dataset folder\n"
+    "  serve      serve the encoders, search and a search page over HTTP\n"
     "  help       print this text, or `clipdex help COMMAND` for a command's\n"
     "\n"
     "Options:\n"
@@ -51,6 +53,7 @@ static const command commands[] = {
     {"classify", cmd_classify, usage_classify},
     {"prompts", cmd_prompts, usage_prompts},
     {"eval", cmd_eval, usage_eval},
+    {"serve", cmd_serve, usage_serve},
 };
 
 static const command *command_find(const char *name)
