@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_quantize.h"
 #include "cmd_store.h"
 #include "cmd_zeroshot.h"
 #include "serve_cmd.h"
@@ -20,6 +21,7 @@ static const char usage_main[] =
     "  compare    score one image or text against prompts (cosine, logit, probability)\n"
     "  tokenize   print the CLIP token ids of strings\n"
     "  info       describe a model: architecture, parameters, dtype, file\n"
+    "  quantize   write a model as one GGUF file with F16/Q8/Q5/Q4 weights\n"
     "  index      add the images under folders to an index database\n"
     "  search     find indexed images by text, image or both\n"
     "  classify   zero-shot: the top labels of images, with probabilities\n"
@@ -48,6 +50,7 @@ static const command commands[] = {
     {"compare", cmd_compare, usage_compare},
     {"tokenize", cmd_tokenize, usage_tokenize},
     {"info", cmd_info, usage_info},
+    {"quantize", cmd_quantize, usage_quantize},
     {"index", cmd_index, usage_index},
     {"search", cmd_search, usage_search},
     {"classify", cmd_classify, usage_classify},

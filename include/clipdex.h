@@ -210,11 +210,17 @@ CLIPDEX_API clipdex_model_params clipdex_model_params_default(void);
  * `model.safetensors` (Hugging Face CLIPModel naming) or
  * `open_clip_config.json` + `open_clip_model.safetensors` (OpenAI/OpenCLIP
  * naming), or the path of one of those .safetensors files (its config must
- * sit beside it). Tensors may be F32, F16 or BF16; F32 tensors are used in
- * place from the mapping, others are converted once here. Every tensor the
- * engine needs is checked for presence, dtype and shape; tensors it does not
- * need are ignored. A model whose directory has no tokenizer files loads, but
- * text functions then fail with CLIPDEX_E_MODEL. */
+ * sit beside it); or a GGUF file (clip.cpp's naming, as written by
+ * clipdex_model_quantize; recognised by its magic bytes), or a directory
+ * without the safetensors pairs above that holds exactly one `*.gguf` file.
+ * Safetensors tensors may be F32, F16 or BF16; GGUF tensors F32, F16, Q8_0,
+ * Q5_0, Q5_1, Q4_0 or Q4_1. The weight matrices are used in place from the
+ * read-only mapping (F32, F16 and the Q types: the kernels dequantize them
+ * on the fly); only BF16 tensors, the transposed OpenCLIP projections and
+ * non-F32 small tensors (LayerNorms, biases, embeddings) are converted once
+ * here. Every tensor the engine needs is checked for presence, dtype and
+ * shape; tensors it does not need are ignored. A model whose directory has no
+ * tokenizer files loads, but text functions then fail with CLIPDEX_E_MODEL. */
 CLIPDEX_API int clipdex_model_load(clipdex_ctx *ctx, const char *path,
                                    const clipdex_model_params *params, clipdex_model **out);
 CLIPDEX_API void clipdex_model_free(clipdex_model *model);
@@ -222,8 +228,12 @@ CLIPDEX_API void clipdex_model_free(clipdex_model *model);
 enum clipdex_activation { CLIPDEX_ACT_QUICK_GELU = 1, CLIPDEX_ACT_GELU = 2 };
 
 typedef struct clipdex_model_info {
-    const char *layout;      /* "hf" or "openclip" */
-    const char *dtype;       /* dtype of the weight file: "F32", "F16", "BF16" or "mixed" */
+    const char *layout;      /* "hf", "openclip" or "gguf" */
+    const char *dtype;       /* dtype of the weight matrices (linear layers, projections,
+                                token embedding): "F32", "F16", "BF16", "Q8_0", "Q5_0",
+                                "Q5_1", "Q4_0" or "Q4_1" (when several types are mixed,
+                                the quantized type holding the most parameters), or
+                                "mixed" (float types only) */
     const char *weights_path;
     uint64_t file_size;      /* bytes of the weight file */
     uint64_t n_params;       /* parameters the engine uses */
@@ -244,6 +254,42 @@ CLIPDEX_API int clipdex_model_get_info(const clipdex_model *model, clipdex_model
 /* The tokenizer the model loaded (NULL if its directory had none). */
 CLIPDEX_API const clipdex_tokenizer *clipdex_model_tokenizer(const clipdex_model *model);
 CLIPDEX_API int clipdex_model_embed_dim(const clipdex_model *model);
+
+/* ------------------------------------------------------------------------ */
+/* Reduced-precision weights (GGUF)                                          */
+/* ------------------------------------------------------------------------ */
+
+/* Weight types, numbered like ggml's tensor types. Q types store blocks of 32
+ * values along a weight row: Q8_0 an f16 scale + 32 int8 (8.5 bits/weight),
+ * Q5_0 / Q5_1 5-bit (5.5 / 6), Q4_0 / Q4_1 4-bit (4.5 / 5); _1 types add a
+ * per-block minimum. */
+enum clipdex_wtype {
+    CLIPDEX_TYPE_F32 = 0,
+    CLIPDEX_TYPE_F16 = 1,
+    CLIPDEX_TYPE_Q4_0 = 2,
+    CLIPDEX_TYPE_Q4_1 = 3,
+    CLIPDEX_TYPE_Q5_0 = 6,
+    CLIPDEX_TYPE_Q5_1 = 7,
+    CLIPDEX_TYPE_Q8_0 = 8
+};
+
+/* Writes `model` (loaded from any file, of any dtype) as one GGUF file at
+ * `out_path` (written to out_path + ".tmp", then renamed), the format of
+ * docs/quantized.md: tensor names and keys as clip.cpp's converter writes
+ * them, plus a `logit_scale` tensor. The linear-layer weights, the two
+ * projections and the token embedding become `type`; a Q type needs rows of
+ * a multiple of 32 values, other rows stay F16. With Q4_0 / Q4_1 the most
+ * sensitive matrices stay Q8_0 (attention value and output projections, the
+ * first block of each tower, the token embedding, the projections) to keep
+ * cosine >= 0.99 to the F32 model. The patch convolution is F16
+ * (F32 when type is F32); LayerNorms, biases, class and position embeddings
+ * stay F32. clipdex_model_load reads the file back (a .gguf path, or a
+ * directory holding one .gguf file) and computes with the weights in place:
+ * nothing is converted at start-up. The tokenizer is not stored: keep
+ * vocab.json + merges.txt (or bpe_simple_vocab_16e6.txt.gz) beside the file,
+ * or give one with clipdex_model_params.vocab_path / CLIPDEX_VOCAB. */
+CLIPDEX_API int clipdex_model_quantize(clipdex_ctx *ctx, const clipdex_model *model, int type,
+                                       const char *out_path);
 
 /* ------------------------------------------------------------------------ */
 /* Embeddings                                                                */

@@ -1,6 +1,11 @@
 /*
  * test_kernels.c - every fast kernel against its scalar reference on odd
  * shapes, with 1, 2 and 3 threads; and thread-count invariance (bitwise).
+ * Reduced-precision weights (F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1): the SIMD
+ * linear layer on the typed matrix must equal (bitwise) the SIMD layer on
+ * its dequantized F32 copy, the typed scalar reference must equal the F32
+ * reference, and SIMD vs scalar agree to rounding; plus ggml's block layouts
+ * on hand-made blocks, quantization error bounds and F32 -> F16 rounding.
  */
 #include <stdint.h>
 
@@ -30,8 +35,121 @@ static double max_rel_err(const float *a, const float *b, size_t n)
     return mx;
 }
 
+static const int qtypes[] = {CDX_W_F16, CDX_W_Q8_0, CDX_W_Q5_0, CDX_W_Q5_1, CDX_W_Q4_0, CDX_W_Q4_1};
+
+/* Typed weights: linear_w (SIMD, threads) == linear on the dequantized copy. */
+static void typed_linear(clipdex_ctx *ctx, int threads)
+{
+    static const size_t shapes[][3] = {{1, 1, 32}, {5, 9, 64}, {3, 17, 32}, {49, 65, 96},
+                                       {7, 3, 1056}, {97, 130, 288}, {13, 70, 7}, {2, 33, 45}};
+    for (size_t ti = 0; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
+        int type = qtypes[ti];
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            size_t rb = cdx_wtype_row_bytes(type, k);
+            if (!rb) continue; /* Q types need k % 32 == 0 */
+            float *A = malloc(m * (k + 3) * 4), *W = malloc(n * k * 4), *Wd = malloc(n * k * 4), *bias = malloc(n * 4);
+            float *C = malloc(m * n * 4), *R = malloc(m * n * 4), *C1 = malloc(n * 4);
+            uint8_t *Q = malloc(n * rb);
+            fill(A, m * (k + 3)), fill(W, n * k), fill(bias, n);
+            for (size_t j = 0; j < n; j++) {
+                cdx_quant_row(type, W + j * k, k, Q + j * rb);
+                cdx_dequant_row(type, Q + j * rb, 0, k, Wd + j * k);
+            }
+            struct cdx_wmat wm = {type, Q};
+            for (unsigned fl = 0; fl < 2; fl++) {
+                fill(C, m * n);
+                memcpy(R, C, m * n * 4);
+                cdx_linear_w(ctx, A, k + 3, &wm, bias, C, n, m, n, k, CDX_ACT_GELU, fl);
+                cdx_linear(ctx, A, k + 3, Wd, bias, R, n, m, n, k, CDX_ACT_GELU, fl);
+                CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu accum %u threads %d: typed != dequantized F32",
+                      cdx_wtype_name(type), m, n, k, fl, threads);
+            }
+            cdx_linear_w(ctx, A, k + 3, &wm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
+            cdx_linear_w_ref(A, k + 3, &wm, bias, R, n, m, n, k, CDX_ACT_NONE, 0);
+            double e = max_rel_err(C, R, m * n);
+            CHECK(e < 1e-5, "%s %zux%zux%zu threads %d: SIMD vs reference rel err %g", cdx_wtype_name(type), m, n, k,
+                  threads, e);
+            cdx_linear_ref(A, k + 3, Wd, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
+            CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu: typed reference != F32 reference",
+                  cdx_wtype_name(type), m, n, k);
+            ctx->force_scalar = 1; /* the threaded scalar path too */
+            cdx_linear_w(ctx, A, k + 3, &wm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
+            ctx->force_scalar = 0;
+            CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar != reference",
+                  cdx_wtype_name(type), m, n, k, threads);
+            if (m > 2) { /* a row alone == the row in a batch */
+                cdx_linear_w(ctx, A, k + 3, &wm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
+                cdx_linear_w(ctx, A + 2 * (k + 3), k + 3, &wm, bias, C1, n, 1, n, k, CDX_ACT_NONE, 0);
+                CHECK(memcmp(C + 2 * n, C1, n * 4) == 0, "%s %zux%zux%zu: row 2 alone differs", cdx_wtype_name(type), m,
+                      n, k);
+            }
+            free(A), free(W), free(Wd), free(bias), free(C), free(R), free(C1), free(Q);
+        }
+    }
+}
+
+/* ggml's block layouts on hand-made blocks, and quantization error bounds. */
+static void quant_formats(void)
+{
+    float out[32];
+    uint8_t q8[34] = {0x00, 0x3c}; /* d = 1.0 */
+    for (int j = 0; j < 32; j++) q8[2 + j] = (uint8_t)(int8_t)(j - 16);
+    cdx_dequant_row(CDX_W_Q8_0, q8, 0, 32, out);
+    CHECK(out[0] == -16 && out[31] == 15, "Q8_0 layout: %g %g", out[0], out[31]);
+    uint8_t q4[18] = {0x00, 0x40}; /* d = 2.0 */
+    q4[2] = 0x9f;                  /* element 0: 15 - 8 = 7; element 16: 9 - 8 = 1 */
+    q4[17] = 0x03;                 /* element 15: 3 - 8 = -5; element 31: 0 - 8 = -8 */
+    cdx_dequant_row(CDX_W_Q4_0, q4, 0, 32, out);
+    CHECK(out[0] == 14 && out[16] == 2 && out[15] == -10 && out[31] == -16, "Q4_0 layout: %g %g %g %g", out[0],
+          out[16], out[15], out[31]);
+    uint8_t q41[20] = {0x00, 0x3c, 0x00, 0xbc}; /* d = 1, m = -1 */
+    q41[4] = 0x21;
+    cdx_dequant_row(CDX_W_Q4_1, q41, 0, 32, out);
+    CHECK(out[0] == 0 && out[16] == 1 && out[1] == -1, "Q4_1 layout: %g %g %g", out[0], out[16], out[1]);
+    uint8_t q5[22] = {0x00, 0x3c, 0x01, 0x00, 0x01, 0x00}; /* qh bits 0 and 16 */
+    q5[6] = 0x21;                                          /* element 0: 1|16 - 16 = 1; element 16: 2|16 - 16 = 2 */
+    cdx_dequant_row(CDX_W_Q5_0, q5, 0, 32, out);
+    CHECK(out[0] == 1 && out[16] == 2 && out[1] == -16 && out[17] == -16, "Q5_0 layout: %g %g %g", out[0], out[16],
+          out[1]);
+    uint8_t q51[24] = {0x00, 0x3c, 0x00, 0x3c, 0x00, 0x00, 0x00, 0x80}; /* d 1, m 1, qh bit 31 */
+    cdx_dequant_row(CDX_W_Q5_1, q51, 0, 32, out);
+    CHECK(out[0] == 1 && out[31] == 17, "Q5_1 layout: %g %g", out[0], out[31]);
+    /* round trips stay within one quantization step of the block's range */
+    for (size_t ti = 1; ti < sizeof qtypes / sizeof qtypes[0]; ti++) {
+        int type = qtypes[ti];
+        float x[256], y[256];
+        uint8_t buf[256 / 32 * 34];
+        fill(x, 256);
+        cdx_quant_row(type, x, 256, buf);
+        cdx_dequant_row(type, buf, 0, 256, y);
+        double levels = type == CDX_W_Q8_0 ? 127 : type == CDX_W_Q5_0 ? 16 : type == CDX_W_Q5_1 ? 31
+                      : type == CDX_W_Q4_0 ? 8 : 15;
+        double worst = 0;
+        for (int b = 0; b < 8; b++) {
+            double amax = 0;
+            for (int j = 0; j < 32; j++) amax = fmax(amax, fabs(x[b * 32 + j]));
+            double step = (type == CDX_W_Q4_1 || type == CDX_W_Q5_1 ? 2 * amax : amax) / levels;
+            for (int j = 0; j < 32; j++) worst = fmax(worst, fabs(x[b * 32 + j] - y[b * 32 + j]) / step);
+        }
+        CHECK(worst <= 1.01, "%s round trip error %.3f steps", cdx_wtype_name(type), worst);
+    }
+    /* F32 -> F16: every half round-trips; halfway cases round to even */
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaN */
+        if (cdx_float_to_half(cdx_half_to_float((uint16_t)h)) != h) bad++;
+    }
+    CHECK(bad == 0, "%d halves do not round-trip through float", bad);
+    CHECK(cdx_float_to_half(1.0f + ldexpf(1, -11)) == 0x3c00 && cdx_float_to_half(1.0f + 3 * ldexpf(1, -11)) == 0x3c02 &&
+          cdx_float_to_half(65520.0f) == 0x7c00 && cdx_float_to_half(65519.0f) == 0x7bff &&
+          cdx_float_to_half(ldexpf(1, -25)) == 0 && cdx_float_to_half(ldexpf(1.5f, -25)) == 1 &&
+          isnan(cdx_half_to_float(cdx_float_to_half(NAN))), "F32 -> F16 rounding");
+}
+
 int main(void)
 {
+    quant_formats();
     static const size_t shapes[][3] = {{1, 1, 1}, {1, 7, 5}, {3, 4, 8}, {5, 9, 17}, {50, 70, 64},
                                        {49, 65, 33}, {97, 130, 200}, {2, 512, 768}, {7, 3, 1029}};
     const int acts[] = {CDX_ACT_NONE, CDX_ACT_QUICK_GELU, CDX_ACT_GELU};
@@ -102,6 +220,7 @@ int main(void)
                 worst = fmax(worst, fabs(y[r * 37 + i] - ((x[r * 37 + i] - mu) / sqrt(var + 1e-5) * w[i] + b[i])));
         }
         CHECK(worst < 1e-5, "layernorm err %g", worst);
+        typed_linear(ctx, threads);
         clipdex_ctx_free(ctx);
     }
     /* F16 -> F32 for all 65536 bit patterns against ldexp arithmetic; BF16 on a sample */

@@ -62,18 +62,18 @@ static void block_from_json(json_t *w, const char *prefix, struct cdx_block *b, 
     float *ipw = GET("attn.in_proj_weight"), *ipb = GET("attn.in_proj_bias");
     struct cdx_lin *qkv[3] = {&b->q, &b->k, &b->v};
     for (int i = 0; i < 3; i++) {
-        qkv[i]->w = ipw + i * W * W;
+        qkv[i]->w = cdx_wmat_f32(ipw + i * W * W);
         qkv[i]->b = ipb + i * W;
     }
-    b->o.w = GET("attn.out_proj.weight");
+    b->o.w = cdx_wmat_f32(GET("attn.out_proj.weight"));
     b->o.b = GET("attn.out_proj.bias");
     b->ln1.w = GET("ln_1.weight");
     b->ln1.b = GET("ln_1.bias");
     b->ln2.w = GET("ln_2.weight");
     b->ln2.b = GET("ln_2.bias");
-    b->fc1.w = GET("mlp.c_fc.weight");
+    b->fc1.w = cdx_wmat_f32(GET("mlp.c_fc.weight"));
     b->fc1.b = GET("mlp.c_fc.bias");
-    b->fc2.w = GET("mlp.c_proj.weight");
+    b->fc2.w = cdx_wmat_f32(GET("mlp.c_proj.weight"));
     b->fc2.b = GET("mlp.c_proj.bias");
 #undef GET
 }
@@ -121,7 +121,7 @@ static void known_answers(clipdex_ctx *ctx, const char *shared)
     v.n_pos = v.grid * v.grid + 1;
     v.has_ln_pre = 1;
     int E = (int)json_integer_value(json_object_get(vc, "output_dim"));
-    v.patch_w = jfloats(json_object_get(vw, "conv1.weight"), NULL);
+    v.patch_w = cdx_wmat_f32(jfloats(json_object_get(vw, "conv1.weight"), NULL));
     v.class_emb = jfloats(json_object_get(vw, "class_embedding"), NULL);
     v.pos_emb = jfloats(json_object_get(vw, "positional_embedding"), NULL);
     v.ln_pre.w = jfloats(json_object_get(vw, "ln_pre.weight"), NULL);
@@ -132,7 +132,7 @@ static void known_answers(clipdex_ctx *ctx, const char *shared)
     float *projT = keep(malloc((size_t)E * v.cfg.width * sizeof *projT));
     for (int i = 0; i < v.cfg.width; i++)
         for (int j = 0; j < E; j++) projT[j * v.cfg.width + i] = proj[i * E + j];
-    v.proj.w = projT;
+    v.proj.w = cdx_wmat_f32(projT);
     v.proj.in = v.cfg.width;
     v.proj.out = E;
     v.blocks = keep(calloc((size_t)v.cfg.layers, sizeof *v.blocks));

@@ -4,6 +4,8 @@
  *   vision: patches (n·g², 3P²) @ conv^T -> [class; patches] + pos -> ln_pre
  *           -> blocks -> ln_post(class row) -> proj
  *   text:   tok_emb[ids] + pos -> causal blocks -> ln_final(end-token row) -> proj
+ * Weight matrices may be of any cdx_wtype (cdx_linear_w); token embedding
+ * rows are dequantized for the ids of the batch only.
  * All activations live in the context scratch (sized by the *_scratch
  * functions); the forward pass itself allocates nothing. The text tower runs
  * only the positions up to the last end token of the batch: with the causal
@@ -34,14 +36,14 @@ void cdx_block_forward(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, const st
     float *att = f + R * M;  /* attention scores */
 
     cdx_layernorm(ctx, x, W, h, W, R, W, b->ln1.w, b->ln1.b, c->eps);
-    cdx_linear(ctx, h, W, b->q.w, b->q.b, q, W, R, W, W, CDX_ACT_NONE, 0);
-    cdx_linear(ctx, h, W, b->k.w, b->k.b, k, W, R, W, W, CDX_ACT_NONE, 0);
-    cdx_linear(ctx, h, W, b->v.w, b->v.b, v, W, R, W, W, CDX_ACT_NONE, 0);
+    cdx_linear_w(ctx, h, W, &b->q.w, b->q.b, q, W, R, W, W, CDX_ACT_NONE, 0);
+    cdx_linear_w(ctx, h, W, &b->k.w, b->k.b, k, W, R, W, W, CDX_ACT_NONE, 0);
+    cdx_linear_w(ctx, h, W, &b->v.w, b->v.b, v, W, R, W, W, CDX_ACT_NONE, 0);
     cdx_attention(ctx, q, k, v, h, W, n_seq, seq_len, W, (size_t)c->heads, causal, att);
-    cdx_linear(ctx, h, W, b->o.w, b->o.b, x, W, R, W, W, CDX_ACT_NONE, CDX_LIN_ACCUM);
+    cdx_linear_w(ctx, h, W, &b->o.w, b->o.b, x, W, R, W, W, CDX_ACT_NONE, CDX_LIN_ACCUM);
     cdx_layernorm(ctx, x, W, h, W, R, W, b->ln2.w, b->ln2.b, c->eps);
-    cdx_linear(ctx, h, W, b->fc1.w, b->fc1.b, f, M, R, M, W, c->act, 0);
-    cdx_linear(ctx, f, M, b->fc2.w, b->fc2.b, x, W, R, W, M, CDX_ACT_NONE, CDX_LIN_ACCUM);
+    cdx_linear_w(ctx, h, W, &b->fc1.w, b->fc1.b, f, M, R, M, W, c->act, 0);
+    cdx_linear_w(ctx, f, M, &b->fc2.w, b->fc2.b, x, W, R, W, M, CDX_ACT_NONE, CDX_LIN_ACCUM);
 }
 
 size_t cdx_vision_scratch(const struct cdx_vision *v, size_t n)
@@ -75,7 +77,7 @@ int cdx_vision_forward(clipdex_ctx *ctx, const struct cdx_vision *v, const float
                         memcpy(row + (c * P + ky) * P,
                                pixels + ((b * 3 + c) * S + gy * P + ky) * S + gx * P, P * sizeof(float));
             }
-    cdx_linear(ctx, patches, pp, v->patch_w, NULL, pe, W, n * G * G, W, pp, CDX_ACT_NONE, 0);
+    cdx_linear_w(ctx, patches, pp, &v->patch_w, NULL, pe, W, n * G * G, W, pp, CDX_ACT_NONE, 0);
     for (size_t b = 0; b < n; b++) {
         float *xb = x + b * T * W;
         for (size_t i = 0; i < W; i++) xb[i] = v->class_emb[i] + v->pos_emb[i];
@@ -89,7 +91,7 @@ int cdx_vision_forward(clipdex_ctx *ctx, const struct cdx_vision *v, const float
         cdx_block_forward(ctx, &v->cfg, &v->blocks[l], x, n, T, 0, work);
     float *pooled = work; /* (n, W): LayerNorm of each class row */
     cdx_layernorm(ctx, x, T * W, pooled, W, n, W, v->ln_post.w, v->ln_post.b, v->cfg.eps);
-    cdx_linear(ctx, pooled, W, v->proj.w, NULL, out, (size_t)v->proj.out, n, (size_t)v->proj.out, W,
+    cdx_linear_w(ctx, pooled, W, &v->proj.w, NULL, out, (size_t)v->proj.out, n, (size_t)v->proj.out, W,
                CDX_ACT_NONE, 0);
     return CLIPDEX_OK;
 }
@@ -123,9 +125,10 @@ int cdx_text_forward(clipdex_ctx *ctx, const struct cdx_text *t, const int32_t *
     float *work = x + n * C * W;
     for (size_t b = 0; b < n; b++)
         for (size_t i = 0; i < L; i++) {
-            const float *te = t->tok_emb + (size_t)ids[b * C + i] * W, *pe = t->pos_emb + i * W;
+            const float *pe = t->pos_emb + i * W;
             float *xr = x + (b * L + i) * W;
-            for (size_t e = 0; e < W; e++) xr[e] = te[e] + pe[e];
+            cdx_dequant_row(t->tok_emb.type, cdx_wmat_row(&t->tok_emb, W, (size_t)ids[b * C + i]), 0, W, xr);
+            for (size_t e = 0; e < W; e++) xr[e] = xr[e] + pe[e];
         }
     for (int l = 0; l < t->cfg.layers; l++)
         cdx_block_forward(ctx, &t->cfg, &t->blocks[l], x, n, L, 1, work);
@@ -138,7 +141,7 @@ int cdx_text_forward(clipdex_ctx *ctx, const struct cdx_text *t, const int32_t *
         cdx_layernorm(ctx, x + (b * L + am) * W, W, pooled + b * W, W, 1, W, t->ln_final.w,
                       t->ln_final.b, t->cfg.eps);
     }
-    cdx_linear(ctx, pooled, W, t->proj.w, NULL, out, (size_t)t->proj.out, n, (size_t)t->proj.out, W,
+    cdx_linear_w(ctx, pooled, W, &t->proj.w, NULL, out, (size_t)t->proj.out, n, (size_t)t->proj.out, W,
                CDX_ACT_NONE, 0);
     return CLIPDEX_OK;
 }

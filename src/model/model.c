@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "tensor/ops.h"
@@ -235,6 +236,99 @@ static int parse_openclip_config(clipdex_ctx *ctx, const char *path, json_t *roo
     return get_mean_std(ctx, path, json_object_get(root, "preprocess_cfg"), "mean", "std", c);
 }
 
+/* A positive integer key of a GGUF file (absent: `def`, or an error if def is 0). */
+static int gguf_int(clipdex_ctx *ctx, const struct cdx_gguf_file *f, const char *key, int def, int *out)
+{
+    uint32_t v;
+    int r = cdx_gguf_get_u32(f, key, &v);
+    if (r == 0) {
+        if (!def) return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key '%s' is missing", f->path, key);
+        *out = def;
+        return CLIPDEX_OK;
+    }
+    if (r < 0 || v < 1 || v > MAX_DIM)
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key '%s' is not an integer in [1, %d]", f->path,
+                         key, MAX_DIM);
+    *out = (int)v;
+    return CLIPDEX_OK;
+}
+
+static int gguf_flag(clipdex_ctx *ctx, const struct cdx_gguf_file *f, const char *key, int def, int *out)
+{
+    int r = cdx_gguf_get_bool(f, key, out);
+    if (r < 0) return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key '%s' is not a bool", f->path, key);
+    if (r == 0) *out = def;
+    return CLIPDEX_OK;
+}
+
+static int gguf_eps(clipdex_ctx *ctx, const struct cdx_gguf_file *f, const char *key, float *out)
+{
+    int r = cdx_gguf_get_f32(f, key, out);
+    if (r < 0) return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key '%s' is not a number", f->path, key);
+    if (r == 0) *out = 1e-5f;
+    return CLIPDEX_OK;
+}
+
+/* The hyperparameters of a GGUF file, under clip.cpp's keys (docs/quantized.md). */
+static int parse_gguf_config(clipdex_ctx *ctx, const clipdex_model *m, struct cfg *c)
+{
+    const struct cdx_gguf_file *f = &m->gguf;
+    const char *arch;
+    size_t alen;
+    if (cdx_gguf_get_str(f, "general.architecture", &arch, &alen) != 1 || alen != 4 || memcmp(arch, "clip", 4) != 0)
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': not a CLIP GGUF file (general.architecture is not 'clip')",
+                         f->path);
+    int has_t, has_v, vgelu, tgelu, ep_t = 0, ep_v = 0, rc;
+    if ((rc = gguf_flag(ctx, f, "clip.has_text_encoder", 1, &has_t)) ||
+        (rc = gguf_flag(ctx, f, "clip.has_vision_encoder", 1, &has_v)))
+        return rc;
+    if (!has_t || !has_v)
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED, "cannot load '%s': a %s-only CLIP file; clipdex needs both towers",
+                         f->path, has_t ? "text" : "vision");
+    if ((rc = gguf_int(ctx, f, "clip.text.context_length", 0, &c->ctx_len)) ||
+        (rc = gguf_int(ctx, f, "clip.text.embedding_length", 0, &c->t.width)) ||
+        (rc = gguf_int(ctx, f, "clip.text.feed_forward_length", 0, &c->t.mlp)) ||
+        (rc = gguf_int(ctx, f, "clip.text.attention.head_count", 0, &c->t.heads)) ||
+        (rc = gguf_int(ctx, f, "clip.text.block_count", 0, &c->t.layers)) ||
+        (rc = gguf_eps(ctx, f, "clip.text.attention.layer_norm_epsilon", &c->t.eps)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.image_size", 0, &c->image_size)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.patch_size", 0, &c->patch)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.embedding_length", 0, &c->v.width)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.feed_forward_length", 0, &c->v.mlp)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.attention.head_count", 0, &c->v.heads)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.block_count", 0, &c->v.layers)) ||
+        (rc = gguf_eps(ctx, f, "clip.vision.attention.layer_norm_epsilon", &c->v.eps)) ||
+        (rc = gguf_int(ctx, f, "clip.text.projection_dim", -1, &ep_t)) ||
+        (rc = gguf_int(ctx, f, "clip.vision.projection_dim", -1, &ep_v)) ||
+        (rc = gguf_flag(ctx, f, "clip.use_gelu", 0, &vgelu)) ||
+        (rc = gguf_flag(ctx, f, "clipdex.text.use_gelu", vgelu, &tgelu)))
+        return rc;
+    if (ep_t < 0 && ep_v < 0)
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key 'clip.text.projection_dim' is missing", f->path);
+    if (ep_t > 0 && ep_v > 0 && ep_t != ep_v)
+        return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED, "cannot load '%s': text and vision projection dims differ (%d, %d)",
+                         f->path, ep_t, ep_v);
+    c->embed = ep_t > 0 ? ep_t : ep_v;
+    c->v.act = vgelu ? CDX_ACT_GELU : CDX_ACT_QUICK_GELU;
+    c->t.act = tgelu ? CDX_ACT_GELU : CDX_ACT_QUICK_GELU;
+    c->has_ln_pre = cdx_gguf_find(f, "v.pre_ln.weight") != NULL;
+    const struct cdx_gguf_tensor *te = cdx_gguf_find(f, "t.token_embd.weight");
+    c->vocab = te && te->ndim == 2 && te->ne[1] >= 1 && te->ne[1] <= MAX_DIM ? (int)te->ne[1] : 49408;
+    const char *keys[2] = {"clip.vision.image_mean", "clip.vision.image_std"};
+    float *dst[2] = {c->mean, c->std};
+    for (int k = 0; k < 2; k++) {
+        float v[3];
+        int r = cdx_gguf_get_f32s(f, keys[k], v, 3);
+        if (r < 0) return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key '%s' is not 3 numbers", f->path, keys[k]);
+        if (r == 0) continue;
+        for (int i = 0; i < 3; i++)
+            if (!(v[i] > -1e6f && v[i] < 1e6f) || (k == 1 && !(v[i] > 0)))
+                return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': key '%s' holds a bad value", f->path, keys[k]);
+        memcpy(dst[k], v, sizeof v);
+    }
+    return CLIPDEX_OK;
+}
+
 static int check_cfg(clipdex_ctx *ctx, const char *path, const struct cfg *c)
 {
     const struct cdx_tower_cfg *tw[2] = {&c->v, &c->t};
@@ -259,6 +353,78 @@ static int check_cfg(clipdex_ctx *ctx, const char *path, const struct cfg *c)
 
 /* --------------------------------------------------------------- binding */
 
+#define SRC_BF16 30 /* ggml's number for bfloat16; safetensors BF16 maps here */
+
+/* A tensor of either container, shape in PyTorch order (outermost first). */
+struct src_tensor {
+    const char *name;       /* the name in the file */
+    int type;               /* enum cdx_wtype, SRC_BF16, or -1 (a dtype clipdex cannot use) */
+    const char *type_name;
+    int ndim;
+    int64_t shape[CDX_ST_MAX_DIMS];
+    uint64_t numel;
+    const uint8_t *data;
+};
+
+/* The GGUF name clip.cpp's converter gives a Hugging Face tensor name. */
+void cdx_clip_gguf_name(const char *hf, char *out, size_t len)
+{
+    static const char *const rep[][2] = {
+        {"text_model", "t"}, {"vision_model", "v"}, {"encoder.layers", "blk"}, {"embeddings.", ""},
+        {"_proj", ""}, {"self_attn.", "attn_"}, {"layer_norm", "ln"}, {"layernorm", "ln"},
+        {"mlp.fc1", "ffn_down"}, {"mlp.fc2", "ffn_up"}, {"embedding", "embd"}, {"final", "post"},
+        {"layrnorm", "ln"},
+    };
+    snprintf(out, len, "%s", hf);
+    if (strstr(hf, "projection")) return;
+    char tmp[256];
+    for (size_t r = 0; r < sizeof rep / sizeof rep[0]; r++) {
+        size_t o = 0, fl = strlen(rep[r][0]), tl = strlen(rep[r][1]);
+        for (const char *p = out; *p && o + 1 < sizeof tmp;) {
+            if (strncmp(p, rep[r][0], fl) == 0 && o + tl + 1 < sizeof tmp) {
+                memcpy(tmp + o, rep[r][1], tl);
+                o += tl;
+                p += fl;
+            } else {
+                tmp[o++] = *p++;
+            }
+        }
+        tmp[o] = '\0';
+        snprintf(out, len, "%s", tmp);
+    }
+}
+
+/* Looks up a tensor by its Hugging Face / OpenCLIP name (GGUF files: the
+ * clip.cpp name of its HF name). `fname` receives the name in the file. */
+static int find_src(const clipdex_model *m, const char *name, struct src_tensor *t, char *fname, size_t flen)
+{
+    memset(t, 0, sizeof *t);
+    if (m->is_gguf) {
+        cdx_clip_gguf_name(name, fname, flen);
+        const struct cdx_gguf_tensor *g = cdx_gguf_find(&m->gguf, fname);
+        if (!g) return 0;
+        t->type = g->type;
+        t->type_name = cdx_wtype_name(g->type);
+        t->ndim = g->ndim;
+        for (int i = 0; i < g->ndim; i++) t->shape[i] = (int64_t)g->ne[g->ndim - 1 - i];
+        t->numel = g->numel;
+        t->data = m->gguf.data + g->offset;
+    } else {
+        snprintf(fname, flen, "%s", name);
+        const struct cdx_st_tensor *s = cdx_st_find(&m->file, name);
+        if (!s) return 0;
+        t->type = s->dtype == CDX_F32 ? CDX_W_F32 : s->dtype == CDX_F16 ? CDX_W_F16
+                : s->dtype == CDX_BF16 ? SRC_BF16 : -1;
+        t->type_name = cdx_dtype_name(s->dtype);
+        t->ndim = s->ndim;
+        memcpy(t->shape, s->shape, sizeof t->shape);
+        t->numel = s->numel;
+        t->data = m->file.data + s->offset;
+    }
+    t->name = fname;
+    return 1;
+}
+
 struct binder {
     clipdex_ctx *ctx;
     clipdex_model *m;
@@ -282,14 +448,12 @@ static int own(struct binder *B, void *p)
     return CLIPDEX_OK;
 }
 
-/* Binds tensor `name` of the expected shape (ndim dims; ndim 0 = scalar,
- * which also accepts [1]). transpose2d: the file holds [s1, s0] and the
- * engine wants [s0, s1]. */
-static int bind(struct binder *B, const char *name, const float **out, int ndim, const int64_t *shape,
-                int transpose2d)
+/* Finds tensor `name` and checks its shape (ndim dims; ndim 0 = scalar,
+ * which also accepts [1]). transpose2d: the file holds [s1, s0]. */
+static int lookup(struct binder *B, const char *name, int ndim, const int64_t *shape, int transpose2d,
+                  struct src_tensor *t, char *fname, size_t flen)
 {
-    const struct cdx_st_file *f = &B->m->file;
-    const struct cdx_st_tensor *t = cdx_st_find(f, name);
+    const char *path = B->m->wpath;
     char want[128], got[128];
     int64_t fshape[CDX_ST_MAX_DIMS];
     for (int i = 0; i < ndim; i++) fshape[i] = shape[i];
@@ -298,45 +462,94 @@ static int bind(struct binder *B, const char *name, const float **out, int ndim,
         fshape[1] = shape[0];
     }
     cdx_shape_str(fshape, ndim, want, sizeof want);
-    if (!t)
+    if (!find_src(B->m, name, t, fname, flen))
         return cdx_error(B->ctx, CLIPDEX_E_MODEL, "cannot load '%s': tensor '%s' is missing (expected shape %s)",
-                         f->path, name, want);
-    if (t->dtype != CDX_F32 && t->dtype != CDX_F16 && t->dtype != CDX_BF16)
+                         path, fname, want);
+    if (t->type < 0)
         return cdx_error(B->ctx, CLIPDEX_E_MODEL, "cannot load '%s': tensor '%s' has dtype %s, expected F32, F16 or BF16",
-                         f->path, name, cdx_dtype_name(t->dtype));
+                         path, fname, t->type_name);
     int ok = t->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == fshape[i];
     if (ndim == 0 && t->ndim == 1 && t->shape[0] == 1) ok = 1;
     if (!ok)
         return cdx_error(B->ctx, CLIPDEX_E_MODEL, "cannot load '%s': tensor '%s' has shape %s, expected %s",
-                         f->path, name, cdx_shape_str(t->shape, t->ndim, got, sizeof got), want);
-    const uint8_t *src = f->data + t->offset;
+                         path, fname, cdx_shape_str(t->shape, t->ndim, got, sizeof got), want);
+    *B->count += t->numel;
+    return CLIPDEX_OK;
+}
+
+/* A float32 copy of t (transposed if asked), owned by the model. */
+static int to_f32(struct binder *B, const struct src_tensor *t, const int64_t *shape, int transpose2d,
+                  const float **out)
+{
     size_t n = (size_t)t->numel;
-    *B->count += n;
-    B->m->dtype_mask |= 1 << t->dtype;
-    if (t->dtype == CDX_F32 && !transpose2d && ((uintptr_t)src & 3) == 0) {
-        *out = (const float *)(const void *)src;
-        return CLIPDEX_OK;
+    float *dst = malloc((n ? n : 1) * sizeof *dst), *tmp = NULL;
+    if (transpose2d && dst) tmp = malloc((n ? n : 1) * sizeof *tmp);
+    if (!dst || (transpose2d && !tmp)) {
+        free(dst);
+        return cdx_error(B->ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory for '%s'", B->m->wpath, t->name);
     }
-    float *dst = malloc((n ? n : 1) * sizeof *dst);
-    if (!dst) return cdx_error(B->ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory for '%s'", f->path, name);
     int rc = own(B, dst);
-    if (rc) return rc;
-    size_t rows = transpose2d ? (size_t)shape[0] : 1, cols = transpose2d ? (size_t)shape[1] : n;
-    for (size_t i = 0; i < n; i++) {
-        float v;
-        if (t->dtype == CDX_F32) {
-            memcpy(&v, src + 4 * i, 4);
-        } else if (t->dtype == CDX_F16) {
-            v = cdx_half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
-        } else {
-            v = cdx_bf16_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
-        }
+    if (rc) {
+        free(tmp);
+        return rc;
+    }
+    float *lin = transpose2d ? tmp : dst;
+    if (t->type == SRC_BF16) {
+        for (size_t i = 0; i < n; i++) lin[i] = cdx_bf16_to_float((uint16_t)(t->data[2 * i] | t->data[2 * i + 1] << 8));
+    } else {
+        cdx_dequant_row(t->type, t->data, 0, n, lin); /* Q types: n is a multiple of the block */
+    }
+    if (transpose2d) {
         /* file element i is (r, c) of [cols, rows]; engine wants (c, r) of [rows, cols] */
-        if (transpose2d) dst[(i % rows) * cols + i / rows] = v;
-        else dst[i] = v;
+        size_t rows = (size_t)shape[0], cols = (size_t)shape[1];
+        for (size_t i = 0; i < n; i++) dst[(i % rows) * cols + i / rows] = tmp[i];
+        free(tmp);
     }
     *out = dst;
+    return CLIPDEX_OK;
+}
+
+/* Binds a float tensor (LayerNorm, bias, embedding tables other than the
+ * token embedding, logit_scale): in place if F32 and aligned, else
+ * converted once. */
+static int bind(struct binder *B, const char *name, const float **out, int ndim, const int64_t *shape,
+                int transpose2d)
+{
+    struct src_tensor t;
+    char fname[256];
+    int rc = lookup(B, name, ndim, shape, transpose2d, &t, fname, sizeof fname);
+    if (rc) return rc;
+    if (t.type == CDX_W_F32 && !transpose2d && ((uintptr_t)t.data & 3) == 0) {
+        *out = (const float *)(const void *)t.data;
+        return CLIPDEX_OK;
+    }
+    return to_f32(B, &t, shape, transpose2d, out);
+}
+
+/* Binds a weight matrix [shape[0], product of the rest]: F32 (aligned), F16
+ * and the Q types are used in place from the mapping; BF16 and transposed
+ * matrices are converted to F32 once. `matrix`: counts toward the dtype
+ * the model reports. */
+static int bind_w(struct binder *B, const char *name, struct cdx_wmat *out, int ndim, const int64_t *shape,
+                  int transpose2d, int matrix)
+{
+    struct src_tensor t;
+    char fname[256];
+    int rc = lookup(B, name, ndim, shape, transpose2d, &t, fname, sizeof fname);
+    if (rc) return rc;
+    if (matrix) {
+        B->m->mat_types |= 1u << t.type;
+        if (t.type >= 0 && t.type < 16) B->m->mat_params[t.type] += t.numel;
+    }
+    if (!transpose2d && t.type != SRC_BF16 && (t.type != CDX_W_F32 || ((uintptr_t)t.data & 3) == 0)) {
+        out->type = t.type;
+        out->data = t.data;
+        return CLIPDEX_OK;
+    }
+    const float *f;
+    if ((rc = to_f32(B, &t, shape, transpose2d, &f))) return rc;
+    *out = cdx_wmat_f32(f);
     return CLIPDEX_OK;
 }
 
@@ -347,7 +560,7 @@ static int bind_lin(struct binder *B, const char *w, const char *b, struct cdx_l
     l->in = in;
     l->out = out;
     l->b = NULL;
-    int rc = bind(B, w, &l->w, 2, SHAPE(out, in), 0);
+    int rc = bind_w(B, w, &l->w, 2, SHAPE(out, in), 0, 1);
     if (!rc && b) rc = bind(B, b, &l->b, 1, SHAPE(out), 0);
     return rc;
 }
@@ -366,15 +579,17 @@ static int bind_ln(struct binder *B, const char *prefix, const char *wname, cons
 static int bind_in_proj(struct binder *B, const char *p, struct cdx_block *blk, int W)
 {
     char w[256], b[256];
-    const float *ipw, *ipb;
+    struct cdx_wmat ipw;
+    const float *ipb;
     snprintf(w, sizeof w, "%s.attn.in_proj_weight", p);
     snprintf(b, sizeof b, "%s.attn.in_proj_bias", p);
-    int rc = bind(B, w, &ipw, 2, SHAPE(3 * W, W), 0);
+    int rc = bind_w(B, w, &ipw, 2, SHAPE(3 * W, W), 0, 1);
     if (!rc) rc = bind(B, b, &ipb, 1, SHAPE(3 * W), 0);
     if (rc) return rc;
     struct cdx_lin *qkv[3] = {&blk->q, &blk->k, &blk->v};
     for (int i = 0; i < 3; i++) {
-        qkv[i]->w = ipw + (size_t)i * W * W;
+        qkv[i]->w.type = ipw.type;
+        qkv[i]->w.data = cdx_wmat_row(&ipw, (size_t)W, (size_t)i * W);
         qkv[i]->b = ipb + (size_t)i * W;
         qkv[i]->in = qkv[i]->out = W;
     }
@@ -447,7 +662,7 @@ static int bind_model(clipdex_ctx *ctx, clipdex_model *m, const struct cfg *c)
     t->ctx_len = c->ctx_len;
     int W = c->v.width, P = c->patch, Wt = c->t.width, E = c->embed, rc;
     struct binder B = {ctx, m, &m->n_params_vision};
-    const float *patch_w, *scale;
+    const float *scale = NULL;
     v->proj.in = W;
     v->proj.out = E;
     v->proj.b = NULL;
@@ -455,44 +670,50 @@ static int bind_model(clipdex_ctx *ctx, clipdex_model *m, const struct cfg *c)
     t->proj.out = E;
     t->proj.b = NULL;
     if (m->layout == LAYOUT_HF) {
-        if ((rc = bind(&B, "vision_model.embeddings.patch_embedding.weight", &patch_w, 4, SHAPE(W, 3, P, P), 0)) ||
+        if ((rc = bind_w(&B, "vision_model.embeddings.patch_embedding.weight", &v->patch_w, 4, SHAPE(W, 3, P, P), 0, 0)) ||
             (rc = bind(&B, "vision_model.embeddings.class_embedding", &v->class_emb, 1, SHAPE(W), 0)) ||
             (rc = bind(&B, "vision_model.embeddings.position_embedding.weight", &v->pos_emb, 2, SHAPE(v->n_pos, W), 0)) ||
-            (rc = bind_ln(&B, "vision_model.pre_layrnorm", "weight", "bias", &v->ln_pre, W)) ||
+            (v->has_ln_pre && (rc = bind_ln(&B, "vision_model.pre_layrnorm", "weight", "bias", &v->ln_pre, W))) ||
             (rc = bind_blocks(&B, "vision_model", &v->cfg, &v->blocks)) ||
             (rc = bind_ln(&B, "vision_model.post_layernorm", "weight", "bias", &v->ln_post, W)) ||
-            (rc = bind(&B, "visual_projection.weight", &v->proj.w, 2, SHAPE(E, W), 0)))
+            (rc = bind_w(&B, "visual_projection.weight", &v->proj.w, 2, SHAPE(E, W), 0, 1)))
             return rc;
         B.count = &m->n_params_text;
-        if ((rc = bind(&B, "text_model.embeddings.token_embedding.weight", &t->tok_emb, 2, SHAPE(c->vocab, Wt), 0)) ||
+        if ((rc = bind_w(&B, "text_model.embeddings.token_embedding.weight", &t->tok_emb, 2, SHAPE(c->vocab, Wt), 0, 1)) ||
             (rc = bind(&B, "text_model.embeddings.position_embedding.weight", &t->pos_emb, 2, SHAPE(c->ctx_len, Wt), 0)) ||
             (rc = bind_blocks(&B, "text_model", &t->cfg, &t->blocks)) ||
             (rc = bind_ln(&B, "text_model.final_layer_norm", "weight", "bias", &t->ln_final, Wt)) ||
-            (rc = bind(&B, "text_projection.weight", &t->proj.w, 2, SHAPE(E, Wt), 0)) ||
+            (rc = bind_w(&B, "text_projection.weight", &t->proj.w, 2, SHAPE(E, Wt), 0, 1)))
+            return rc;
+        struct src_tensor ls;
+        char lname[64];
+        /* clip.cpp's GGUF files carry no logit_scale: ln 100 then */
+        if ((!m->is_gguf || find_src(m, "logit_scale", &ls, lname, sizeof lname)) &&
             (rc = bind(&B, "logit_scale", &scale, 0, NULL, 0)))
             return rc;
     } else {
-        if ((rc = bind(&B, "visual.conv1.weight", &patch_w, 4, SHAPE(W, 3, P, P), 0)) ||
+        if ((rc = bind_w(&B, "visual.conv1.weight", &v->patch_w, 4, SHAPE(W, 3, P, P), 0, 0)) ||
             (rc = bind(&B, "visual.class_embedding", &v->class_emb, 1, SHAPE(W), 0)) ||
             (rc = bind(&B, "visual.positional_embedding", &v->pos_emb, 2, SHAPE(v->n_pos, W), 0)) ||
             (v->has_ln_pre && (rc = bind_ln(&B, "visual.ln_pre", "weight", "bias", &v->ln_pre, W))) ||
             (rc = bind_blocks(&B, "visual.transformer", &v->cfg, &v->blocks)) ||
             (rc = bind_ln(&B, "visual.ln_post", "weight", "bias", &v->ln_post, W)) ||
-            (rc = bind(&B, "visual.proj", &v->proj.w, 2, SHAPE(E, W), 1)))
+            (rc = bind_w(&B, "visual.proj", &v->proj.w, 2, SHAPE(E, W), 1, 1)))
             return rc;
         B.count = &m->n_params_text;
-        if ((rc = bind(&B, "token_embedding.weight", &t->tok_emb, 2, SHAPE(c->vocab, Wt), 0)) ||
+        if ((rc = bind_w(&B, "token_embedding.weight", &t->tok_emb, 2, SHAPE(c->vocab, Wt), 0, 1)) ||
             (rc = bind(&B, "positional_embedding", &t->pos_emb, 2, SHAPE(c->ctx_len, Wt), 0)) ||
             (rc = bind_blocks(&B, "transformer", &t->cfg, &t->blocks)) ||
             (rc = bind_ln(&B, "ln_final", "weight", "bias", &t->ln_final, Wt)) ||
-            (rc = bind(&B, "text_projection", &t->proj.w, 2, SHAPE(E, Wt), 1)) ||
+            (rc = bind_w(&B, "text_projection", &t->proj.w, 2, SHAPE(E, Wt), 1, 1)) ||
             (rc = bind(&B, "logit_scale", &scale, 0, NULL, 0)))
             return rc;
     }
-    v->patch_w = patch_w; /* [W,3,P,P] is already [W, 3*P*P] row-major */
-    m->logit_scale = expf(scale[0]);
+    /* the patch conv [W,3,P,P] is already [W, 3*P*P] row-major */
+    m->logit_scale_raw = scale ? scale[0] : logf(100.0f);
+    m->logit_scale = scale ? expf(scale[0]) : 100.0f;
     if (!isfinite(m->logit_scale))
-        return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': logit_scale %g is not usable", m->file.path,
+        return cdx_error(ctx, CLIPDEX_E_MODEL, "cannot load '%s': logit_scale %g is not usable", m->wpath,
                          (double)scale[0]);
     m->n_params = m->n_params_vision + m->n_params_text;
     return CLIPDEX_OK;
@@ -521,6 +742,43 @@ static int load_tokenizer(clipdex_ctx *ctx, clipdex_model *m, const char *dir,
     return CLIPDEX_OK; /* no tokenizer: text functions will say so */
 }
 
+/* 1 if the file at `path` starts with the GGUF magic. */
+static int is_gguf_file(const char *path)
+{
+    unsigned char b[4];
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    size_t n = fread(b, 1, 4, f);
+    fclose(f);
+    return cdx_gguf_sniff(b, n);
+}
+
+/* The one `*.gguf` file of a directory: 1 found (path in out), 0 none,
+ * -1 several (an error is set). */
+static int find_gguf(clipdex_ctx *ctx, const char *dir, char *out, size_t len)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    int n = 0;
+    char first[256] = "";
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".gguf") != 0) continue;
+        char p[4096];
+        if (join(ctx, p, sizeof p, dir, e->d_name) || !file_exists(p)) continue;
+        if (n++ == 0) {
+            snprintf(first, sizeof first, "%s", e->d_name);
+            snprintf(out, len, "%s", p);
+        } else {
+            cdx_error(ctx, CLIPDEX_E_IO, "cannot open model '%s': the directory holds several .gguf files ('%s', '%s', ...); "
+                      "name the one to load", dir, first, e->d_name);
+        }
+    }
+    closedir(d);
+    return n > 1 ? -1 : n;
+}
+
 int clipdex_model_load(clipdex_ctx *ctx, const char *path, const clipdex_model_params *params,
                        clipdex_model **out)
 {
@@ -532,9 +790,10 @@ int clipdex_model_load(clipdex_ctx *ctx, const char *path, const clipdex_model_p
     struct stat st;
     if (stat(path, &st) != 0)
         return cdx_error(ctx, CLIPDEX_E_IO, "cannot open model '%s': no such file or directory", path);
-    int rc = CLIPDEX_OK, layout = 0;
+    int rc = CLIPDEX_OK, layout = 0, gguf = 0;
     if (S_ISDIR(st.st_mode)) {
-        snprintf(dir, sizeof dir, "%s", path);
+        if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir)
+            return cdx_error(ctx, CLIPDEX_E_ARG, "path '%s' is too long", path);
         char a[4096], b[4096], c2[4096], d[4096];
         if (join(ctx, a, sizeof a, dir, "model.safetensors") || join(ctx, b, sizeof b, dir, "config.json") ||
             join(ctx, c2, sizeof c2, dir, "open_clip_model.safetensors") ||
@@ -549,9 +808,13 @@ int clipdex_model_load(clipdex_ctx *ctx, const char *path, const clipdex_model_p
             snprintf(wpath, sizeof wpath, "%s", c2);
             snprintf(cpath, sizeof cpath, "%s", d);
         } else {
-            return cdx_error(ctx, CLIPDEX_E_IO,
-                             "cannot open model '%s': the directory holds neither config.json + model.safetensors "
-                             "nor open_clip_config.json + open_clip_model.safetensors", path);
+            int g = find_gguf(ctx, dir, wpath, sizeof wpath);
+            if (g < 0) return CLIPDEX_E_IO;
+            if (g == 0)
+                return cdx_error(ctx, CLIPDEX_E_IO,
+                                 "cannot open model '%s': the directory holds neither config.json + model.safetensors "
+                                 "nor open_clip_config.json + open_clip_model.safetensors nor one .gguf file", path);
+            gguf = 1;
         }
     } else {
         if (snprintf(wpath, sizeof wpath, "%s", path) >= (int)sizeof wpath)
@@ -560,43 +823,54 @@ int clipdex_model_load(clipdex_ctx *ctx, const char *path, const clipdex_model_p
         char *slash = strrchr(dir, '/');
         if (slash) *slash = '\0';
         else snprintf(dir, sizeof dir, ".");
+        gguf = is_gguf_file(wpath);
     }
     clipdex_model *m = calloc(1, sizeof *m);
     if (!m) return cdx_error(ctx, CLIPDEX_E_NOMEM, "out of memory");
-    if ((rc = cdx_st_open(ctx, wpath, &m->file))) goto fail;
-    m->file_size = m->file.map_len;
-    if (!layout) { /* a bare weight file: its tensor names decide the layout */
-        if (cdx_st_find(&m->file, "visual.conv1.weight")) layout = LAYOUT_OPENCLIP;
-        else if (cdx_st_find(&m->file, "vision_model.embeddings.patch_embedding.weight")) layout = LAYOUT_HF;
-        else {
-            rc = cdx_error(ctx, CLIPDEX_E_MODEL,
-                           "cannot load '%s': neither 'vision_model.embeddings.patch_embedding.weight' (Hugging Face) "
-                           "nor 'visual.conv1.weight' (OpenCLIP) is in the file", wpath);
-            goto fail;
-        }
-        if (join(ctx, cpath, sizeof cpath, dir, layout == LAYOUT_HF ? "config.json" : "open_clip_config.json")) {
-            rc = CLIPDEX_E_ARG;
-            goto fail;
-        }
-    }
-    m->layout = layout;
-    json_t *root = NULL;
     struct cfg c;
     memset(&c, 0, sizeof c);
     memcpy(c.mean, clip_mean, sizeof c.mean);
     memcpy(c.std, clip_std, sizeof c.std);
-    if ((rc = load_json(ctx, cpath, &root))) goto fail;
-    rc = layout == LAYOUT_HF ? parse_hf_config(ctx, cpath, root, &c) : parse_openclip_config(ctx, cpath, root, &c);
-    json_decref(root);
-    root = NULL;
-    if (rc || (rc = check_cfg(ctx, cpath, &c))) goto fail;
-    if (layout == LAYOUT_HF) { /* preprocessor_config.json may override mean/std */
-        char pp[4096];
-        if (!join(ctx, pp, sizeof pp, dir, "preprocessor_config.json") && file_exists(pp)) {
-            if ((rc = load_json(ctx, pp, &root))) goto fail;
-            rc = get_mean_std(ctx, pp, root, "image_mean", "image_std", &c);
-            json_decref(root);
-            if (rc) goto fail;
+    if (gguf) {
+        if ((rc = cdx_gguf_open(ctx, wpath, &m->gguf))) goto fail;
+        m->is_gguf = 1;
+        m->wpath = m->gguf.path;
+        m->file_size = m->gguf.map_len;
+        m->layout = LAYOUT_HF; /* clip.cpp names are Hugging Face names renamed */
+        if ((rc = parse_gguf_config(ctx, m, &c)) || (rc = check_cfg(ctx, wpath, &c))) goto fail;
+    } else {
+        if ((rc = cdx_st_open(ctx, wpath, &m->file))) goto fail;
+        m->wpath = m->file.path;
+        m->file_size = m->file.map_len;
+        if (!layout) { /* a bare weight file: its tensor names decide the layout */
+            if (cdx_st_find(&m->file, "visual.conv1.weight")) layout = LAYOUT_OPENCLIP;
+            else if (cdx_st_find(&m->file, "vision_model.embeddings.patch_embedding.weight")) layout = LAYOUT_HF;
+            else {
+                rc = cdx_error(ctx, CLIPDEX_E_MODEL,
+                               "cannot load '%s': neither 'vision_model.embeddings.patch_embedding.weight' (Hugging Face) "
+                               "nor 'visual.conv1.weight' (OpenCLIP) is in the file", wpath);
+                goto fail;
+            }
+            if (join(ctx, cpath, sizeof cpath, dir, layout == LAYOUT_HF ? "config.json" : "open_clip_config.json")) {
+                rc = CLIPDEX_E_ARG;
+                goto fail;
+            }
+        }
+        m->layout = layout;
+        json_t *root = NULL;
+        if ((rc = load_json(ctx, cpath, &root))) goto fail;
+        rc = layout == LAYOUT_HF ? parse_hf_config(ctx, cpath, root, &c) : parse_openclip_config(ctx, cpath, root, &c);
+        json_decref(root);
+        root = NULL;
+        if (rc || (rc = check_cfg(ctx, cpath, &c))) goto fail;
+        if (layout == LAYOUT_HF) { /* preprocessor_config.json may override mean/std */
+            char pp[4096];
+            if (!join(ctx, pp, sizeof pp, dir, "preprocessor_config.json") && file_exists(pp)) {
+                if ((rc = load_json(ctx, pp, &root))) goto fail;
+                rc = get_mean_std(ctx, pp, root, "image_mean", "image_std", &c);
+                json_decref(root);
+                if (rc) goto fail;
+            }
         }
     }
     memcpy(m->mean, c.mean, sizeof m->mean);
@@ -619,18 +893,33 @@ void clipdex_model_free(clipdex_model *m)
     free(m->vision.blocks);
     free(m->text.blocks);
     cdx_st_close(&m->file);
+    cdx_gguf_close(&m->gguf);
     clipdex_tokenizer_free(m->tok);
     free(m);
+}
+
+/* The type of the matrix weights: the one type; else the quantized type
+ * holding the most parameters (a Q4_0 file keeps some tensors Q8_0, rows
+ * that are not a multiple of 32 stay F16); else "mixed". */
+static const char *dtype_name(const clipdex_model *m)
+{
+    unsigned mask = m->mat_types;
+    if (mask == 1u << SRC_BF16) return "BF16";
+    for (int t = 0; t < 16; t++)
+        if (mask == 1u << t && cdx_wtype_name(t)) return cdx_wtype_name(t);
+    int best = -1;
+    for (int t = 2; t < 16; t++)
+        if (m->mat_params[t] && cdx_wtype_name(t) && (best < 0 || m->mat_params[t] > m->mat_params[best])) best = t;
+    return best >= 0 ? cdx_wtype_name(best) : "mixed";
 }
 
 int clipdex_model_get_info(const clipdex_model *m, clipdex_model_info *o)
 {
     if (!m || !o) return CLIPDEX_E_ARG;
     memset(o, 0, sizeof *o);
-    o->layout = m->layout == LAYOUT_HF ? "hf" : "openclip";
-    int mask = m->dtype_mask;
-    o->dtype = mask == (1 << CDX_F32) ? "F32" : mask == (1 << CDX_F16) ? "F16" : mask == (1 << CDX_BF16) ? "BF16" : "mixed";
-    o->weights_path = m->file.path;
+    o->layout = m->is_gguf ? "gguf" : m->layout == LAYOUT_HF ? "hf" : "openclip";
+    o->dtype = dtype_name(m);
+    o->weights_path = m->wpath;
     o->file_size = m->file_size;
     o->n_params = m->n_params;
     o->n_params_vision = m->n_params_vision;

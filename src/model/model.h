@@ -1,18 +1,24 @@
 /*
- * model.h - the in-memory CLIP model: configuration and float32 weight views.
- * Weight pointers point into the mmapped safetensors file (F32, aligned) or
- * into buffers converted once at load (F16/BF16, transposed projections);
- * nothing changes after load, so a model is shareable across threads.
+ * model.h - the in-memory CLIP model: configuration and weight views.
+ * Weights point into the mmapped weight file (safetensors or GGUF): matrices
+ * (linear layers, projections, patch conv, token embedding) as typed views
+ * (F32, F16 or a Q type, used in place by the kernels); LayerNorms, biases
+ * and the other embeddings as float32. Only what the kernels cannot use in
+ * place (BF16, transposed OpenCLIP projections, non-F32 small tensors) is
+ * converted once at load; nothing changes after load, so a model is
+ * shareable across threads.
  */
 #ifndef CDX_MODEL_H
 #define CDX_MODEL_H
 
 #include "core/core.h"
+#include "model/gguf.h"
 #include "model/safetensors.h"
+#include "tensor/ops.h"
 
 /* y = x W^T + b */
 struct cdx_lin {
-    const float *w; /* [out, in] */
+    struct cdx_wmat w; /* [out, in] */
     const float *b; /* [out] or NULL */
     int in, out;
 };
@@ -37,7 +43,7 @@ struct cdx_vision {
     struct cdx_tower_cfg cfg;
     int image_size, patch, grid, n_pos;  /* n_pos = grid*grid + 1 */
     int has_ln_pre;
-    const float *patch_w;                 /* [W, 3*P*P] (conv weight [W,3,P,P] flattened) */
+    struct cdx_wmat patch_w;              /* [W, 3*P*P] (conv weight [W,3,P,P] flattened) */
     const float *class_emb;               /* [W] */
     const float *pos_emb;                 /* [n_pos, W] */
     struct cdx_ln ln_pre, ln_post;
@@ -48,7 +54,7 @@ struct cdx_vision {
 struct cdx_text {
     struct cdx_tower_cfg cfg;
     int vocab, ctx_len;
-    const float *tok_emb;                 /* [vocab, W] */
+    struct cdx_wmat tok_emb;              /* [vocab, W]; rows dequantized per token */
     const float *pos_emb;                 /* [ctx_len, W] */
     struct cdx_ln ln_final;
     struct cdx_block *blocks;
@@ -56,21 +62,34 @@ struct cdx_text {
 };
 
 struct clipdex_model {
-    int layout;                           /* 1 hf, 2 openclip */
+    int layout;                           /* 1 hf (GGUF files too), 2 openclip */
     int embed_dim;
     float logit_scale;                    /* exp(logit_scale) */
+    float logit_scale_raw;                /* the logit_scale tensor (ln 100 if a GGUF file has none) */
     float mean[3], std[3];
     struct cdx_vision vision;
     struct cdx_text text;
-    struct cdx_st_file file;
+    struct cdx_st_file file;              /* safetensors weights, or */
+    struct cdx_gguf_file gguf;            /* GGUF weights (is_gguf) */
+    int is_gguf;
+    const char *wpath;                    /* the weight file's path */
     uint64_t file_size, n_params, n_params_vision, n_params_text;
-    int dtype_mask;                       /* bit per cdx_dtype seen among used tensors */
+    unsigned mat_types;                   /* bit per source type (cdx_wtype; 30 BF16) of the matrix weights */
+    uint64_t mat_params[16];              /* matrix parameters per cdx_wtype */
     void **owned;                         /* converted buffers */
     size_t n_owned, cap_owned;
     clipdex_tokenizer *tok;
 };
 
-/* Forward passes (vision.c, text.c). `out` gets [n, embed_dim] raw embeddings. */
+/* The GGUF name clip.cpp's converter (models/convert_hf_to_gguf.py) gives a
+ * Hugging Face tensor name: text_model -> t, vision_model -> v,
+ * encoder.layers -> blk, "embeddings." and "_proj" dropped, self_attn. ->
+ * attn_, layer_norm/layernorm/layrnorm -> ln, mlp.fc1 -> ffn_down, mlp.fc2
+ * -> ffn_up, embedding -> embd, final -> post; names holding "projection"
+ * are kept (model.c). */
+CDX_INTERNAL void cdx_clip_gguf_name(const char *hf, char *out, size_t len);
+
+/* Forward passes (forward.c). `out` gets [n, embed_dim] raw embeddings. */
 CDX_INTERNAL size_t cdx_vision_scratch(const struct cdx_vision *v, size_t n);
 CDX_INTERNAL int cdx_vision_forward(clipdex_ctx *ctx, const struct cdx_vision *v, const float *pixels,
                                     size_t n, float *out);
@@ -78,7 +97,7 @@ CDX_INTERNAL size_t cdx_text_scratch(const struct cdx_text *t, size_t n);
 CDX_INTERNAL int cdx_text_forward(clipdex_ctx *ctx, const struct cdx_text *t, const int32_t *ids,
                                   size_t n, float *out);
 
-/* One pre-LN residual block over rows x (rows, W) in place (tower.c).
+/* One pre-LN residual block over rows x (rows, W) in place (forward.c).
  * seq_len tokens per sequence; rows = n_seq * seq_len; causal mask if set.
  * scratch: cdx_block_scratch(cfg, n_seq, seq_len) floats. */
 CDX_INTERNAL size_t cdx_block_scratch(const struct cdx_tower_cfg *c, size_t n_seq, size_t seq_len);

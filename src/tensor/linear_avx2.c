@@ -11,6 +11,14 @@
  * starting from 0 (partial sums between k blocks are stored as float, which
  * is exact), then + bias, then the activation, then the optional accumulate.
  * Row/column remainders use the same chain (fewer rows; zero-padded panels).
+ *
+ * Reduced-precision weights (F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) change only
+ * the pack step: eight values of a row are expanded to floats (F16C for
+ * halves; integer widen + convert + multiply by the block scale for the Q
+ * types, the same exact arithmetic as cdx_dequant_row) and go through the
+ * same transposes into the same fp32 panels, so the micro-kernel and the
+ * per-element FMA chain are untouched: a quantized matrix gives bitwise the
+ * result of its dequantized F32 copy, for any batch and thread count.
  */
 #include "tensor/ops.h"
 
@@ -22,12 +30,13 @@ int cdx_cpu_has_avx2_fma(void)
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                 __builtin_cpu_supports("f16c");
     }
     return cached;
 }
 
-#define TGT __attribute__((target("avx2,fma")))
+#define TGT __attribute__((target("avx2,fma,f16c")))
 #define MR 6   /* rows per micro-kernel */
 #define NR 16  /* outputs per panel */
 #define KC 256 /* k block */
@@ -103,29 +112,106 @@ TGT static inline void transpose8(__m256 r[8])
     r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-/* P (kc, 16) <- W rows j0 .. j0+15, columns k0 .. k0+kc; rows >= n1 are zero.
- * Full 8-row groups go through 8x8 register transposes. */
-TGT static void pack_w(const float *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc, float *P)
+static inline float ld_half_scalar(const uint8_t *p) { return cdx_half_to_float((uint16_t)(p[0] | p[1] << 8)); }
+
+/* Eight consecutive values W[j, p .. p+7] of row `row` (p % 8 == 0) as floats,
+ * exactly as cdx_dequant_row gives them. */
+TGT static inline __attribute__((always_inline)) __m256 wload8(int type, const uint8_t *row, size_t p)
 {
+    switch (type) {
+    case CDX_W_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(row + 2 * p)));
+    case CDX_W_Q8_0: {
+        const uint8_t *b = row + (p / 32) * 34;
+        __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(b + 2 + p % 32)));
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(ld_half_scalar(b)));
+    }
+    case CDX_W_Q4_0:
+    case CDX_W_Q4_1: {
+        int one = type == CDX_W_Q4_1;
+        const uint8_t *b = row + (p / 32) * (one ? 20 : 18);
+        size_t e = p % 32;
+        __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(b + (one ? 4 : 2) + (e & 15))));
+        q = e >= 16 ? _mm256_srli_epi32(q, 4) : _mm256_and_si256(q, _mm256_set1_epi32(15));
+        if (!one) q = _mm256_sub_epi32(q, _mm256_set1_epi32(8));
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(ld_half_scalar(b)));
+        return one ? _mm256_add_ps(v, _mm256_set1_ps(ld_half_scalar(b + 2))) : v;
+    }
+    case CDX_W_Q5_0:
+    case CDX_W_Q5_1: {
+        int one = type == CDX_W_Q5_1;
+        const uint8_t *b = row + (p / 32) * (one ? 24 : 22), *h = b + (one ? 4 : 2);
+        size_t e = p % 32;
+        uint32_t qh = (uint32_t)h[0] | (uint32_t)h[1] << 8 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 24;
+        __m256i q = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)(h + 4 + (e & 15))));
+        q = e >= 16 ? _mm256_srli_epi32(q, 4) : _mm256_and_si256(q, _mm256_set1_epi32(15));
+        /* fifth bits: bit e+i of qh for lane i */
+        __m256i bits = _mm256_and_si256(_mm256_set1_epi32((int)((qh >> e) & 0xffu)),
+                                        _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128));
+        __m256i hi = _mm256_and_si256(_mm256_cmpeq_epi32(bits, _mm256_setzero_si256()), _mm256_set1_epi32(16));
+        q = _mm256_or_si256(q, _mm256_xor_si256(hi, _mm256_set1_epi32(16)));
+        if (!one) q = _mm256_sub_epi32(q, _mm256_set1_epi32(16));
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(q), _mm256_set1_ps(ld_half_scalar(b)));
+        return one ? _mm256_add_ps(v, _mm256_set1_ps(ld_half_scalar(b + 2))) : v;
+    }
+    default: return _mm256_loadu_ps((const float *)(const void *)row + p);
+    }
+}
+
+/* P (kc, 16) <- W rows j0 .. j0+15, columns k0 .. k0+kc; rows >= n1 are zero.
+ * Full 8-row groups go through 8x8 register transposes; the rest (short row
+ * groups, a k tail below 8) through the scalar cdx_dequant_row. `type` is a
+ * constant in each inlined copy, so the switch in wload8 folds away. */
+TGT static inline __attribute__((always_inline)) void pack_w_t(int type, const uint8_t *W, size_t rb,
+                                                               size_t j0, size_t n1, size_t k0,
+                                                               size_t kc, float *P)
+{
+    float tmp[KC];
     for (size_t h = 0; h < NR; h += 8) {
         size_t jb = j0 + h, p = 0;
         if (jb + 8 <= n1) {
             for (; p + 8 <= kc; p += 8) {
                 __m256 r[8];
-                for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(W + (jb + (size_t)i) * k + k0 + p);
+                for (int i = 0; i < 8; i++) r[i] = wload8(type, W + (jb + (size_t)i) * rb, k0 + p);
                 transpose8(r);
                 for (int i = 0; i < 8; i++) _mm256_store_ps(P + (p + (size_t)i) * NR + h, r[i]);
             }
         }
+        if (p == kc) continue;
         for (size_t jj = h; jj < h + 8; jj++) {
             size_t j = j0 + jj;
-            const float *src = W + j * k + k0;
-            for (size_t q = p; q < kc; q++) P[q * NR + jj] = j < n1 ? src[q] : 0.0f;
+            if (j < n1) {
+                if (type == CDX_W_F32) {
+                    const float *src = (const float *)(const void *)(W + j * rb) + k0;
+                    for (size_t q = p; q < kc; q++) P[q * NR + jj] = src[q];
+                } else { /* p is 0 here for the Q types (kc is a multiple of 32) */
+                    size_t b = p - p % cdx_wtype_block(type);
+                    cdx_dequant_row(type, W + j * rb, k0 + b, kc - b, tmp);
+                    for (size_t q = p; q < kc; q++) P[q * NR + jj] = tmp[q - b];
+                }
+            } else {
+                for (size_t q = p; q < kc; q++) P[q * NR + jj] = 0.0f;
+            }
         }
     }
 }
 
-TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W, const float *bias,
+TGT static void pack_w(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc,
+                       float *P)
+{
+    const uint8_t *w = W->data;
+    size_t rb = cdx_wtype_row_bytes(W->type, k);
+    switch (W->type) {
+    case CDX_W_F16: pack_w_t(CDX_W_F16, w, rb, j0, n1, k0, kc, P); break;
+    case CDX_W_Q8_0: pack_w_t(CDX_W_Q8_0, w, rb, j0, n1, k0, kc, P); break;
+    case CDX_W_Q4_0: pack_w_t(CDX_W_Q4_0, w, rb, j0, n1, k0, kc, P); break;
+    case CDX_W_Q4_1: pack_w_t(CDX_W_Q4_1, w, rb, j0, n1, k0, kc, P); break;
+    case CDX_W_Q5_0: pack_w_t(CDX_W_Q5_0, w, rb, j0, n1, k0, kc, P); break;
+    case CDX_W_Q5_1: pack_w_t(CDX_W_Q5_1, w, rb, j0, n1, k0, kc, P); break;
+    default: pack_w_t(CDX_W_F32, w, rb, j0, n1, k0, kc, P); break;
+    }
+}
+
+TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
                               float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                               size_t k, int act, unsigned flags)
 {
@@ -186,12 +272,13 @@ TGT float cdx_dot_avx2(const float *a, const float *b, size_t n)
 #else /* not x86: the scalar reference is used everywhere */
 
 int cdx_cpu_has_avx2_fma(void) { return 0; }
-void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W, const float *bias, float *C,
-                          size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
+void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                          float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
                           int act, unsigned flags)
 {
-    cdx_linear_ref(A + m0 * lda, lda, W + n0 * k, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc,
-                   m1 - m0, n1 - n0, k, act, flags);
+    struct cdx_wmat w = {W->type, cdx_wmat_row(W, k, n0)};
+    cdx_linear_w_ref(A + m0 * lda, lda, &w, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc,
+                     m1 - m0, n1 - n0, k, act, flags);
 }
 float cdx_dot_avx2(const float *a, const float *b, size_t n)
 {

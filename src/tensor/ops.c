@@ -38,11 +38,42 @@ void cdx_linear_ref(const float *A, size_t lda, const float *W, const float *bia
     }
 }
 
+/* Reference for any weight type: row j dequantized KC values at a time into
+ * a stack buffer; the sum runs over p = 0..k-1 in order, exactly as
+ * cdx_linear_ref on the dequantized matrix. */
+#define REF_KC 256
+void cdx_linear_w_ref(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                      float *C, size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags)
+{
+    if (W->type == CDX_W_F32) {
+        cdx_linear_ref(A, lda, W->data, bias, C, ldc, m, n, k, act, flags);
+        return;
+    }
+    float buf[REF_KC];
+    for (size_t i = 0; i < m; i++) {
+        const float *a = A + i * lda;
+        for (size_t j = 0; j < n; j++) {
+            const void *row = cdx_wmat_row(W, k, j);
+            float s = 0.0f;
+            for (size_t k0 = 0; k0 < k; k0 += REF_KC) {
+                size_t kc = k - k0 < REF_KC ? k - k0 : REF_KC;
+                cdx_dequant_row(W->type, row, k0, kc, buf);
+                for (size_t p = 0; p < kc; p++) s += a[k0 + p] * buf[p];
+            }
+            if (bias) s += bias[j];
+            s = cdx_act_apply(act, s);
+            float *c = C + i * ldc + j;
+            *c = (flags & CDX_LIN_ACCUM) ? *c + s : s;
+        }
+    }
+}
+
 #define TILE_M CDX_LINEAR_TILE_M /* rows per task */
 #define TILE_N CDX_LINEAR_TILE_N /* weight rows (outputs) per task */
 
 struct linear_job {
-    const float *A, *W, *bias;
+    const float *A, *bias;
+    const struct cdx_wmat *W;
     float *C;
     size_t lda, ldc, m, n, k, n_mt;
     int act, simd;
@@ -59,19 +90,28 @@ static void linear_task(void *arg, size_t t)
         cdx_linear_tile_avx2(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k,
                              j->act, j->flags);
     } else {
-        cdx_linear_ref(j->A + m0 * j->lda, j->lda, j->W + n0 * j->k, j->bias ? j->bias + n0 : NULL,
-                       j->C + m0 * j->ldc + n0, j->ldc, m1 - m0, n1 - n0, j->k, j->act, j->flags);
+        struct cdx_wmat w = {j->W->type, cdx_wmat_row(j->W, j->k, n0)};
+        cdx_linear_w_ref(j->A + m0 * j->lda, j->lda, &w, j->bias ? j->bias + n0 : NULL,
+                         j->C + m0 * j->ldc + n0, j->ldc, m1 - m0, n1 - n0, j->k, j->act, j->flags);
     }
+}
+
+void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx_wmat *W,
+                  const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k, int act,
+                  unsigned flags)
+{
+    if (m == 0 || n == 0) return;
+    struct linear_job j = {A, bias, W, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
+                           act, !ctx->force_scalar && cdx_cpu_has_avx2_fma(), flags};
+    size_t n_nt = (n + TILE_N - 1) / TILE_N;
+    cdx_pool_run(ctx->pool, linear_task, &j, j.n_mt * n_nt);
 }
 
 void cdx_linear(clipdex_ctx *ctx, const float *A, size_t lda, const float *W, const float *bias,
                 float *C, size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags)
 {
-    if (m == 0 || n == 0) return;
-    struct linear_job j = {A, W, bias, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
-                           act, !ctx->force_scalar && cdx_cpu_has_avx2_fma(), flags};
-    size_t n_nt = (n + TILE_N - 1) / TILE_N;
-    cdx_pool_run(ctx->pool, linear_task, &j, j.n_mt * n_nt);
+    struct cdx_wmat w = cdx_wmat_f32(W);
+    cdx_linear_w(ctx, A, lda, &w, bias, C, ldc, m, n, k, act, flags);
 }
 
 struct ln_job {

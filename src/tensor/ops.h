@@ -19,9 +19,70 @@ enum cdx_act { CDX_ACT_NONE = 0, CDX_ACT_QUICK_GELU = 1, CDX_ACT_GELU = 2 };
 /* Flags for cdx_linear. */
 #define CDX_LIN_ACCUM 1u /* C += result instead of C = result */
 
+/* Weight element types, numbered like ggml's (and GGUF's) tensor types.
+ * F32/F16 are plain arrays; the Q types are blocks of CDX_QK = 32 values
+ * along a row with ggml's exact byte layouts:
+ *   Q4_0 (18 B): f16 d, 16 B nibbles; low nibbles = elements 0..15, high = 16..31;
+ *                value (q - 8) * d
+ *   Q4_1 (20 B): f16 d, f16 m, 16 B nibbles as Q4_0; value q * d + m
+ *   Q5_0 (22 B): f16 d, u32 qh (bit e = 5th bit of element e), 16 B nibbles;
+ *                value (q - 16) * d
+ *   Q5_1 (24 B): f16 d, f16 m, u32 qh, 16 B nibbles; value q * d + m
+ *   Q8_0 (34 B): f16 d, 32 int8; value q * d
+ * All multi-byte fields are little-endian and may be unaligned. */
+enum cdx_wtype {
+    CDX_W_F32 = 0, CDX_W_F16 = 1, CDX_W_Q4_0 = 2, CDX_W_Q4_1 = 3,
+    CDX_W_Q5_0 = 6, CDX_W_Q5_1 = 7, CDX_W_Q8_0 = 8
+};
+#define CDX_QK 32
+
+/* A weight matrix W (n, k) of any cdx_wtype, row-major: row j holds the k
+ * inputs of output j (for Q types: k / 32 consecutive blocks). The shape is
+ * passed beside it. A zeroed struct is F32 with no data. */
+struct cdx_wmat {
+    int type;         /* enum cdx_wtype */
+    const void *data;
+};
+
+static inline struct cdx_wmat cdx_wmat_f32(const float *w)
+{
+    struct cdx_wmat m = {CDX_W_F32, w};
+    return m;
+}
+
+/* Name ("F32", "Q8_0", ...) or NULL if `type` is not a supported type. */
+CDX_INTERNAL const char *cdx_wtype_name(int type);
+/* Values per block (1 for F32/F16, 32 for Q types); 0 if unsupported. */
+CDX_INTERNAL size_t cdx_wtype_block(int type);
+/* Bytes per block; 0 if unsupported. */
+CDX_INTERNAL size_t cdx_wtype_block_bytes(int type);
+/* Bytes of one row of k values; 0 if unsupported or k is not a multiple of
+ * the block (or overflows). */
+CDX_INTERNAL size_t cdx_wtype_row_bytes(int type, size_t k);
+/* out[0..n) = values [k0, k0 + n) of a row (`row` = its first byte). For Q
+ * types k0 and n are multiples of 32. Exact: the same floats the SIMD
+ * kernels compute. */
+CDX_INTERNAL void cdx_dequant_row(int type, const void *row, size_t k0, size_t n, float *out);
+/* Quantizes k values (k a multiple of the block) into `out` (row bytes) with
+ * ggml's reference rounding (F16: round to nearest even). */
+CDX_INTERNAL void cdx_quant_row(int type, const float *x, size_t k, void *out);
+/* Row j of W (n, k) as a pointer. */
+static inline const void *cdx_wmat_row(const struct cdx_wmat *w, size_t k, size_t j)
+{
+    return (const uint8_t *)w->data + j * cdx_wtype_row_bytes(w->type, k);
+}
+
 /* C (m, n; row stride ldc) [+]= act(A (m, k; stride lda) @ W (n, k)^T + bias (n,))
- * W is row-major [n, k] (PyTorch nn.Linear layout); bias may be NULL.
- * act is applied before accumulation; ACCUM with an activation is allowed. */
+ * W is row-major [n, k] (PyTorch nn.Linear layout) of any cdx_wtype (Q types
+ * need k % 32 == 0); bias may be NULL. act is applied before accumulation;
+ * ACCUM with an activation is allowed. Reduced-precision weights are
+ * dequantized exactly into the fp32 panels the kernel packs anyway, so every
+ * output is the same FMA chain as with the dequantized F32 matrix: results
+ * are identical for any batch size and thread count, for every type. */
+CDX_INTERNAL void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx_wmat *W,
+                               const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k,
+                               int act, unsigned flags);
+/* cdx_linear_w with F32 weights. */
 CDX_INTERNAL void cdx_linear(clipdex_ctx *ctx, const float *A, size_t lda, const float *W,
                              const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k,
                              int act, unsigned flags);
@@ -29,6 +90,11 @@ CDX_INTERNAL void cdx_linear(clipdex_ctx *ctx, const float *A, size_t lda, const
 CDX_INTERNAL void cdx_linear_ref(const float *A, size_t lda, const float *W, const float *bias,
                                  float *C, size_t ldc, size_t m, size_t n, size_t k, int act,
                                  unsigned flags);
+/* Scalar reference for any type: each row dequantized (cdx_dequant_row),
+ * then the reference dot product in the same order as cdx_linear_ref. */
+CDX_INTERNAL void cdx_linear_w_ref(const float *A, size_t lda, const struct cdx_wmat *W,
+                                   const float *bias, float *C, size_t ldc, size_t m, size_t n,
+                                   size_t k, int act, unsigned flags);
 
 /* y (m, n) = LayerNorm(x (m, n)) * w + b, row by row; x and y may alias. */
 CDX_INTERNAL void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, float *y, size_t ldy,
@@ -50,15 +116,18 @@ CDX_INTERNAL float cdx_act_apply(int act, float x);
 
 /* IEEE binary16 and bfloat16 bit patterns to float (exact, subnormals kept). */
 CDX_INTERNAL float cdx_half_to_float(uint16_t h);
+/* float to binary16, round to nearest even (overflow to inf, NaN kept NaN). */
+CDX_INTERNAL uint16_t cdx_float_to_half(float f);
 CDX_INTERNAL float cdx_bf16_to_float(uint16_t h);
 
-/* AVX2/FMA building block (src/tensor/linear_avx2.c): rows [m0, m1) x cols
- * [n0, n1) of the product, same contract as cdx_linear. A task tile is at most
- * CDX_LINEAR_TILE_M rows by CDX_LINEAR_TILE_N columns. */
+/* AVX2/FMA/F16C building block (src/tensor/linear_avx2.c): rows [m0, m1) x
+ * cols [n0, n1) of the product, same contract as cdx_linear_w. A task tile is
+ * at most CDX_LINEAR_TILE_M rows by CDX_LINEAR_TILE_N columns. */
 #define CDX_LINEAR_TILE_M 240
 #define CDX_LINEAR_TILE_N 64
+/* 1 if the CPU has AVX2, FMA and F16C (every AVX2 CPU has F16C). */
 CDX_INTERNAL int cdx_cpu_has_avx2_fma(void);
-CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const float *W,
+CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W,
                                        const float *bias, float *C, size_t ldc, size_t m0,
                                        size_t m1, size_t n0, size_t n1, size_t k, int act,
                                        unsigned flags);
