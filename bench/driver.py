@@ -1,0 +1,472 @@
+#!/usr/bin/python3
+"""driver.py - runs clipdex and its peers interleaved and prints the table of `make bench`.
+
+The speed of this kind of machine drifts (up to 2x over minutes), so numbers
+taken minutes apart cannot be compared. Every system therefore runs as a
+long-lived worker process (bench/clipdex_bench.c --serve, bench/peers/
+ort_worker.js, bench/peers/torch_worker.py) speaking one line protocol, and the
+driver runs each task on every system back to back, rotating the order each
+round; the ratios clipdex/peer are taken within a round, then the median over
+rounds is printed. bench/peak.c measures the fp32 peak right before and after
+each task, for the "% of machine peak" column.
+
+Python standard library only: the driver itself never imports torch.
+Called by bench/run.sh, which builds and generates everything; see
+docs/benchmarks.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+VARIANTS = ["fp32", "f16", "q8", "q4"]            # clipdex weight formats, in print order
+PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
+RATIO_PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
+
+
+class Worker:
+    """A process speaking the worker protocol (see bench/clipdex_bench.c)."""
+
+    def __init__(self, name, argv, env=None):
+        self.name, self.argv = name, argv
+        self.error = None
+        self.ready = ""
+        try:
+            self.p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=env, bufsize=1)
+        except OSError as e:
+            self.p, self.error = None, str(e)
+            return
+        line = self._read()
+        if line is None or not line.startswith("ready"):
+            self._fail("did not start (%s)" % (line or "no output"))
+        else:
+            self.ready = line
+
+    def _read(self):
+        line = self.p.stdout.readline()
+        return line.strip() if line else None
+
+    def _fail(self, why):
+        err = ""
+        if self.p:
+            try:
+                self.p.kill()
+                err = self.p.stderr.read().strip().splitlines()
+                err = err[-1] if err else ""
+            except OSError:
+                pass
+        self.error = why + ((": " + err) if err else "")
+        self.p = None
+
+    def ask(self, cmd):
+        if not self.p:
+            return None
+        try:
+            self.p.stdin.write(cmd + "\n")
+            self.p.stdin.flush()
+        except OSError:
+            self._fail("died")
+            return None
+        line = self._read()
+        if line is None:
+            self._fail("died on '%s'" % cmd)
+            return None
+        if line.startswith("error"):
+            self.error = line
+            return None
+        return line
+
+    def close(self):
+        if self.p:
+            try:
+                self.p.stdin.write("quit\n")
+                self.p.stdin.flush()
+                self.p.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.p.kill()
+            self.p = None
+
+
+class System:
+    """One column of the comparison: a worker for any thread count, or one per count."""
+
+    def __init__(self, name, workers_by_threads):
+        self.name = name
+        self.workers = workers_by_threads  # {threads or None: Worker}
+        self.rss_kb = None
+        self.last_load = None  # (% of all CPUs busy in other processes, % stolen) during the last run
+
+    def worker(self, threads):
+        return self.workers.get(threads) or self.workers.get(None)
+
+    def error(self):
+        errs = [w.error for w in self.workers.values() if w.error]
+        return errs[0] if errs else None
+
+    def run(self, task, threads, seconds):
+        w = self.worker(threads)
+        if not w:
+            return None
+        kind, param = task
+        pid = w.p.pid if w.p else None
+        c0, p0 = cpu_jiffies(), pid and proc_jiffies(pid)
+        line = w.ask("%s %s %d %.3f" % (kind, param, threads, seconds))
+        c1, p1 = cpu_jiffies(), pid and proc_jiffies(pid)
+        self.last_load = None
+        if c0 and c1 and p0 is not None and p1 is not None and c1[2] > c0[2]:
+            tot = c1[2] - c0[2]
+            others = max(0, (c1[0] - c0[0]) - (p1 - p0))
+            self.last_load = (100.0 * others / tot, 100.0 * (c1[1] - c0[1]) / tot)
+        if not line:
+            return None
+        f = line.split()  # result KIND PARAM T ITERS SECONDS GFLOP
+        iters, secs = int(f[4]), float(f[5])
+        n = int(param) if kind == "image" else 1
+        return iters * n / secs
+
+    def rss(self):
+        vals = []
+        for w in self.workers.values():
+            line = w.ask("rss")
+            if line:
+                vals.append(int(line.split()[1]))
+        return max(vals) if vals else None
+
+    def close(self):
+        for w in self.workers.values():
+            w.close()
+
+
+def cpu_jiffies():
+    """(busy, steal, total) jiffies of all CPUs from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (v + [0] * 8)[:8]
+    return user + nice + system + irq + softirq, steal, user + nice + system + idle + iowait + irq + softirq + steal
+
+
+def proc_jiffies(pid):
+    """utime + stime of a process (all its threads)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[11]) + int(rest[12])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def first_embedding_ms(argv, cwd=None, env=None):
+    """Wall time from fork+exec to the first stdout line holding an embedding,
+    and the child's peak RSS (wait4)."""
+    t0 = time.monotonic()
+    try:
+        p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=cwd, env=env)
+    except OSError:
+        return None, None
+    ms = None
+    for line in p.stdout:
+        if "embedding" in line:
+            ms = (time.monotonic() - t0) * 1000.0
+            break
+    p.stdout.close()
+    _, status, ru = os.wait4(p.pid, 0)
+    if status != 0:
+        return None, None
+    return ms, ru.ru_maxrss
+
+
+def peak_gflops(peak_bin, threads):
+    """The fp32 FMA peak right now at `threads` threads (best of two 0.1 s runs), or None."""
+    try:
+        r = subprocess.run([peak_bin, "--threads", str(threads), "--seconds", "0.1", "--repeat", "2"],
+                           capture_output=True, text=True, timeout=60)
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) == 3 and f[0] == "peak_gflops":
+                return float(f[2])
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def med(v):
+    v = [x for x in v if x is not None]
+    return statistics.median(v) if v else None
+
+
+def fmt(x, spec, na="n/a"):
+    return na if x is None else format(x, spec)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--model", action="append", default=[], metavar="VARIANT=PATH",
+                    help="clipdex model per variant (fp32, f16, q8, q4); missing ones print n/a")
+    ap.add_argument("--onnx", help="directory of tools/export_onnx.py's output (ONNX Runtime peer)")
+    ap.add_argument("--torch-model", help="model directory for the PyTorch peer")
+    ap.add_argument("--python", default="/usr/bin/python3")
+    ap.add_argument("--node", default="node")
+    ap.add_argument("--ort-spin", default="0", help="ONNX Runtime intra_op.allow_spinning (its default: 1)")
+    ap.add_argument("--torch-omp-wait", default="PASSIVE", help="OMP_WAIT_POLICY for PyTorch ('' = its default)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=1.0, help="time per task and system in each round")
+    ap.add_argument("--text6", default="a photo of dogs")
+    ap.add_argument("--text77", default=" ".join(["photo"] * 100))
+    ap.add_argument("--out", required=True, help="also write the table here")
+    ap.add_argument("--raw", help="write every measurement here (TSV)")
+    ap.add_argument("--command", default="make bench")
+    ap.add_argument("--build-flags", default="")
+    ap.add_argument("--source", default="", help="what was built (git commit)")
+    a = ap.parse_args()
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    # PyTorch's OpenMP threads spin-wait by default; on a 2-vCPU VM that makes 2 threads
+    # 4-20x slower than 1 (measured), so its workers run with OMP_WAIT_POLICY=PASSIVE
+    torch_env = dict(os.environ)
+    if a.torch_omp_wait:
+        torch_env["OMP_WAIT_POLICY"] = a.torch_omp_wait
+    models = dict(s.split("=", 1) for s in a.model)
+    fp32_model = models.get("fp32")
+    clipdex_cli = os.path.join(a.build, "clipdex")
+    bench_bin = os.path.join(a.build, "bench", "clipdex_bench")
+    peak_bin = os.path.join(a.build, "bench", "peak")
+
+    # token ids (the peers get ids, not strings; clipdex tokenized once at start-up too)
+    texts = {"t6": a.text6, "t77": a.text77}
+    ids = {}
+    r = subprocess.run([clipdex_cli, "tokenize", "--model", fp32_model, a.text6, a.text77],
+                       capture_output=True, text=True, check=True)
+    for name, line in zip(texts, r.stdout.splitlines()):
+        ids[name] = json.loads(line)["ids"]
+    idarg = lambda n: ",".join(str(i) for i in ids[n])  # noqa: E731
+    ntok = {n: len(ids[n]) for n in ids}
+
+    tasks = [("image", "1"), ("image", "16"), ("text", "t6"), ("text", "t77")]
+    thread_counts = [1, 2]
+
+    def task_label(t):
+        return "image batch %s" % t[1] if t[0] == "image" else "text %d tokens" % ntok[t[1]]
+
+    # ---- start the workers
+    systems = {}
+    log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    for v in VARIANTS:
+        if v in models:
+            argv = [bench_bin, "--serve", "--model", models[v]] + \
+                   sum([["--text", "%s=%s" % (n, t)] for n, t in texts.items()], [])
+            systems["clipdex-" + v] = System("clipdex-" + v, {None: Worker("clipdex-" + v, argv)})
+    ort_js = os.path.join(here, "peers", "ort_worker.js")
+    if a.onnx:
+        for v in ("fp32", "int8"):
+            if not os.path.exists(os.path.join(a.onnx, "image%s.onnx" % ("" if v == "fp32" else "-" + v))):
+                continue
+            ws = {}
+            for t in thread_counts:
+                argv = [a.node, ort_js, "--dir", a.onnx, "--variant", v, "--threads", str(t), "--spin", a.ort_spin] + \
+                       sum([["--text", "%s=%s" % (n, idarg(n))] for n in ids], [])
+                ws[t] = Worker("ort-%s/%d" % (v, t), argv)
+            systems["ort-" + v] = System("ort-" + v, ws)
+    if a.torch_model:
+        argv = [a.python, os.path.join(here, "peers", "torch_worker.py"), "--model", a.torch_model] + \
+               sum([["--text", "%s=%s" % (n, idarg(n))] for n in ids], [])
+        systems["torch-fp32"] = System("torch-fp32", {None: Worker("torch-fp32", argv, torch_env)})
+    for s in systems.values():
+        for w in s.workers.values():
+            log("%-14s %s" % (w.name, w.ready or ("FAILED: " + str(w.error))))
+    gflop = {}
+    cw = systems.get("clipdex-fp32") or next((s for s in systems.values() if s.name.startswith("clipdex")), None)
+    ready = cw.worker(None).ready.split() if cw else []
+    for kv in ready:
+        if "=" in kv:
+            k, v = kv.split("=", 1)
+            if k == "image_gflop":
+                gflop[("image", None)] = float(v)
+            elif k.endswith("_gflop"):
+                gflop[("text", k[:-6])] = float(v)
+
+    def task_gflop(t):  # per encode (one image or one text)
+        if t[0] == "image":
+            return gflop.get(("image", None), 0)
+        return gflop.get(("text", t[1]), 0)
+
+    # ---- interleaved rounds
+    order = [n for n in ["clipdex-" + v for v in VARIANTS] + PEERS if n in systems]
+    res = {}     # (task, threads, system) -> [enc/s per round]
+    peaks = {t: [] for t in thread_counts}
+    pct = {}     # (task, threads, system) -> [% of that round's peak]
+    load = {}    # (task, threads, system) -> [(others %, steal %)]
+    raw = ["round\ttask\tthreads\tsystem\tencodes_per_s\tgflops\tpeak_gflops"]
+    first = {n: [] for n in order}
+    first_rss = {}
+    t_start = time.monotonic()
+    for rnd in range(a.rounds):
+        log("round %d/%d, %.0f s so far" % (rnd + 1, a.rounds, time.monotonic() - t_start))
+        rot = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
+        for task in tasks:
+            for thr in thread_counts:
+                # the peak is measured right before and after each task's block of
+                # systems and the higher one kept, so drift cannot flatter the %
+                before = peak_gflops(peak_bin, thr)
+                vals = {}
+                for name in rot:
+                    vals[name] = systems[name].run(task, thr, a.seconds)
+                    if systems[name].last_load:
+                        load.setdefault((task, thr, name), []).append(systems[name].last_load)
+                    time.sleep(0.1)  # let the last system's threads go idle
+                after = peak_gflops(peak_bin, thr)
+                pk = max([x for x in (before, after) if x] or [0]) or None
+                peaks[thr] += [x for x in (before, after) if x]
+                for name, v in vals.items():
+                    key = (task, thr, name)
+                    res.setdefault(key, []).append(v)
+                    g = None if v is None else v * task_gflop(task)
+                    pct.setdefault(key, []).append(None if g is None or not pk else 100 * g / pk)
+                    raw.append("%d\t%s\t%d\t%s\t%s\t%s\t%s" % (rnd + 1, task_label(task), thr, name,
+                                                               fmt(v, ".4f"), fmt(g, ".2f"), fmt(pk, ".2f")))
+        # process start -> first text embedding, once per round and system
+        for name in rot:
+            if name.startswith("clipdex-"):
+                argv = [clipdex_cli, "embed", "--model", models[name[8:]], "--text", a.text6]
+            elif name.startswith("ort-"):
+                argv = [a.node, ort_js, "--dir", a.onnx, "--variant", name[4:], "--spin", a.ort_spin,
+                        "--first-text", idarg("t6")]
+            else:
+                argv = [a.python, os.path.join(here, "peers", "torch_worker.py"), "--model", a.torch_model,
+                        "--first-text", idarg("t6")]
+            ms, rss = first_embedding_ms(argv, cwd=root, env=torch_env if name.startswith("torch") else None)
+            first[name].append(ms)
+            if rss:
+                first_rss[name] = max(first_rss.get(name, 0), rss)
+    for s in systems.values():
+        s.rss_kb = s.rss()
+        s.close()
+    wall = time.monotonic() - t_start
+
+    # ---- the table
+    L = []
+    p = L.append
+    p("clipdex benchmark, ViT-B/32 shapes (seeded random weights: speed does not depend on the values)")
+    p("date      %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
+    p("command   %s" % a.command)
+    p("machine   %s" % machine())
+    p("build     %s" % (a.build_flags or "?"))
+    if a.source:
+        p("source    %s" % a.source)
+    p("peers     %s" % peer_versions(systems))
+    p("          threads: ONNX Runtime intra_op.allow_spinning=%s, PyTorch OMP_WAIT_POLICY=%s (see docs/benchmarks.md)" %
+      (a.ort_spin, a.torch_omp_wait or "default"))
+    p("peak      fp32 FMA peak (bench/peak.c), median [min-max] of %d measurements: 1 thread %s [%s-%s], 2 threads %s [%s-%s] GFLOP/s" %
+      ((len(peaks[1]),) + tuple(fmt(x, ".1f") for t in thread_counts for x in (med(peaks[t]), min(filter(None, peaks[t]), default=None),
+                                                           max(filter(None, peaks[t]), default=None)))))
+    p("work      image %s GFLOP; text %d tokens %s GFLOP, %d tokens %s GFLOP (2 x multiply-adds of the matrix products)" %
+      (fmt(gflop.get(("image", None)), ".2f"), ntok["t6"], fmt(gflop.get(("text", "t6")), ".3f"),
+       ntok["t77"], fmt(gflop.get(("text", "t77")), ".2f")))
+    p("method    %d rounds x %.1f s per task and system, interleaved (each task runs on every system back to back);" %
+      (a.rounds, a.seconds))
+    p("          medians over rounds; %peak = GFLOP/s / the peak at the same thread count measured just")
+    p("          before and after that task (the higher); int8 peers can pass 100% (int8 is not fp32 FMA);")
+    p("          vs PEER = clipdex encodes/s / PEER encodes/s in the same round (median; > 1: clipdex faster);")
+    p("          other = CPU used by other processes during the measurement, % of all CPUs (/proc/stat)")
+    p("")
+    hdr = "%-22s %3s  %-13s %9s %9s %8s %6s %6s  %s" % ("task", "thr", "system", "encodes/s", "ms/encode", "GFLOP/s",
+                                                        "%peak", "other", "  ".join("vs %-10s" % r for r in RATIO_PEERS))
+    p(hdr)
+    p("-" * len(hdr))
+    all_names = ["clipdex-" + v for v in VARIANTS] + PEERS
+    for task in tasks:
+        for thr in thread_counts:
+            for i, name in enumerate(all_names):
+                key = (task, thr, name)
+                v = med(res.get(key, []))
+                lab = task_label(task) if i == 0 else ""
+                th = str(thr) if i == 0 else ""
+                if v is None:
+                    why = "n/a" if name not in systems else "failed"
+                    p("%-22s %3s  %-13s %9s" % (lab, th, name, why))
+                    continue
+                g = v * task_gflop(task)
+                ratios = []
+                for rp in RATIO_PEERS:
+                    rr = None
+                    if name.startswith("clipdex-") and (task, thr, rp) in res:
+                        rr = med([x / y for x, y in zip(res[key], res[(task, thr, rp)]) if x and y])
+                    ratios.append("%13s" % fmt(rr, ".2f", ""))
+                oth = med([x[0] for x in load.get(key, [])])
+                p("%-22s %3s  %-13s %9.2f %9.1f %8.1f %5.0f%% %5s%%  %s" %
+                  (lab, th, name, v, 1000.0 / v, g, med(pct[key]) or 0, fmt(oth, ".0f", "?"),
+                   "  ".join(ratios).rstrip()))
+        p("")
+    p("%-14s %14s %16s %18s" % ("system", "peak RSS MiB", "first text ms", "(its peak RSS MiB)"))
+    for name in all_names:
+        if name not in systems:
+            p("%-14s %14s" % (name, "n/a"))
+            continue
+        s = systems[name]
+        p("%-14s %14s %16s %18s" % (name, fmt(s.rss_kb and s.rss_kb / 1024.0, ".0f"), fmt(med(first[name]), ".0f"),
+                                    fmt(first_rss.get(name) and first_rss[name] / 1024.0, ".0f")))
+    p("")
+    p("peak RSS: the worker process after all tasks (weights + batch-16 activations; clipdex maps F32 weights")
+    p("from the file, so their pages count once touched). first text: fork+exec of `clipdex embed --text` /")
+    p("`ort_worker.js --first-text` / `torch_worker.py --first-text` until the embedding is printed, warm page")
+    p("cache, all threads; the peers get token ids, clipdex also tokenizes. Total bench time %.0f s." % wall)
+    allo = [x[0] for v in load.values() for x in v]
+    alls = [x[1] for v in load.values() for x in v]
+    if allo:
+        p("load: other processes used %.0f%% of the CPUs (median over measurements, max %.0f%%); hypervisor steal %.0f%% "
+          "(max %.0f%%)." % (med(allo), max(allo), med(alls), max(alls)))
+        if med(allo) > 10:
+            p("WARNING: the machine was busy with other work during this run: absolute figures are low and noisy;")
+            p("         the interleaved ratios are less affected, but re-run on an idle machine before quoting them.")
+    errs = [(n, s.error()) for n, s in systems.items() if s.error()]
+    for n, e in errs:
+        p("note: %s: %s" % (n, e))
+    text = "\n".join(L) + "\n"
+    sys.stdout.write(text)
+    with open(a.out, "w") as f:
+        f.write(text)
+    if a.raw:
+        with open(a.raw, "w") as f:
+            f.write("\n".join(raw) + "\n")
+
+
+def machine():
+    model, cores = platform.processor() or "?", os.cpu_count()
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        kv = dict(l.split(":", 1) for l in out.splitlines() if ":" in l)
+        model = kv.get("Model name", model).strip()
+        cps = kv.get("Core(s) per socket", "?").strip()
+        tpc = kv.get("Thread(s) per core", "?").strip()
+        flags = kv.get("Flags", "").split()
+        simd = "+".join(f for f in ("avx2", "fma", "avx512f", "avx_vnni", "avx512_vnni") if f in flags)
+        hyp = kv.get("Hypervisor vendor", "").strip()
+        return "%s, %d CPUs (%s cores/socket, %s threads/core)%s, %s, %s" % (
+            model, cores, cps, tpc, (", " + hyp + " VM") if hyp else "", simd or "no AVX2", platform.platform())
+    except (OSError, ValueError):
+        return "%s, %d CPUs" % (model, cores)
+
+
+def peer_versions(systems):
+    out = []
+    for n in ("ort-fp32", "torch-fp32"):
+        s = systems.get(n)
+        if s:
+            w = next(iter(s.workers.values()))
+            out.append(" ".join(w.ready.split()[1:]) if w.ready else n + " (failed)")
+    return "; ".join(out) or "none"
+
+
+if __name__ == "__main__":
+    main()

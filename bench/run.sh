@@ -1,0 +1,119 @@
+#!/bin/sh
+# bench/run.sh BUILD - `make bench`: clipdex against ONNX Runtime and PyTorch on ViT-B/32 shapes.
+#
+# Builds bench/peak.c and bench/clipdex_bench.c against BUILD/libclipdex.a,
+# generates the seeded ViT-B/32 models (cached in BUILD/bench-models/), exports
+# them to ONNX with tools/export_onnx.py (cached), then bench/driver.py runs
+# clipdex and the peers interleaved and prints the table, also written to
+# BUILD/bench-results.txt (every measurement: BUILD/bench-raw.tsv).
+#
+# Knobs (environment):
+#   BENCH_ROUNDS=3         interleaved rounds
+#   BENCH_SECONDS=1        seconds per task, system and round
+#   BENCH_PEERS=all        all | none | a list of: ort torch
+#   BENCH_F16=PATH  BENCH_Q8=PATH  BENCH_Q4=PATH
+#                          clipdex models for the F16/Q8/Q4 columns (a directory or weight file
+#                          clipdex_model_load accepts); F16 defaults to a generated f16 model,
+#                          Q8/Q4 to BUILD/bench-models/b32-q8 and -q4 when present, else n/a
+#   PYTHON=/usr/bin/python3  NODE=node  CC=cc
+# Needs: the build; for the peers Debian's python3-torch (and libopenblas0-openmp, or
+# PyTorch uses the reference BLAS) and node + `npm ci --ignore-scripts` in bench/peers
+# (done here when node_modules is missing; the only step that needs a network).
+set -eu
+BUILD=${1:-build}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PYTHON=${PYTHON:-/usr/bin/python3}
+NODE=${NODE:-node}
+CC=${CC:-cc}
+PEERS=${BENCH_PEERS:-all}
+MODELS=$BUILD/bench-models
+say() { echo "bench: $*" >&2; }
+
+if [ ! -f "$BUILD/libclipdex.a" ] || [ ! -x "$BUILD/clipdex" ] || [ ! -x "$BUILD/tools/genmodel" ]; then
+    say "build first: make BUILD=$BUILD"
+    exit 1
+fi
+
+# ---- the two C programs (same warnings as the Makefile; -O2 like its default)
+mkdir -p "$BUILD/bench" "$MODELS"
+PKGS="libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansson"
+WARN="-Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter"
+# shellcheck disable=SC2086  # $WARN and $PKGS are word lists
+$CC -std=c11 -D_GNU_SOURCE -O2 $WARN -o "$BUILD/bench/peak" bench/peak.c -lpthread
+# shellcheck disable=SC2046,SC2086
+$CC -std=c11 -D_GNU_SOURCE -O2 $WARN -Iinclude -o "$BUILD/bench/clipdex_bench" bench/clipdex_bench.c \
+    "$BUILD/libclipdex.a" $(pkg-config --libs $PKGS) -lgif -lpthread -lm
+
+# ---- models (genmodel output is byte-identical run to run, so the cache is safe)
+gen() { # gen NAME DTYPE
+    if [ ! -f "$MODELS/$1/model.safetensors" ]; then
+        say "generating $MODELS/$1 (genmodel --config b32 --dtype $2 --seed 3)"
+        "$BUILD/tools/genmodel" --config b32 --layout hf --dtype "$2" --seed 3 \
+            --out "$MODELS/$1" --vocab ../shared/data/vocab >/dev/null
+    fi
+}
+gen b32-f32 f32
+set -- --model "fp32=$MODELS/b32-f32"
+if [ -n "${BENCH_F16:-}" ]; then set -- "$@" --model "f16=$BENCH_F16"
+else gen b32-f16 f16; set -- "$@" --model "f16=$MODELS/b32-f16"; fi
+Q8=${BENCH_Q8:-$MODELS/b32-q8}; [ -e "$Q8" ] && set -- "$@" --model "q8=$Q8"
+Q4=${BENCH_Q4:-$MODELS/b32-q4}; [ -e "$Q4" ] && set -- "$@" --model "q4=$Q4"
+
+want() { [ "$PEERS" = all ] || case " $PEERS " in *" $1 "*) true ;; *) false ;; esac; }
+[ "$PEERS" = none ] && PEERS=" "
+
+# ---- PyTorch peer and the ONNX export
+have_torch=no
+if want torch || want ort; then
+    if "$PYTHON" -c "import torch" 2>/dev/null; then have_torch=yes
+    else say "no PyTorch ($PYTHON -c 'import torch' fails: apt-get install python3-torch): PyTorch peer and ONNX export skipped"; fi
+fi
+ONNX=$MODELS/onnx
+if want ort && [ $have_torch = yes ]; then
+    # re-export when missing or older than the model or the exporter
+    if [ ! -f "$ONNX/text-int8.onnx" ] ||
+       [ -n "$(find "$MODELS/b32-f32/model.safetensors" tools/export_onnx.py -newer "$ONNX/text-int8.onnx")" ]; then
+        say "exporting ONNX (tools/export_onnx.py, about 3 minutes with the float64 check)"
+        "$PYTHON" tools/export_onnx.py "$MODELS/b32-f32" "$ONNX" --int8 >&2
+        rm -f "$ONNX/checked"
+    fi
+fi
+
+# ---- ONNX Runtime peer (onnxruntime-node; its install script only fetches GPU extras)
+have_ort=no
+if want ort && [ -f "$ONNX/image.onnx" ]; then
+    if ! command -v "$NODE" >/dev/null 2>&1; then say "no node: ONNX Runtime peer skipped"
+    else
+        if [ ! -d bench/peers/node_modules/onnxruntime-node ]; then
+            say "installing onnxruntime-node (npm ci --ignore-scripts in bench/peers)"
+            (cd bench/peers && npm ci --ignore-scripts --no-audit --no-fund >&2) || say "npm ci failed"
+        fi
+        if [ -d bench/peers/node_modules/onnxruntime-node ]; then
+            have_ort=yes
+            if [ ! -f "$ONNX/checked" ]; then
+                for v in fp32 int8; do
+                    "$NODE" bench/peers/ort_worker.js --dir "$ONNX" --variant $v --check >&2 ||
+                        { say "the ONNX export disagrees with the reference"; exit 1; }
+                done
+                touch "$ONNX/checked"
+            fi
+        fi
+    fi
+fi
+[ $have_ort = yes ] && set -- "$@" --onnx "$ONNX"
+want torch && [ $have_torch = yes ] && set -- "$@" --torch-model "$MODELS/b32-f32"
+
+# ---- build flags of the library, as the compiler recorded them (-g is in the Makefile's flags)
+obj=$(find "$BUILD/obj/src/tensor" -name '*.o' 2>/dev/null | head -n 1)
+flags=$(readelf --debug-dump=info "$obj" 2>/dev/null | sed -n 's/.*DW_AT_producer.*: //p' | head -n 1)
+[ -n "$flags" ] || flags="$($CC --version | head -n 1) (flags unknown)"
+
+src=$(git describe --always --dirty 2>/dev/null || echo unknown)
+
+exec "$PYTHON" bench/driver.py --build "$BUILD" "$@" \
+    --rounds "${BENCH_ROUNDS:-3}" --seconds "${BENCH_SECONDS:-1}" \
+    --python "$PYTHON" --node "$NODE" \
+    --out "$BUILD/bench-results.txt" --raw "$BUILD/bench-raw.tsv" \
+    --command "make bench BUILD=$BUILD${BENCH_ROUNDS:+ BENCH_ROUNDS=$BENCH_ROUNDS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS}${BENCH_PEERS:+ BENCH_PEERS=\"$BENCH_PEERS\"}" \
+    --build-flags "libclipdex: $flags" --source "git $src"
