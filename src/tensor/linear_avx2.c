@@ -211,6 +211,37 @@ TGT static void pack_w(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1,
     }
 }
 
+/* e^x for 8 floats: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial
+ * (Cephes expf coefficients), 2^n through the exponent bits; about 1 ulp.
+ * Inputs are clamped to [-87.3, 88.7]. */
+TGT static inline __m256 exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* quick_gelu(x) = x * sigmoid(1.702 x) = x / (1 + e^(-1.702 x)) */
+TGT static inline __m256 quick_gelu8(__m256 x)
+{
+    __m256 e = exp8(_mm256_mul_ps(x, _mm256_set1_ps(-1.702f)));
+    return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+/* The same arithmetic for one value (lane 0 of the vector version). */
+TGT static inline float quick_gelu1(float x) { return _mm256_cvtss_f32(quick_gelu8(_mm256_set1_ps(x))); }
+
 TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
                               float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                               size_t k, int act, unsigned flags)
@@ -238,16 +269,39 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
                 micro6(a, la, P + q * KC * NR, kc, acc + (i - m0) * ldacc + q * NR, ldacc, k0 == 0);
         }
     }
+    /* epilogue: + bias, activation, store or accumulate. The quick_gelu
+     * path is vectorized; a column's arithmetic depends only on its index
+     * within the 64-column tile, never on the row, so batches stay exact. */
     for (size_t i = m0; i < m1; i++) {
         const float *a = acc + (i - m0) * ldacc;
         float *c = C + i * ldc + n0;
-        for (size_t j = 0; j < nt; j++) {
+        size_t j = 0;
+        if (act == CDX_ACT_QUICK_GELU || act == CDX_ACT_NONE) {
+            for (; j + 8 <= nt; j += 8) {
+                __m256 s = _mm256_load_ps(a + j);
+                if (bias) s = _mm256_add_ps(s, _mm256_loadu_ps(bias + n0 + j));
+                if (act == CDX_ACT_QUICK_GELU) s = quick_gelu8(s);
+                if (flags & CDX_LIN_ACCUM) s = _mm256_add_ps(_mm256_loadu_ps(c + j), s);
+                _mm256_storeu_ps(c + j, s);
+            }
+        }
+        for (; j < nt; j++) {
             float s = a[j];
             if (bias) s += bias[n0 + j];
-            s = cdx_act_apply(act, s);
+            s = act == CDX_ACT_QUICK_GELU ? quick_gelu1(s) : cdx_act_apply(act, s);
             c[j] = (flags & CDX_LIN_ACCUM) ? c[j] + s : s;
         }
     }
+}
+
+/* y (n,) += a * x (n,) */
+TGT void cdx_axpy_avx2(float a, const float *x, float *y, size_t n)
+{
+    __m256 va = _mm256_set1_ps(a);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = __builtin_fmaf(a, x[i], y[i]);
 }
 
 TGT static inline float hsum8(__m256 v)
@@ -279,6 +333,10 @@ void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, 
     struct cdx_wmat w = {W->type, cdx_wmat_row(W, k, n0)};
     cdx_linear_w_ref(A + m0 * lda, lda, &w, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc,
                      m1 - m0, n1 - n0, k, act, flags);
+}
+void cdx_axpy_avx2(float a, const float *x, float *y, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 float cdx_dot_avx2(const float *a, const float *b, size_t n)
 {

@@ -194,7 +194,8 @@ static void attn_task(void *arg, size_t task)
         for (size_t c = 0; c < lim; c++) {
             const float *vc = j->v + (base + c) * j->ld + off;
             float w = p[c] * inv;
-            for (size_t e = 0; e < j->d; e++) o[e] += w * vc[e];
+            if (j->simd) cdx_axpy_avx2(w, vc, o, j->d);
+            else for (size_t e = 0; e < j->d; e++) o[e] += w * vc[e];
         }
     }
 }

@@ -123,7 +123,7 @@ CDX_INTERNAL float cdx_bf16_to_float(uint16_t h);
 /* AVX2/FMA/F16C building block (src/tensor/linear_avx2.c): rows [m0, m1) x
  * cols [n0, n1) of the product, same contract as cdx_linear_w. A task tile is
  * at most CDX_LINEAR_TILE_M rows by CDX_LINEAR_TILE_N columns. */
-#define CDX_LINEAR_TILE_M 240
+#define CDX_LINEAR_TILE_M 480
 #define CDX_LINEAR_TILE_N 64
 /* 1 if the CPU has AVX2, FMA and F16C (every AVX2 CPU has F16C). */
 CDX_INTERNAL int cdx_cpu_has_avx2_fma(void);
@@ -132,5 +132,6 @@ CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct 
                                        size_t m1, size_t n0, size_t n1, size_t k, int act,
                                        unsigned flags);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
+CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 
 #endif
