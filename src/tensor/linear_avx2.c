@@ -23,15 +23,19 @@
 #include "tensor/ops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
 #include <immintrin.h>
 
+/* AVX2 + FMA + F16C. F16C is read from CPUID leaf 1 (ECX bit 29) because
+ * clang 14's __builtin_cpu_supports does not know "f16c". */
 int cdx_cpu_has_avx2_fma(void)
 {
     static int cached = -1;
     if (cached < 0) {
+        unsigned a, b, c, d;
+        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                 __builtin_cpu_supports("f16c");
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     }
     return cached;
 }
