@@ -35,6 +35,8 @@ const char usage_serve[] =
     "  --batch-wait-us N    longest wait for more requests to batch (default 2000)\n"
     "  --max-connections N  concurrent connections (default 256)\n"
     "  --timeout S          close connections idle for S seconds (default 30)\n"
+    "  --request-timeout S  answer 503 when the encoders have not finished a request\n"
+    "                       S seconds after its body arrived; 0 = no limit (default 60)\n"
     "  --max-body BYTES     largest request body (default 33554432)\n"
     "  --max-pixels N       largest uploaded image in pixels (default 40000000)\n"
     "  --no-exif            ignore the EXIF orientation tag of images\n"
@@ -78,6 +80,10 @@ static int serve_parse(int argc, char **argv, serve_opts *o)
                 return CLI_USAGE;
         } else if ((r = cli_args_value(&a, "--timeout", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--timeout", val, 1, 86400, &o->timeout_s)) return CLI_USAGE;
+        } else if ((r = cli_args_value(&a, "--request-timeout", &val)) != 0) {
+            if (r < 0 ||
+                cli_parse_int(a.cmd, "--request-timeout", val, 0, 86400, &o->request_timeout_s))
+                return CLI_USAGE;
         } else if ((r = cli_args_value(&a, "--max-body", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--max-body", val, 1024, 1L << 30, &o->max_body))
                 return CLI_USAGE;
@@ -110,6 +116,7 @@ int cmd_serve(int argc, char **argv)
     o.batch_wait_us = SERVE_BATCH_WAIT_US;
     o.max_conn = SERVE_MAX_CONNECTIONS;
     o.timeout_s = SERVE_TIMEOUT_S;
+    o.request_timeout_s = SERVE_REQUEST_TIMEOUT_S;
     o.max_body = SERVE_MAX_BODY;
     o.max_pixels = (long long)SERVE_MAX_PIXELS;
     int rc = serve_parse(argc, argv, &o);

@@ -29,6 +29,9 @@
 #ifndef SERVE_TIMEOUT_S
 #define SERVE_TIMEOUT_S 30                  /* idle seconds before a connection is closed */
 #endif
+#ifndef SERVE_REQUEST_TIMEOUT_S
+#define SERVE_REQUEST_TIMEOUT_S 60          /* seconds a request may wait for the encoders */
+#endif
 #ifndef SERVE_MAX_ROOTS
 #define SERVE_MAX_ROOTS 64
 #endif
@@ -38,6 +41,7 @@ typedef struct serve_opts {
     const char *roots[SERVE_MAX_ROOTS];
     size_t n_roots;
     long threads, max_conn, timeout_s, batch, batch_wait_us;
+    long request_timeout_s;        /* 0: no deadline */
     long max_body;
     long long max_pixels;
     int no_exif;
@@ -72,6 +76,8 @@ typedef struct http_request {
     const char *if_none_match;     /* may be NULL */
     const unsigned char *body;
     size_t body_len;
+    double deadline;               /* serve_now() seconds by which the encoders
+                                      must be done; 0: none */
 } http_request;
 
 typedef struct http_response {
@@ -112,9 +118,12 @@ clipdex_ctx *server_ctx_get(server *srv);
 void server_ctx_put(server *srv, clipdex_ctx *ctx);
 
 /* Embeds texts / images through the batcher into out [n, dim]; returns 0 or
- * -1 with e set (4xx for bad input, 5xx for the engine). */
-int serve_embed_texts(server *srv, const api_text *texts, size_t n, float *out, http_err *e);
-int serve_embed_images(server *srv, api_image *images, size_t n, float *out, http_err *e);
+ * -1 with e set (4xx for bad input, 5xx for the engine, 503 when the
+ * request's deadline (rq->deadline) passes before the encoders are done). */
+int serve_embed_texts(server *srv, const api_text *texts, size_t n, float *out, double deadline,
+                      http_err *e);
+int serve_embed_images(server *srv, api_image *images, size_t n, float *out, double deadline,
+                       http_err *e);
 
 /* `path` resolved inside one of the --root folders (malloc'd), or NULL
  * with e set (403 outside, 404 missing). */

@@ -152,7 +152,17 @@ static const char *ctx_msg(clipdex_ctx *ctx, int st)
 
 /* ---- embedding ------------------------------------------------------------- */
 
-int serve_embed_texts(server *srv, const api_text *texts, size_t n, float *out, http_err *e)
+/* The error of a request whose deadline passed (batcher_run said BATCH_TIMEOUT). */
+static int deadline_fail(server *srv, http_err *e)
+{
+    return http_fail(e, 503,
+                     "the encoders did not finish this request within %ld s (--request-timeout): "
+                     "the server is busy, try again later",
+                     srv->o.request_timeout_s);
+}
+
+int serve_embed_texts(server *srv, const api_text *texts, size_t n, float *out, double deadline,
+                      http_err *e)
 {
     if (!srv->tok) return http_fail(e, 503, "the model has no tokenizer: text is unavailable");
     size_t cl = (size_t)srv->info.context_length;
@@ -166,15 +176,18 @@ int serve_embed_texts(server *srv, const api_text *texts, size_t n, float *out, 
                                        NULL, NULL);
         if (st != CLIPDEX_OK) rc = http_fail(e, 400, "text %zu: %s", i, ctx_msg(ctx, st));
     }
+    server_ctx_put(srv, ctx);
     if (rc) {
         batcher_cancel(srv->batch);
-    } else {
+        free(ids);
+    } else { /* the batcher owns ids from here */
         char err[512];
-        int st = batcher_run(srv->batch, BATCH_TEXT, ids, n, out, err, sizeof err);
-        if (st != CLIPDEX_OK) rc = http_fail(e, 500, "text encoder: %s", err);
+        int st = batcher_run(srv->batch, BATCH_TEXT, ids, n, out, deadline, err, sizeof err);
+        if (st == BATCH_TIMEOUT)
+            rc = deadline_fail(srv, e);
+        else if (st != CLIPDEX_OK)
+            rc = http_fail(e, 500, "text encoder: %s", err);
     }
-    server_ctx_put(srv, ctx);
-    free(ids);
     return rc;
 }
 
@@ -255,7 +268,8 @@ static int images_load(server *srv, api_image *images, size_t n, http_err *e)
     return 0;
 }
 
-int serve_embed_images(server *srv, api_image *images, size_t n, float *out, http_err *e)
+int serve_embed_images(server *srv, api_image *images, size_t n, float *out, double deadline,
+                       http_err *e)
 {
     if (images_load(srv, images, n, e)) return -1;
     size_t S = (size_t)srv->info.image_size, per = 3 * S * S;
@@ -278,15 +292,18 @@ int serve_embed_images(server *srv, api_image *images, size_t n, float *out, htt
             rc = http_fail(e, st == CLIPDEX_E_LIMIT ? 413 : st == CLIPDEX_E_NOMEM ? 500 : 400,
                            "image %zu: %s", i, ctx_msg(ctx, st));
     }
+    server_ctx_put(srv, ctx);
     if (rc) {
         batcher_cancel(srv->batch);
-    } else {
+        free(pix);
+    } else { /* the batcher owns pix from here */
         char err[512];
-        int st = batcher_run(srv->batch, BATCH_IMAGE, pix, n, out, err, sizeof err);
-        if (st != CLIPDEX_OK) rc = http_fail(e, 500, "image encoder: %s", err);
+        int st = batcher_run(srv->batch, BATCH_IMAGE, pix, n, out, deadline, err, sizeof err);
+        if (st == BATCH_TIMEOUT)
+            rc = deadline_fail(srv, e);
+        else if (st != CLIPDEX_OK)
+            rc = http_fail(e, 500, "image encoder: %s", err);
     }
-    server_ctx_put(srv, ctx);
-    free(pix);
     return rc;
 }
 
@@ -310,7 +327,7 @@ static void route_embed_text(server *srv, const http_request *rq, http_response 
     size_t dim = (size_t)srv->info.embed_dim;
     float *emb = n > 0 ? malloc((size_t)n * dim * sizeof *emb) : NULL;
     if (n > 0 && !emb) http_fail(&e, 500, "out of memory");
-    if (emb && serve_embed_texts(srv, texts, (size_t)n, emb, &e) == 0) {
+    if (emb && serve_embed_texts(srv, texts, (size_t)n, emb, rq->deadline, &e) == 0) {
         resp_json r;
         if (resp_json_begin(&r) == 0) {
             json_obj_begin(&r.j);
@@ -390,7 +407,7 @@ static void route_embed_image(server *srv, const http_request *rq, http_response
     size_t dim = (size_t)srv->info.embed_dim;
     float *emb = n > 0 ? malloc((size_t)n * dim * sizeof *emb) : NULL;
     if (n > 0 && !emb) http_fail(&e, 500, "out of memory");
-    if (emb && serve_embed_images(srv, images, (size_t)n, emb, &e) == 0) {
+    if (emb && serve_embed_images(srv, images, (size_t)n, emb, rq->deadline, &e) == 0) {
         resp_json r;
         if (resp_json_begin(&r) == 0) {
             json_obj_begin(&r.j);
@@ -441,11 +458,12 @@ static void route_compare(server *srv, const http_request *rq, http_response *rs
         http_fail(&e, 500, "out of memory");
         goto fail;
     }
-    int r = c.subject_is_image ? serve_embed_images(srv, &c.subject_image, 1, emb, &e)
-                               : serve_embed_texts(srv, &c.subject_text, 1, emb, &e);
+    double dl = rq->deadline;
+    int r = c.subject_is_image ? serve_embed_images(srv, &c.subject_image, 1, emb, dl, &e)
+                               : serve_embed_texts(srv, &c.subject_text, 1, emb, dl, &e);
     if (r) goto fail;
-    r = c.prompt_is_image ? serve_embed_images(srv, c.prompt_image, n, emb + dim, &e)
-                          : serve_embed_texts(srv, c.prompt_text, n, emb + dim, &e);
+    r = c.prompt_is_image ? serve_embed_images(srv, c.prompt_image, n, emb + dim, dl, &e)
+                          : serve_embed_texts(srv, c.prompt_text, n, emb + dim, dl, &e);
     if (r) goto fail;
     double *cosv = sc, *logit = sc + n, *prob = sc + 2 * n, max = -INFINITY, sum = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -573,6 +591,8 @@ static void route_info(server *srv, http_response *rs)
     json_uint(j, bs.jobs);
     json_key(j, "largest_batch");
     json_uint(j, bs.max_batch);
+    json_key(j, "timeouts");
+    json_uint(j, bs.timeouts);
     json_key(j, "max_batch");
     json_int(j, srv->o.batch);
     json_key(j, "wait_us");
@@ -596,6 +616,8 @@ static void route_info(server *srv, http_response *rs)
     json_int(j, srv->o.max_conn);
     json_key(j, "timeout_s");
     json_int(j, srv->o.timeout_s);
+    json_key(j, "request_timeout_s");
+    json_int(j, srv->o.request_timeout_s);
     json_obj_end(j);
     json_key(j, "auth");
     json_bool(j, srv->o.token != NULL);

@@ -5,25 +5,32 @@
  * clipdex_tokens_embed or clipdex_pixels_embed once and scatters the rows
  * back. It waits for more work only while other requests are being
  * prepared, and never longer than wait_us, so a lone client pays no delay.
+ * Jobs live on the heap and own their input and output buffers, so a
+ * request that gives up at its deadline can leave a running job behind:
+ * the inference thread frees it when the batch ends.
  */
 #include "serve_batch.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE };
+
 typedef struct batch_job {
     int kind;
-    const void *in;
+    void *in;             /* owned: token ids or pixels of n inputs */
     size_t n;
-    float *out;
+    float *out;           /* owned: [n, dim] */
     int status;
-    char *err;
-    size_t err_len;
-    int done;
+    char err[256];
+    int state;            /* JOB_*; changed under the mutex */
+    int abandoned;        /* the request gave up while the job ran: the
+                             inference thread frees it */
     struct batch_job *next;
 } batch_job;
 
@@ -32,10 +39,11 @@ struct batcher {
     clipdex_ctx *ctx;
     size_t max_batch, dim, ctx_len, pix_len; /* pix_len: floats per image */
     long wait_us;
+    long test_delay_ms;   /* CLIPDEX_TEST_BATCH_DELAY_MS */
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t work;  /* queue changed or stop */
-    pthread_cond_t done;  /* some job finished */
+    pthread_cond_t work;  /* queue changed or stop (CLOCK_MONOTONIC) */
+    pthread_cond_t done;  /* some job finished (CLOCK_MONOTONIC) */
     batch_job *head, *tail;
     size_t queued;        /* inputs queued */
     size_t preparing;     /* request threads between begin and run */
@@ -46,11 +54,19 @@ struct batcher {
     float *emb;           /* [max_batch, dim] */
 };
 
+static void job_free(batch_job *j)
+{
+    if (!j) return;
+    free(j->in);
+    free(j->out);
+    free(j);
+}
+
 static void job_error(batcher *b, batch_job *j, int st)
 {
     const char *m = clipdex_ctx_errmsg(b->ctx);
     j->status = st;
-    snprintf(j->err, j->err_len, "%s", m && m[0] ? m : clipdex_status_str(st));
+    snprintf(j->err, sizeof j->err, "%s", m && m[0] ? m : clipdex_status_str(st));
 }
 
 /* Runs one job alone, straight from its buffers, in chunks of max_batch. */
@@ -110,12 +126,43 @@ static void run_batch(batcher *b, batch_job **jobs, size_t n)
     }
 }
 
-static void deadline_after(struct timespec *ts, long us)
+static void timespec_at(struct timespec *ts, double t)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_nsec += (us % 1000000) * 1000;
-    ts->tv_sec += us / 1000000 + ts->tv_nsec / 1000000000;
-    ts->tv_nsec %= 1000000000;
+    double sec = floor(t);
+    ts->tv_sec = (time_t)sec;
+    ts->tv_nsec = (long)((t - sec) * 1e9);
+    if (ts->tv_nsec >= 1000000000L) ts->tv_nsec = 999999999L;
+}
+
+static double now_mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Sleeps ms milliseconds (the test hook). */
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* Marks the jobs of a finished batch done, or frees those whose request
+ * gave up. Called locked. */
+static void jobs_finish(batcher *b, batch_job **jobs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        batch_job *j = jobs[i];
+        b->stats.jobs++;
+        b->stats.items += j->n;
+        if (j->abandoned)
+            job_free(j);
+        else
+            j->state = JOB_DONE;
+    }
+    pthread_cond_broadcast(&b->done);
 }
 
 static void *batcher_main(void *arg)
@@ -129,9 +176,10 @@ static void *batcher_main(void *arg)
         /* others are preparing: wait (bounded) until the batch fills */
         if (b->preparing > 0 && b->queued < b->max_batch && b->wait_us > 0 && !b->stop) {
             struct timespec ts;
-            deadline_after(&ts, b->wait_us);
+            timespec_at(&ts, now_mono() + b->wait_us * 1e-6);
             while (b->preparing > 0 && b->queued < b->max_batch && !b->stop)
                 if (pthread_cond_timedwait(&b->work, &b->mu, &ts) == ETIMEDOUT) break;
+            if (!b->head) continue; /* its jobs timed out while we waited */
         }
         /* take the first job and the following jobs of its kind that fit */
         size_t n = 0, items = 0;
@@ -141,6 +189,7 @@ static void *batcher_main(void *arg)
             batch_job *j = *pp;
             if (j->kind == kind && (n == 0 || (items + j->n <= b->max_batch && n < b->max_batch))) {
                 take[n++] = j;
+                j->state = JOB_RUNNING;
                 items += j->n;
                 *pp = j->next;
                 if (b->tail == j) b->tail = prev;
@@ -156,24 +205,19 @@ static void *batcher_main(void *arg)
             b->head = j->next;
             if (!b->head) b->tail = NULL;
             b->queued -= j->n;
+            j->state = JOB_RUNNING;
             pthread_mutex_unlock(&b->mu);
+            if (b->test_delay_ms > 0) sleep_ms(b->test_delay_ms);
             run_alone(b, j);
             pthread_mutex_lock(&b->mu);
-            j->done = 1;
-            b->stats.jobs++;
-            b->stats.items += j->n;
-            pthread_cond_broadcast(&b->done);
+            jobs_finish(b, &j, 1);
             continue;
         }
         pthread_mutex_unlock(&b->mu);
+        if (b->test_delay_ms > 0) sleep_ms(b->test_delay_ms);
         run_batch(b, take, n);
         pthread_mutex_lock(&b->mu);
-        for (size_t i = 0; i < n; i++) {
-            take[i]->done = 1;
-            b->stats.jobs++;
-            b->stats.items += take[i]->n;
-        }
-        pthread_cond_broadcast(&b->done);
+        jobs_finish(b, take, n);
     }
     pthread_mutex_unlock(&b->mu);
     free(take);
@@ -200,6 +244,12 @@ int batcher_new(const clipdex_model *model, int n_threads, size_t max_batch, lon
     b->dim = (size_t)info.embed_dim;
     b->ctx_len = (size_t)info.context_length;
     b->pix_len = 3 * (size_t)info.image_size * (size_t)info.image_size;
+    const char *delay = getenv("CLIPDEX_TEST_BATCH_DELAY_MS");
+    if (delay && delay[0]) {
+        long ms = strtol(delay, NULL, 10);
+        if (ms > SERVE_BATCH_MAX_TEST_DELAY_MS) ms = SERVE_BATCH_MAX_TEST_DELAY_MS;
+        b->test_delay_ms = ms < 0 ? 0 : ms;
+    }
     b->ids = malloc(b->max_batch * b->ctx_len * sizeof *b->ids);
     b->pixels = malloc(b->max_batch * b->pix_len * sizeof *b->pixels);
     b->emb = malloc(b->max_batch * b->dim * sizeof *b->emb);
@@ -214,8 +264,12 @@ int batcher_new(const clipdex_model *model, int n_threads, size_t max_batch, lon
         goto fail;
     }
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->work, NULL);
-    pthread_cond_init(&b->done, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->work, &ca);
+    pthread_cond_init(&b->done, &ca);
+    pthread_condattr_destroy(&ca);
     if (pthread_create(&b->thread, NULL, batcher_main, b) != 0) {
         snprintf(err, err_len, "cannot start the inference thread");
         pthread_cond_destroy(&b->done);
@@ -267,34 +321,82 @@ void batcher_cancel(batcher *b)
     pthread_mutex_unlock(&b->mu);
 }
 
-int batcher_run(batcher *b, int kind, const void *in, size_t n, float *out, char *err,
+/* Unlinks queued job j. Called locked. */
+static void queue_remove(batcher *b, batch_job *j)
+{
+    batch_job *prev = NULL;
+    for (batch_job *p = b->head; p; prev = p, p = p->next) {
+        if (p != j) continue;
+        if (prev)
+            prev->next = j->next;
+        else
+            b->head = j->next;
+        if (b->tail == j) b->tail = prev;
+        b->queued -= j->n;
+        return;
+    }
+}
+
+int batcher_run(batcher *b, int kind, void *in, size_t n, float *out, double deadline, char *err,
                 size_t err_len)
 {
-    batch_job j;
-    memset(&j, 0, sizeof j);
-    j.kind = kind;
-    j.in = in;
-    j.n = n;
-    j.out = out;
-    j.err = err;
-    j.err_len = err_len;
+    batch_job *j = calloc(1, sizeof *j);
+    float *jout = n ? malloc(n * b->dim * sizeof *jout) : NULL;
     pthread_mutex_lock(&b->mu);
     b->preparing--;
-    if (n == 0) {
-        pthread_cond_broadcast(&b->work);
+    pthread_cond_broadcast(&b->work);
+    if (n == 0 || !j || !jout || (deadline > 0 && now_mono() >= deadline)) {
+        int st = n == 0 ? CLIPDEX_OK : !j || !jout ? CLIPDEX_E_NOMEM : BATCH_TIMEOUT;
+        if (st == BATCH_TIMEOUT) b->stats.timeouts++;
         pthread_mutex_unlock(&b->mu);
-        return CLIPDEX_OK;
+        snprintf(err, err_len, "%s", st == CLIPDEX_E_NOMEM ? "out of memory" : "");
+        free(j);
+        free(jout);
+        free(in);
+        return st;
     }
+    j->kind = kind;
+    j->in = in;
+    j->n = n;
+    j->out = jout;
+    j->state = JOB_QUEUED;
     if (b->tail)
-        b->tail->next = &j;
+        b->tail->next = j;
     else
-        b->head = &j;
-    b->tail = &j;
+        b->head = j;
+    b->tail = j;
     b->queued += n;
     pthread_cond_broadcast(&b->work);
-    while (!j.done) pthread_cond_wait(&b->done, &b->mu);
+    struct timespec ts;
+    if (deadline > 0) timespec_at(&ts, deadline);
+    while (j->state != JOB_DONE) {
+        if (deadline <= 0) {
+            pthread_cond_wait(&b->done, &b->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&b->done, &b->mu, &ts) != ETIMEDOUT || j->state == JOB_DONE)
+            continue;
+        /* the deadline passed: drop the queued job, or leave the running
+         * one to the inference thread (it frees it); never touch out */
+        b->stats.timeouts++;
+        if (j->state == JOB_QUEUED) {
+            queue_remove(b, j);
+            job_free(j);
+        } else {
+            j->abandoned = 1;
+        }
+        pthread_mutex_unlock(&b->mu);
+        snprintf(err, err_len, "deadline passed");
+        return BATCH_TIMEOUT;
+    }
     pthread_mutex_unlock(&b->mu);
-    return j.status;
+    int st = j->status;
+    if (st == CLIPDEX_OK)
+        memcpy(out, j->out, n * b->dim * sizeof *out);
+    else
+        snprintf(err, err_len, "%s", j->err);
+    job_free(j);
+    return st;
 }
 
 void batcher_get_stats(batcher *b, batcher_stats *st)

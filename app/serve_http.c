@@ -1,8 +1,9 @@
 /*
  * serve_http.c - the libmicrohttpd transport of `clipdex serve`: one thread
  * per connection (so many requests can wait on the batcher at once), body
- * accumulation with the size limit, connection limit and idle timeout, and
- * the translation of an http_response into MHD's. Compiled in when the
+ * accumulation with the size limit, connection limit and idle timeout, the
+ * per-request processing deadline (set on http_request), and the
+ * translation of an http_response into MHD's. Compiled in when the
  * build defines CLIPDEX_HAVE_MHD (and links libmicrohttpd); otherwise
  * `clipdex serve` says it is unavailable.
  */
@@ -110,6 +111,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq.if_none_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
         rq.body = cs->body ? cs->body : (const unsigned char *)"";
         rq.body_len = cs->len;
+        /* the processing deadline counts from the end of the body */
+        rq.deadline =
+            srv->o.request_timeout_s > 0 ? serve_now() + (double)srv->o.request_timeout_s : 0.0;
         serve_handle(srv, &rq, &rs);
     }
     enum MHD_Result ret = send_response(c, &rs);

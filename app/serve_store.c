@@ -268,9 +268,9 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
         http_fail(&e, 500, "out of memory");
         goto fail;
     }
-    int r = nt ? serve_embed_texts(srv, texts, nt, tmp, &e) : 0;
+    int r = nt ? serve_embed_texts(srv, texts, nt, tmp, rq->deadline, &e) : 0;
     for (size_t k = 0; !r && k < nt; k++) memcpy(emb + ti[k] * dim, tmp + k * dim, dim * sizeof *tmp);
-    if (!r && ni) r = serve_embed_images(srv, images, ni, tmp, &e);
+    if (!r && ni) r = serve_embed_images(srv, images, ni, tmp, rq->deadline, &e);
     for (size_t k = 0; k < ni; k++) { /* the loaded bytes now belong to images[] */
         q.terms[ii[k]].image.data = images[k].data;
         if (!r) memcpy(emb + ii[k] * dim, tmp + k * dim, dim * sizeof *tmp);

@@ -2,7 +2,9 @@
 # tests/test_serve.sh - `clipdex serve` over loopback: every route and every
 # error path (bad JSON, wrong types, oversize body and image, too many texts,
 # corrupt image, unknown ID, ../ and out-of-root paths, missing or wrong
-# token, unknown route, wrong method), embeddings equal to `clipdex embed`
+# token, unknown route, wrong method, a request past --request-timeout while
+# running or queued, a connection over --max-connections), embeddings equal
+# to `clipdex embed`
 # for every way of sending an image, compare's softmax, concurrent requests
 # equal to single ones (batching does not change results), search ranking
 # against `clipdex search`, indexing through the API, thumbnails and
@@ -20,7 +22,16 @@ SRV_PID=""
 ok() { passed=$((passed + 1)); }
 fail() { failed=$((failed + 1)); echo "FAIL $NAME: $*" >&2; }
 skip() { skipped=$((skipped + 1)); echo "SKIP $NAME: $*" >&2; }
-stop_server() { if [ -n "$SRV_PID" ]; then kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""; fi; }
+# stop_server: SIGTERM, wait, and fail on sanitizer reports in the log (leaks
+# are reported at exit, after the last request)
+stop_server() {
+    if [ -n "$SRV_PID" ]; then
+        kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
+        if [ -f "$TMP/serve.log" ] && grep -Eq 'Sanitizer|runtime error' "$TMP/serve.log"; then
+            sed -n '/Sanitizer\|runtime error/,+12p' "$TMP/serve.log" >&2; fail "sanitizer report from the server"
+        fi
+    fi
+}
 done_() {
     stop_server
     [ -n "$TMP" ] && rm -rf "$TMP"
@@ -34,7 +45,7 @@ if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_;
 if ! command -v curl >/dev/null 2>&1; then skip "curl is not installed"; done_; fi
 if [ ! -x "$GENMODEL" ] || [ ! -d "$SHARED/data/vocab" ]; then skip "genmodel or $SHARED/data/vocab missing"; done_; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-serve.XXXXXX") || { fail "mktemp"; done_; }
-unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_TOKEN CLIPDEX_DB
+unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_TOKEN CLIPDEX_DB CLIPDEX_TEST_BATCH_DELAY_MS
 M=$TMP/model
 "$GENMODEL" --config tiny --layout hf --seed 1 --out "$M" --vocab "$SHARED/data/vocab" >/dev/null 2>&1 ||
     { fail "genmodel"; done_; }
@@ -230,6 +241,73 @@ req 413 "image over --max-pixels" -H 'Content-Type: image/png' --data-binary @"$
 req 403 "path without --root" -H 'Content-Type: application/json' -d "{\"image\":{\"type\":\"path\",\"value\":\"$IMG\"}}" "$U/v1/embed/image"
 req 503 "search without --db" -d '{"text":"a"}' "$U/v1/search"
 req 404 "thumbnail without --db" "$U/v1/thumb/1"
+
+# --- limits: request time (--request-timeout) -------------------------------------------
+# CLIPDEX_TEST_BATCH_DELAY_MS makes every encoder call take that much longer
+# (docs/http.md), so requests miss a 1 s deadline: the first while the
+# encoder runs its job (answered at the deadline, the result discarded when
+# the batch ends), the next ones while queued behind it (dropped).
+stop_server
+export CLIPDEX_TEST_BATCH_DELAY_MS=2500
+start_server --request-timeout 1 || { fail "restart with a delay"; done_; }
+req 200 "info with --request-timeout" "$U/v1/info"
+check "info: limits.request_timeout_s" test "$("$J" "$TMP/body" limits.request_timeout_s)" = 1
+t=$(curl -s -o "$TMP/body" -w '%{http_code} %{time_total}' -d '{"texts":["slow"]}' "$U/v1/embed/text")
+check "past --request-timeout: 503 (got ${t% *})" test "${t% *}" = 503
+check "the 503 is a JSON error naming --request-timeout" grep -q 'request-timeout' "$TMP/body"
+check "503 status in the body" test "$("$J" "$TMP/body" status)" = 503
+check "answered at the deadline (${t#* } s), not when the batch ended" awk "BEGIN { exit !(${t#* } < 2.3) }"
+pids=""
+for i in 0 1 2; do
+    curl -s -o "$TMP/to$i.json" -w '%{http_code}' -d "{\"texts\":[\"queued $i\"]}" "$U/v1/embed/text" >"$TMP/to$i.code" &
+    pids="$pids $!"
+done
+curl -s -o "$TMP/to3.json" -w '%{http_code}' -H 'Content-Type: image/png' --data-binary @"$IMG" "$U/v1/embed/image" >"$TMP/to3.code" &
+pids="$pids $!"
+curl -s -o "$TMP/to4.json" -w '%{http_code}' -d "{\"subject\":\"a\",\"prompt\":[\"b\",\"c\"]}" "$U/v1/compare" >"$TMP/to4.code" &
+pids="$pids $!"
+for pid in $pids; do wait "$pid"; done
+bad=0; for i in 0 1 2 3 4; do
+    [ "$(cat "$TMP/to$i.code")" = 503 ] && [ "$("$J" "$TMP/to$i.json" status)" = 503 ] || { bad=$((bad + 1)); head -c 300 "$TMP/to$i.json" >&2; }
+done
+check "5 queued requests past the deadline: 503 ($bad not)" test "$bad" -eq 0
+sleep 3 # the batcher finishes (and frees) the abandoned jobs
+req 200 "healthy after abandoned jobs" "$U/v1/health"
+req 200 "info after timeouts" "$U/v1/info"
+check "info: batching.timeouts counts them ($("$J" "$TMP/body" batching.timeouts))" test "$("$J" "$TMP/body" batching.timeouts)" -ge 6
+check "the server survived abandoned jobs" kill -0 "$SRV_PID"
+stop_server
+export CLIPDEX_TEST_BATCH_DELAY_MS=300
+start_server --request-timeout 20 || { fail "restart with a short delay"; done_; }
+req 200 "slow but within --request-timeout" -d '{"texts":["a photo of a dog"]}' "$U/v1/embed/text"
+"$CLIPDEX" embed --model "$M" --text "a photo of a dog" >"$TMP/cli.json" 2>/dev/null
+check "a delayed embedding equals clipdex embed" near "$("$J" "$TMP/body" embeddings.0.5)" "$("$J" "$TMP/cli.json" embedding.5)" 0.000001
+req 200 "image within --request-timeout" -H 'Content-Type: image/png' --data-binary @"$IMG" "$U/v1/embed/image"
+stop_server
+export CLIPDEX_TEST_BATCH_DELAY_MS=1500
+start_server --request-timeout 0 || { fail "restart without a deadline"; done_; }
+req 200 "--request-timeout 0: no deadline" -d '{"texts":["a"]}' "$U/v1/embed/text"
+stop_server
+unset CLIPDEX_TEST_BATCH_DELAY_MS
+
+# --- limits: connections (--max-connections) ---------------------------------------------
+# a streamed (chunked) upload fed by `sleep` holds the only connection for 2 s
+start_server --max-connections 1 || { fail "restart with --max-connections 1"; done_; }
+(sleep 2; printf '{"text":"held"}') | curl -s -o "$TMP/held.json" -w '%{http_code}' -X POST -T - \
+    "$U/v1/embed/text" >"$TMP/held.code" &
+held=$!
+sleep 0.7
+code=$(curl -s -o /dev/null -w '%{http_code}' "$U/v1/health")
+check "a connection over --max-connections is closed unanswered (got $code)" test "$code" = 000
+wait "$held"
+check "the held connection is served (got $(cat "$TMP/held.code"))" test "$(cat "$TMP/held.code")" = 200
+req 200 "a connection once the other ended" "$U/v1/health"
+stop_server
+"$CLIPDEX" serve --model "$M" --listen 127.0.0.1:0 --request-timeout -1 >/dev/null 2>&1
+check "negative --request-timeout is a usage error" test $? -eq 2
+start_server || { fail "restart with defaults"; done_; }
+req 200 "info with default limits" "$U/v1/info"
+check "default --request-timeout is 60" test "$("$J" "$TMP/body" limits.request_timeout_s)" = 60
 
 # --- token ----------------------------------------------------------------------------
 stop_server
