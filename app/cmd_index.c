@@ -4,16 +4,21 @@
  * threads (one clipdex_ctx each) reads, hashes, decodes and preprocesses
  * files while the main thread runs the image tower on full batches and
  * commits each batch in one transaction, so an interrupted run loses at most
- * the batch in flight. Content hashes (SHA-256) let renamed, moved and
+ * the batch in flight. When decoders and inference threads outnumber the
+ * CPUs the decoders run at idle priority, so they fill the image tower's
+ * gaps instead of preempting its threads. Content hashes (SHA-256) let renamed, moved and
  * duplicate files reuse their vector.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,7 +54,9 @@ const char usage_index[] =
     "  --db FILE        index database (default: $CLIPDEX_DB, then ./clipdex.db)\n"
     "  --batch N        images per inference batch and transaction, 1..1024 (default 16)\n"
     "  --threads N      inference threads, 0 = all CPUs (default 0)\n"
-    "  --decoders N     decoding threads, 0 = all CPUs (default 0)\n"
+    "  --decoders N     decoding threads, 0 = all CPUs (default 0); when they and\n"
+    "                   the inference threads outnumber the CPUs, they run at\n"
+    "                   idle priority (SCHED_IDLE) behind the image tower\n"
     "  --no-exif        ignore the EXIF orientation tag\n"
     "  --json           print the summary as one JSON object\n"
     "  -q, --quiet      no progress and no text summary\n"
@@ -88,6 +95,7 @@ typedef struct pipeline {
     size_t q_cap, q_head, q_n;
     int producers_left;
     int stop;
+    int low_priority;        /* decoders yield the CPU to the image tower */
     hmap *known;             /* content hashes with a vector (guarded by mu) */
     const clipdex_model *model;
     clipdex_model_info info;
@@ -211,9 +219,24 @@ static void process_item(pipeline *p, clipdex_ctx *ctx, const work_item *w, resu
     r->kind = RES_PIXELS;
 }
 
+/* Lowers the calling thread only (Linux schedules threads one by one):
+ * SCHED_IDLE, or nice 19 where that is refused. */
+static void decoder_lower_priority(void)
+{
+#ifdef SCHED_IDLE
+    struct sched_param sp;
+    memset(&sp, 0, sizeof sp);
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) == 0) return;
+#endif
+#ifdef SYS_gettid
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19);
+#endif
+}
+
 static void *decoder_main(void *arg)
 {
     pipeline *p = arg;
+    if (p->low_priority) decoder_lower_priority();
     clipdex_ctx_params cp = clipdex_ctx_params_default();
     cp.n_threads = 1;
     clipdex_ctx *ctx = NULL;
@@ -529,6 +552,8 @@ static int run_pipeline(runner *R)
     }
     if ((size_t)n_dec > R->n_work) n_dec = (int)R->n_work;
     if (n_dec < 1) n_dec = 1;
+    long n_cpu = sysconf(_SC_NPROCESSORS_ONLN);
+    long n_enc = o->threads > 0 ? o->threads : n_cpu;
     pipeline p;
     memset(&p, 0, sizeof p);
     pthread_mutex_init(&p.mu, NULL);
@@ -536,7 +561,11 @@ static int run_pipeline(runner *R)
     pthread_cond_init(&p.not_empty, NULL);
     p.work = R->work;
     p.n_work = R->n_work;
-    p.q_cap = batch + 2 * (size_t)n_dec;
+    /* room for the next batch while one is embedded */
+    p.q_cap = 2 * batch + 2 * (size_t)n_dec;
+    p.low_priority = n_cpu > 0 && n_dec + n_enc > n_cpu;
+    const char *prio = getenv("CLIPDEX_INDEX_DECODER_PRIORITY"); /* benchmarks: "normal" */
+    if (prio && strcmp(prio, "normal") == 0) p.low_priority = 0;
     p.known = &R->known;
     p.model = R->model;
     p.info = R->info;

@@ -2,8 +2,8 @@
  * cmd_search.c - `clipdex search`: builds one query vector from texts and
  * images with weights and signs (rclip's syntax: "2:golden retriever",
  * ./pool.jpg, -fruit), scans the memory-mapped vector matrix of the index
- * (vecscan.c) for the k best, and prints or copies/links the results in
- * rank order.
+ * (vecscan.c: 4-bit, then int8 stage, each proven or falling back) for the
+ * k best, and prints or copies/links the results in rank order.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +25,9 @@
 #define SEARCH_K_MAX 100000
 #ifndef SEARCH_CANDIDATES
 #define SEARCH_CANDIDATES 4096 /* rows re-ranked in float32 after the int8 scan */
+#endif
+#ifndef SEARCH_Q4_CANDIDATES
+#define SEARCH_Q4_CANDIDATES 16384 /* rows each thread keeps in the 4-bit scan */
 #endif
 
 const char usage_search[] =
@@ -50,8 +53,8 @@ const char usage_search[] =
     "  --link-to DIR      the same with symbolic links\n"
     "  --prompts P        take text terms from P (`clipdex prompts`; matched by text,\n"
     "                     then label) instead of running the text tower\n"
-    "  --exact            scan the float32 rows only (no int8 first stage; the\n"
-    "                     results are the same, see docs/search.md)\n"
+    "  --exact            scan the float32 rows only (no 4-bit or int8 first\n"
+    "                     stage; the results are the same, see docs/search.md)\n"
     "  --threads N        threads for the scan and the query, 0 = all CPUs (default 0)\n"
     "  --no-exif          ignore the EXIF orientation tag of query images\n"
     "  -h, --help         print this text\n";
@@ -324,17 +327,24 @@ static int search_run(const search_opts *o)
     int nthr = nt > 0 ? (int)nt : 1;
     long n_hits;
     size_t cand = 4 * (size_t)o->k > SEARCH_CANDIDATES ? 4 * (size_t)o->k : SEARCH_CANDIDATES;
+    size_t cand4 = 4 * (size_t)o->k > SEARCH_Q4_CANDIDATES ? 4 * (size_t)o->k : SEARCH_Q4_CANDIDATES;
     const char *env = getenv("CLIPDEX_SEARCH_CANDIDATES"); /* tuning and tests */
     int forced = env && atol(env) > 0;
-    if (forced) cand = (size_t)atol(env);
+    if (forced) cand = cand4 = (size_t)atol(env);
+    const char *dbg = getenv("CLIPDEX_SEARCH_DEBUG"); /* which stage answered, on stderr */
+    vec_q4_stats qs = {0, 0, 32};
     /* below ~8 x the candidates the float32 scan alone is as fast */
     if (o->exact || (!forced && vi.n < 8 * cand)) {
         n_hits = vec_topk(vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, hits);
     } else {
-        vec_q8_bounds qb = {vi.max_scale, vi.max_l1};
-        n_hits = vec_topk_q8(vi.q8, vi.scale, qb, vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, cand,
-                             hits, NULL);
+        vec_q8_set q8 = {vi.q8, vi.scale, {vi.max_scale, vi.max_l1}, cand};
+        n_hits = vec_topk_q4(vi.q4, vi.q4info, vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, cand4,
+                             &q8, hits, &qs);
     }
+    if (dbg && dbg[0] && strcmp(dbg, "0") != 0)
+        fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
+                "%zu re-ranked)\n", vi.n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
+                qs.candidates, qs.reranked);
     if (n_hits < 0) {
         cli_error("out of memory");
         rc = CLI_FAIL;

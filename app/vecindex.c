@@ -2,7 +2,8 @@
  * vecindex.c - build, validate and map the `DB-vectors` matrix file: a
  * 64-byte header (magic, dim, count, generation, int8 error terms), the
  * files.id of each row, the float32 rows, then their int8 copy and row
- * scales, so a search reads one contiguous mapping instead of SQL rows.
+ * scales and their 4-bit copy and row error terms, so a search reads one
+ * contiguous mapping instead of SQL rows.
  */
 #include "vecindex.h"
 
@@ -26,7 +27,10 @@ static size_t mat_off(size_t n) { return align64(VECINDEX_HEADER + n * sizeof(in
 /* the int8 codes and the row scales follow the float rows (room for cap) */
 static size_t q8_off(size_t cap, size_t dim) { return align64(mat_off(cap) + cap * dim * sizeof(float)); }
 static size_t scale_off(size_t cap, size_t dim) { return align64(q8_off(cap, dim) + cap * dim); }
-static size_t file_size(size_t cap, size_t dim) { return scale_off(cap, dim) + cap * sizeof(float); }
+/* then the 4-bit codes and their vec_q4_row_info */
+static size_t q4_off(size_t cap, size_t dim) { return align64(scale_off(cap, dim) + cap * sizeof(float)); }
+static size_t q4info_off(size_t cap, size_t dim) { return align64(q4_off(cap, dim) + cap * vec_q4_row_bytes(dim)); }
+static size_t file_size(size_t cap, size_t dim) { return q4info_off(cap, dim) + cap * sizeof(vec_q4_row_info); }
 
 static int write_all(int fd, const void *p, size_t len, off_t off)
 {
@@ -51,6 +55,8 @@ int vecindex_build(store *s, int dim)
     int64_t *ids = NULL;
     float *rows = NULL, *scales = NULL;
     int8_t *codes = NULL;
+    uint8_t *codes4 = NULL;
+    vec_q4_row_info *info4 = NULL;
     int fd = -1, rc = CLI_FAIL, in_txn = 0;
     sqlite3_stmt *st = NULL;
     if (!tmp) goto nomem;
@@ -75,9 +81,12 @@ int vecindex_build(store *s, int dim)
     rows = malloc(chunk * (size_t)dim * sizeof *rows);
     codes = malloc(chunk * (size_t)dim);
     scales = malloc((n ? n : 1) * sizeof *scales);
-    if (!ids || !rows || !codes || !scales) goto nomem;
+    size_t rb4 = vec_q4_row_bytes((size_t)dim);
+    codes4 = malloc(chunk * rb4);
+    info4 = malloc((n ? n : 1) * sizeof *info4);
+    if (!ids || !rows || !codes || !scales || !codes4 || !info4) goto nomem;
     float max_scale = 0, max_l1 = 0;
-    size_t qo = q8_off(n, (size_t)dim);
+    size_t qo = q8_off(n, (size_t)dim), q4o = q4_off(n, (size_t)dim);
     size_t got = 0, in_chunk = 0, mo = mat_off(n);
     size_t row_bytes = (size_t)dim * sizeof(float);
     int r;
@@ -88,6 +97,7 @@ int vecindex_build(store *s, int dim)
         float *row = rows + in_chunk * (size_t)dim;
         memcpy(row, blob, row_bytes);
         vec_q8_row(row, (size_t)dim, codes + in_chunk * (size_t)dim, &scales[got]);
+        vec_q4_row(row, (size_t)dim, codes4 + in_chunk * rb4, &info4[got]);
         double l1 = 0;
         for (int i = 0; i < dim; i++) l1 += row[i] < 0 ? -(double)row[i] : row[i];
         if (scales[got] > max_scale) max_scale = scales[got];
@@ -95,7 +105,8 @@ int vecindex_build(store *s, int dim)
         got++;
         if (++in_chunk == chunk) {
             if (write_all(fd, rows, in_chunk * row_bytes, (off_t)(mo + (got - in_chunk) * row_bytes)) ||
-                write_all(fd, codes, in_chunk * (size_t)dim, (off_t)(qo + (got - in_chunk) * (size_t)dim)))
+                write_all(fd, codes, in_chunk * (size_t)dim, (off_t)(qo + (got - in_chunk) * (size_t)dim)) ||
+                write_all(fd, codes4, in_chunk * rb4, (off_t)(q4o + (got - in_chunk) * rb4)))
                 goto ioerr;
             in_chunk = 0;
         }
@@ -103,7 +114,8 @@ int vecindex_build(store *s, int dim)
     if (r != SQLITE_ROW && r != SQLITE_DONE) goto sqlfail;
     if (in_chunk &&
         (write_all(fd, rows, in_chunk * row_bytes, (off_t)(mo + (got - in_chunk) * row_bytes)) ||
-         write_all(fd, codes, in_chunk * (size_t)dim, (off_t)(qo + (got - in_chunk) * (size_t)dim))))
+         write_all(fd, codes, in_chunk * (size_t)dim, (off_t)(qo + (got - in_chunk) * (size_t)dim)) ||
+         write_all(fd, codes4, in_chunk * rb4, (off_t)(q4o + (got - in_chunk) * rb4))))
         goto ioerr;
     /* got <= n: rows without an image are left out; ids move up, the matrix
      * was written at mat_off(n), which the header records */
@@ -120,6 +132,7 @@ int vecindex_build(store *s, int dim)
     memcpy(hdr + 44, &max_l1, 4);
     if (write_all(fd, ids, got * sizeof *ids, (off_t)ids_off()) ||
         write_all(fd, scales, got * sizeof *scales, (off_t)scale_off(n, (size_t)dim)) ||
+        write_all(fd, info4, got * sizeof *info4, (off_t)q4info_off(n, (size_t)dim)) ||
         ftruncate(fd, (off_t)file_size(n, (size_t)dim)) || write_all(fd, hdr, sizeof hdr, 0) ||
         fdatasync(fd))
         goto ioerr;
@@ -149,6 +162,8 @@ done:
     free(rows);
     free(codes);
     free(scales);
+    free(codes4);
+    free(info4);
     return rc;
 }
 
@@ -199,6 +214,8 @@ static int try_map(const char *path, int dim, int64_t min_gen, vec_index *vi)
     vi->scale = (const float *)((const char *)map + scale_off(cap, (size_t)dim));
     vi->max_scale = max_scale;
     vi->max_l1 = max_l1;
+    vi->q4 = (const uint8_t *)((const char *)map + q4_off(cap, (size_t)dim));
+    vi->q4info = (const vec_q4_row_info *)((const char *)map + q4info_off(cap, (size_t)dim));
     return 0;
 }
 

@@ -2,6 +2,9 @@
  * vecscan.c - the brute-force vector scan behind `clipdex search`: rows are
  * scored in blocks into a small buffer, each thread keeps its k best in a
  * min-heap, and the per-thread heaps are merged and sorted at the end.
+ * Two staged variants scan compact copies first (int8 with a global error
+ * bound, 4-bit with a per-row one) and re-rank exactly, falling back when
+ * the bound cannot prove the top k.
  */
 #include "vecscan.h"
 
@@ -448,5 +451,340 @@ long vec_topk_q8(const int8_t *c, const float *scale, vec_q8_bounds b, const flo
     }
     free(p);
     free(all);
+    return res;
+}
+
+/* ---- 4-bit scan with a per-row bound + exact re-rank ---------------------- */
+
+size_t vec_q4_row_bytes(size_t dim) { return (dim + 63) / 64 * 32; }
+
+/* byte and shift of dimension i in a row of 4-bit codes */
+static size_t q4_byte(size_t i) { return i / 64 * 32 + i % 32; }
+static unsigned q4_shift(size_t i) { return i % 64 >= 32 ? 4u : 0u; }
+
+static int q4_code(float x, float s)
+{
+    long r = lrintf(x / s);
+    return (int)(r > 7 ? 7 : r < -8 ? -8 : r);
+}
+
+void vec_q4_row(const float *x, size_t dim, uint8_t *c, vec_q4_row_info *info)
+{
+    static const float frac[] = {1.0f, 0.85f, 0.7f, 0.6f, 0.5f};
+    float mx = 0;
+    for (size_t i = 0; i < dim; i++) {
+        float a = x[i] < 0 ? -x[i] : x[i];
+        if (a > mx) mx = a;
+    }
+    float best_s = 0;
+    if (mx > 0) {
+        double best = INFINITY;
+        for (size_t f = 0; f < sizeof frac / sizeof frac[0]; f++) {
+            float s = mx * frac[f] / 7.0f;
+            if (!(s > 0)) continue;
+            double e2 = 0;
+            for (size_t i = 0; i < dim; i++) {
+                double e = (double)x[i] - (double)s * q4_code(x[i], s);
+                e2 += e * e;
+            }
+            if (e2 < best) {
+                best = e2;
+                best_s = s;
+            }
+        }
+    }
+    memset(c, 0x88, vec_q4_row_bytes(dim));
+    double n2 = 0, r2 = 0;
+    for (size_t i = 0; i < dim; i++) {
+        int code = best_s > 0 ? q4_code(x[i], best_s) : 0;
+        size_t b = q4_byte(i);
+        unsigned sh = q4_shift(i);
+        c[b] = (uint8_t)((c[b] & ~(0xFu << sh)) | ((unsigned)(code + 8) << sh));
+        double v = (double)best_s * code, e = (double)x[i] - v; /* both exact in double */
+        n2 += v * v;
+        r2 += e * e;
+    }
+    info->scale = best_s;
+    /* rounded up: the sums carry relative errors far below 1e-6 */
+    info->norm = (float)(sqrt(n2) * (1 + 1e-6));
+    info->resid = (float)(sqrt(r2) * (1 + 1e-6));
+}
+
+/* sum of nibble(i) * p[i] over the padded dimensions dp (a multiple of 64):
+ * the raw unsigned codes; the caller subtracts 8 * sum(p). Scalar reference. */
+static int32_t dot4_scalar(const uint8_t *c, const int8_t *p, size_t dp)
+{
+    int32_t s = 0;
+    for (size_t b = 0; b < dp; b += 64)
+        for (size_t j = 0; j < 32; j++) {
+            unsigned v = c[b / 2 + j];
+            s += (int32_t)(v & 15) * p[b + j] + (int32_t)(v >> 4) * p[b + 32 + j];
+        }
+    return s;
+}
+
+#ifdef HAVE_AVX2_KERNEL
+/* The same sums for four consecutive rows (rb bytes apart): per 64
+ * dimensions one 32-byte load per row, low and high nibbles times the two
+ * query halves with maddubs (pair sums <= 2 x 15 x 127); int16 lanes add up
+ * to four blocks (<= 30480) before widening to int32 with madd. */
+#define Q4_STEP(v, acc)                                                                       \
+    do {                                                                                      \
+        __m256i lo_ = _mm256_and_si256(v, m15), hi_ = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15); \
+        acc = _mm256_add_epi16(acc, _mm256_add_epi16(_mm256_maddubs_epi16(lo_, y0),           \
+                                                     _mm256_maddubs_epi16(hi_, y1)));         \
+    } while (0)
+__attribute__((target("avx2"))) static void dot4_rows4_avx2(const uint8_t *c, size_t rb,
+                                                            size_t dp, const int8_t *p,
+                                                            int32_t *out)
+{
+    const __m256i ones = _mm256_set1_epi16(1), m15 = _mm256_set1_epi8(15);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t b0 = 0; b0 < dp; b0 += 256) {
+        size_t e = b0 + 256 < dp ? b0 + 256 : dp;
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t b = b0; b < e; b += 64) {
+            __m256i y0 = _mm256_loadu_si256((const __m256i *)(p + b));
+            __m256i y1 = _mm256_loadu_si256((const __m256i *)(p + b + 32));
+            __m256i v0 = _mm256_loadu_si256((const __m256i *)(c + b / 2));
+            __m256i v1 = _mm256_loadu_si256((const __m256i *)(c + rb + b / 2));
+            __m256i v2 = _mm256_loadu_si256((const __m256i *)(c + 2 * rb + b / 2));
+            __m256i v3 = _mm256_loadu_si256((const __m256i *)(c + 3 * rb + b / 2));
+            Q4_STEP(v0, s0);
+            Q4_STEP(v1, s1);
+            Q4_STEP(v2, s2);
+            Q4_STEP(v3, s3);
+        }
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(s0, ones));
+        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(s1, ones));
+        a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(s2, ones));
+        a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(s3, ones));
+    }
+    __m256i h01 = _mm256_hadd_epi32(a0, a1), h23 = _mm256_hadd_epi32(a2, a3);
+    __m256i h = _mm256_hadd_epi32(h01, h23);
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+    _mm_storeu_si128((__m128i *)out, s);
+}
+#undef Q4_STEP
+#endif
+
+static int q4_use_avx2(const char **name)
+{
+    const char *force = getenv("CLIPDEX_FORCE_SCALAR");
+    int scalar = force && force[0] && strcmp(force, "0") != 0;
+#ifdef HAVE_AVX2_KERNEL
+    if (!scalar) {
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2")) {
+            if (name) *name = "avx2";
+            return 1;
+        }
+    }
+#endif
+    (void)scalar;
+    if (name) *name = "scalar";
+    return 0;
+}
+
+const char *vec_q4_kernel_name(void)
+{
+    const char *name = "scalar";
+    q4_use_avx2(&name);
+    return name;
+}
+
+typedef struct scan4_job {
+    const uint8_t *c;
+    const int8_t *p;
+    const vec_q4_row_info *info;
+    size_t rb, dp, begin, end;
+    int32_t psum8;         /* 8 * sum(p): the nibble offset */
+    double t, cn, cr;      /* query scale; factors of norm and resid */
+    int avx2;
+    heap hp;
+} scan4_job;
+
+/* u(r) >= the float32 score of row r (see vec_topk_q4), rounded up to float */
+static float q4_upper(const scan4_job *j, size_t r, int32_t raw)
+{
+    const vec_q4_row_info *ri = &j->info[r];
+    double u = (double)(raw - j->psum8) * ri->scale * j->t + ri->norm * j->cn + ri->resid * j->cr +
+               1e-6;
+    u += (u < 0 ? -u : u) * 1e-6; /* covers the double products and the float cast */
+    return (float)u;
+}
+
+static void scan4_push(scan4_job *j, size_t r, int32_t raw)
+{
+    float u = q4_upper(j, r, raw);
+    if (j->hp.n == j->hp.k && u < j->hp.h[0].score) return;
+    heap_push(&j->hp, (vec_hit){u, (uint32_t)r});
+}
+
+static void *scan4_run(void *arg)
+{
+    scan4_job *j = arg;
+    size_t r = j->begin;
+#ifdef HAVE_AVX2_KERNEL
+    if (j->avx2) {
+        int32_t d[4];
+        for (; r + 4 <= j->end; r += 4) {
+            dot4_rows4_avx2(j->c + r * j->rb, j->rb, j->dp, j->p, d);
+            for (size_t i = 0; i < 4; i++) scan4_push(j, r + i, d[i]);
+        }
+    }
+#endif
+    for (; r < j->end; r++) scan4_push(j, r, dot4_scalar(j->c + r * j->rb, j->p, j->dp));
+    return NULL;
+}
+
+/* Max-heap on score (ties: lower row first) for taking candidates in
+ * decreasing upper bound. */
+static void maxheap_down(vec_hit *h, size_t n, size_t i)
+{
+    vec_hit x = h[i];
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        const vec_hit *best = &x;
+        if (l < n && hit_worse(best, &h[l])) { m = l; best = &h[l]; }
+        if (r < n && hit_worse(best, &h[r])) m = r;
+        if (m == i) break;
+        h[i] = h[m];
+        i = m;
+    }
+    h[i] = x;
+}
+
+long vec_topk_q4(const uint8_t *c, const vec_q4_row_info *info, const float *m, size_t n,
+                 size_t dim, const float *q, size_t k, float threshold, int n_threads,
+                 size_t n_cand, const vec_q8_set *q8, vec_hit *out, vec_q4_stats *stats)
+{
+    vec_q4_stats dummy;
+    if (!stats) stats = &dummy;
+    memset(stats, 0, sizeof *stats);
+    stats->stage = 4;
+    if (k == 0 || n == 0) return 0;
+    if (k > n) k = n;
+    if (n_cand < k) n_cand = k;
+    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
+    if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
+    if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    size_t dp = (dim + 63) / 64 * 64, rb = vec_q4_row_bytes(dim);
+    int8_t *p = calloc(dp, 1);
+    vec_hit *all = malloc(nt * n_cand * sizeof *all), *top = malloc(k * sizeof *top);
+    if (!p || !all || !top) {
+        free(p);
+        free(all);
+        free(top);
+        return -1;
+    }
+    /* q = t p + d: ||d|| and ||q|| computed in double, rounded up */
+    float t;
+    vec_q8_row(q, dim, p, &t);
+    double d2 = 0, q2 = 0;
+    int32_t psum = 0;
+    for (size_t i = 0; i < dim; i++) {
+        double d = (double)q[i] - (double)t * p[i];
+        d2 += d * d;
+        q2 += (double)q[i] * q[i];
+        psum += p[i];
+    }
+    double dn = sqrt(d2) * (1 + 1e-6), qn = sqrt(q2) * (1 + 1e-6);
+    /* x = s c + e: x.q = s t <c, p> + s <c, d> + <e, q>, |s <c, d>| <= norm ||d||,
+     * |<e, q>| <= resid ||q||; the float32 score differs from x.q by at most
+     * 2 dim u sum|x_i q_i| <= 2 dim u (norm + resid) ||q|| */
+    double rho = 2.0 * (double)dim / (double)(1 << 24) * qn;
+    scan4_job jobs[VEC_MAX_THREADS];
+    pthread_t tid[VEC_MAX_THREADS];
+    int started[VEC_MAX_THREADS] = {0};
+    int avx2 = q4_use_avx2(NULL);
+    size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    for (size_t th = 0; th < nt; th++) {
+        scan4_job *j = &jobs[th];
+        j->c = c;
+        j->p = p;
+        j->info = info;
+        j->rb = rb;
+        j->dp = dp;
+        j->begin = blocks * th / nt * VEC_BLOCK;
+        j->end = blocks * (th + 1) / nt * VEC_BLOCK;
+        if (j->end > n) j->end = n;
+        j->psum8 = 8 * psum;
+        j->t = t;
+        j->cn = dn + rho;
+        j->cr = qn + rho;
+        j->avx2 = avx2;
+        j->hp = (heap){all + th * n_cand, 0, n_cand};
+    }
+    for (size_t th = 1; th < nt; th++)
+        started[th] = pthread_create(&tid[th], NULL, scan4_run, &jobs[th]) == 0;
+    scan4_run(&jobs[0]);
+    for (size_t th = 1; th < nt; th++) {
+        if (started[th])
+            pthread_join(tid[th], NULL);
+        else
+            scan4_run(&jobs[th]);
+    }
+    /* every row a thread left out has u <= that thread's smallest kept u */
+    double bound = -INFINITY;
+    size_t total = 0;
+    for (size_t th = 0; th < nt; th++) {
+        const heap *hp = &jobs[th].hp;
+        if (hp->n == hp->k && (double)hp->h[0].score > bound) bound = hp->h[0].score;
+        memmove(all + total, hp->h, hp->n * sizeof *all);
+        total += hp->n;
+    }
+    stats->candidates = total;
+    /* a hopeless case gives up at once: the proof needs the k-th exact score
+     * above the bound, and the k-th best centre estimate (u less its error
+     * terms) is a fair guess of that score; when it is not above the bound,
+     * re-ranking would almost surely be wasted (a heuristic: giving up only
+     * hands over to the next stage, it cannot change the answer) */
+    heap guess = {top, 0, k};
+    for (size_t i = 0; i < total; i++) {
+        const vec_q4_row_info *ri = &info[all[i].row];
+        float a = (float)((double)all[i].score - ri->norm * (dn + rho) - ri->resid * (qn + rho));
+        if (guess.n == k && a < guess.h[0].score) continue;
+        heap_push(&guess, (vec_hit){a, all[i].row});
+    }
+    size_t left = total;
+    if (guess.n == k && !((double)guess.h[0].score > bound) && !((double)threshold > bound))
+        left = 0;
+    /* re-rank in decreasing u; stop once u is below the k-th exact score
+     * (then every later candidate is too) or below the threshold */
+    for (size_t i = left / 2; i-- > 0;) maxheap_down(all, left, i);
+    dot_fn fdot = pick_kernel(NULL);
+    heap best = {top, 0, k};
+    while (left > 0) {
+        float u = all[0].score;
+        if (!(u >= threshold)) break;
+        if (best.n == k && u < best.h[0].score) break;
+        uint32_t row = all[0].row;
+        all[0] = all[--left];
+        if (left > 0) maxheap_down(all, left, 0);
+        float s;
+        fdot(m + (size_t)row * dim, 1, dim, q, &s);
+        stats->reranked++;
+        if (!(s >= threshold)) continue;
+        heap_push(&best, (vec_hit){s, row});
+    }
+    int proven = best.n == k ? (double)best.h[0].score > bound : (double)threshold > bound;
+    long res;
+    if (proven) {
+        qsort(top, best.n, sizeof *top, hit_cmp);
+        memcpy(out, top, best.n * sizeof *out);
+        res = (long)best.n;
+    } else if (q8) {
+        vec_q8_stats s8;
+        res = vec_topk_q8(q8->c, q8->scale, q8->b, m, n, dim, q, k, threshold, n_threads,
+                          q8->n_cand, out, &s8);
+        stats->stage = s8.fallback ? 32 : 8;
+    } else {
+        stats->stage = 32;
+        res = vec_topk(m, n, dim, q, k, threshold, n_threads, out);
+    }
+    free(p);
+    free(all);
+    free(top);
     return res;
 }

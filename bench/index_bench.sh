@@ -12,8 +12,10 @@ SHARED=${CLIPDEX_SHARED:-../shared}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 ${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iapp -o "$OUT/index_search" bench/index_search.c app/vecscan.c -lpthread -lm || exit 1
-for n in 10000 100000 1000000; do
-    "$OUT/index_search" $n 512 21 1 2
+for n in 10000 100000 1000000; do  # data: see bench/index_search.c
+    "$OUT/index_search" $n 512 21 random 1 2
+    "$OUT/index_search" $n 512 21 clustered 1 2
+    "$OUT/index_search" $n 512 21 onecluster 1 2
 done
 if [ -z "$MODEL" ]; then
     MODEL=$OUT/model

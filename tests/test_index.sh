@@ -7,7 +7,8 @@
 # non-UTF-8 name); SIGKILL in the middle of a run, then a consistent
 # database and a run that finishes; searches by text, by image (an indexed
 # image is its own top hit), combined terms, --threshold, --json, --copy-to,
-# --link-to; a model mismatch is refused. No Python, no jq: JSON fields are
+# --link-to; the 4-bit and int8 search stages give exactly the --exact
+# results (CLIPDEX_SEARCH_DEBUG names the stage); a model mismatch is refused. No Python, no jq: JSON fields are
 # read with sed from the one-line summaries clipdex prints.
 BUILD=${BUILD:-build}
 CLIPDEX=$BUILD/clipdex
@@ -113,15 +114,24 @@ check "--copy-to puts the top hit first" cmp -s "$TMP/copies/001_retina.jpg" "$L
 check "--copy-to copies k files" test "$(ls "$TMP/copies" | wc -l)" = 2
 expect_rc 0 "--link-to" search --model "$MODEL" --db "$DB" -k 1 --link-to "$TMP/links" "$LIB/retina.jpg"
 check "--link-to makes a symbolic link" test -L "$TMP/links/001_retina.jpg"
-# the int8 first stage with a tiny candidate list must still give the float32 results
+# the 4-bit and int8 first stages with tiny candidate lists (so their bounds
+# often fail and the cascade runs) or with every row must still give the
+# float32 results
+: >"$TMP/stages"
 for qry in "a photo of a rocket" "$LIB/china.jpg" "-fruit"; do
     for k in 1 3 8; do
         expect_rc 0 "exact search" search --model "$MODEL" --db "$DB" --exact -k $k -- "$qry"
         cp "$TMP/out" "$TMP/exact"
-        run_rc 0 "int8 search with 2 candidates" env CLIPDEX_SEARCH_CANDIDATES=2 "$CLIPDEX" search --model "$MODEL" --db "$DB" -k $k -- "$qry"
-        check "int8 + re-rank equals the float32 scan ($qry, k $k)" cmp -s "$TMP/out" "$TMP/exact"
+        for c in 2 5 1000; do
+            run_rc 0 "staged search with $c candidates" env CLIPDEX_SEARCH_CANDIDATES=$c CLIPDEX_SEARCH_DEBUG=1 \
+                "$CLIPDEX" search --model "$MODEL" --db "$DB" -k $k -- "$qry"
+            check "4-bit/int8 + re-rank equals the float32 scan ($qry, k $k, $c candidates)" cmp -s "$TMP/out" "$TMP/exact"
+            sed -n "s/.*answered by the \([^ ]*\) stage.*/$c \1/p" "$TMP/err" >>"$TMP/stages"
+        done
     done
 done
+check "every staged search says which stage answered" test "$(wc -l <"$TMP/stages")" = 27
+check "with every row a candidate the 4-bit stage answers" test "$(grep -c '^1000 4-bit$' "$TMP/stages")" = 9
 expect_rc 1 "search with a missing image term" search --model "$MODEL" --db "$DB" --image "$TMP/nope.jpg"
 expect_rc 1 "search a database that does not exist" search --model "$MODEL" --db "$TMP/none.db" dog
 check "no database file is created by search" test ! -e "$TMP/none.db"
