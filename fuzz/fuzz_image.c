@@ -3,7 +3,8 @@
  * small limits (1 M pixels, 4096 per side) so hostile headers cannot make
  * the fuzzer allocate much, then runs the reference crop at size 32 and the
  * float preprocessing at 24 on whatever decoded. Any crash, sanitizer report
- * or leak is a bug; errors are expected and ignored. Runs as a plain program
+ * or leak is a bug; errors are expected and ignored. The second-to-last
+ * byte's low bit turns on the DCT-scaled JPEG decode (jpeg_scale_target 8). Runs as a plain program
  * through fuzz/main.c over fuzz/corpus/image.
  */
 #include <stdint.h>
@@ -20,6 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.max_height = 4096;
     p.max_pixels = 1u << 20;
     p.ignore_exif_orientation = size > 0 && (data[size - 1] & 1);
+    p.jpeg_scale_target = size > 1 && (data[size - 2] & 1) ? 8 : 0;
     clipdex_image *img = NULL;
     if (clipdex_image_decode(NULL, data, size, &p, &img) != CLIPDEX_OK) return 0;
     uint8_t rgb[32 * 32 * 3];

@@ -163,6 +163,15 @@ typedef struct clipdex_image_params {
     uint64_t max_pixels; /* 0: CLIPDEX_MAX_IMAGE_PIXELS */
     int ignore_exif_orientation; /* 0: apply the EXIF orientation tag (default);
                                     1: ignore it, as OpenAI's reference does */
+    uint32_t jpeg_scale_target;  /* 0: exact decode (default; matches the reference
+                                    bit for bit). N > 0: a JPEG whose shorter side is
+                                    at least 2N may be decoded with libjpeg-turbo's
+                                    DCT-domain scaling (scale_num/8, the largest
+                                    reduction that keeps the shorter side >= N), then
+                                    preprocessed as usual. Faster on large photos, but
+                                    the pixels (and embeddings) differ slightly from
+                                    the reference; docs/accuracy.md has the figures.
+                                    Other formats always decode exactly. */
 } clipdex_image_params;
 
 CLIPDEX_API clipdex_image_params clipdex_image_params_default(void);

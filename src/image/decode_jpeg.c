@@ -10,6 +10,9 @@
  * file") is an error, "truncated JPEG", as in Pillow with
  * LOAD_TRUNCATED_IMAGES = False; other libjpeg warnings (corrupt data,
  * extraneous bytes) are tolerated like Pillow tolerates them.
+ * With clipdex_image_params.jpeg_scale_target set (opt-in, off by default)
+ * a large JPEG is decoded already reduced by libjpeg-turbo's scaled IDCT;
+ * the default path is untouched and stays Pillow-exact.
  * Invariant: the size is checked against the limits after jpeg_read_header
  * and before jpeg_start_decompress allocates anything large.
  */
@@ -103,6 +106,20 @@ int cdx_decode_jpeg(clipdex_ctx *ctx, const uint8_t *data, size_t len,
                 out->exif_len = m->data_length - 6;
             }
             break;
+        }
+    }
+    /* Opt-in fast path: DCT-domain downscaling by num/8, the smallest num
+     * whose output keeps the shorter side >= the target (libjpeg rounds the
+     * scaled size up). Only when the image is at least twice the target. */
+    if (o->jpeg_scale_target) {
+        uint64_t t = o->jpeg_scale_target;
+        uint64_t s = cinfo.image_width < cinfo.image_height ? cinfo.image_width : cinfo.image_height;
+        if (s >= 2 * t) {
+            unsigned num = 8;
+            for (unsigned k = 1; k < 8; k++)
+                if ((s * k + 7) / 8 >= t) { num = k; break; }
+            cinfo.scale_num = num;
+            cinfo.scale_denom = 8;
         }
     }
     jpeg_start_decompress(&cinfo);

@@ -108,6 +108,7 @@ int clipdex_image_decode(clipdex_ctx *ctx, const void *data, size_t len,
     o.max_width = p.max_width ? p.max_width : CLIPDEX_MAX_IMAGE_SIDE;
     o.max_height = p.max_height ? p.max_height : CLIPDEX_MAX_IMAGE_SIDE;
     o.max_pixels = p.max_pixels ? p.max_pixels : CLIPDEX_MAX_IMAGE_PIXELS;
+    o.jpeg_scale_target = p.jpeg_scale_target;
 
     const uint8_t *d = data;
     decode_fn fn = sniff(d, len);

@@ -33,6 +33,7 @@ struct clipdex_image {
 struct cdx_decode_opts {
     uint32_t max_width, max_height;
     uint64_t max_pixels;
+    uint32_t jpeg_scale_target; /* clipdex_image_params.jpeg_scale_target (0: exact) */
 };
 
 /* What a decoder hands back besides the image: the raw EXIF (a TIFF header
