@@ -127,6 +127,21 @@ static void heap_push(heap *hp, vec_hit x)
     h[i] = x;
 }
 
+/* Runs fn on jobs[0..nt) (each `size` bytes): jobs 1.. on new threads, job 0
+ * on the caller; a job whose thread could not start runs on the caller too. */
+static void run_jobs(void *(*fn)(void *), void *jobs, size_t size, size_t nt)
+{
+    pthread_t tid[VEC_MAX_THREADS];
+    int started[VEC_MAX_THREADS] = {0};
+    char *base = jobs;
+    for (size_t t = 1; t < nt; t++) started[t] = pthread_create(&tid[t], NULL, fn, base + t * size) == 0;
+    fn(base);
+    for (size_t t = 1; t < nt; t++) {
+        if (started[t]) pthread_join(tid[t], NULL);
+        else fn(base + t * size);
+    }
+}
+
 typedef struct scan_job {
     const float *m, *q;
     size_t dim, begin, end;
@@ -168,8 +183,6 @@ long vec_topk(const float *m, size_t n, size_t dim, const float *q, size_t k, fl
     if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
     if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
     scan_job jobs[VEC_MAX_THREADS];
-    pthread_t tid[VEC_MAX_THREADS];
-    int started[VEC_MAX_THREADS] = {0};
     vec_hit *all = malloc(nt * k * sizeof *all);
     if (!all) return -1;
     dot_fn dot = pick_kernel(NULL);
@@ -187,15 +200,7 @@ long vec_topk(const float *m, size_t n, size_t dim, const float *q, size_t k, fl
         j->dot = dot;
         j->hp = (heap){all + t * k, 0, k};
     }
-    for (size_t t = 1; t < nt; t++)
-        started[t] = pthread_create(&tid[t], NULL, scan_run, &jobs[t]) == 0;
-    scan_run(&jobs[0]);
-    for (size_t t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            scan_run(&jobs[t]); /* no thread: do its share here */
-    }
+    run_jobs(scan_run, jobs, sizeof jobs[0], nt);
     /* merge: compact the heaps, sort, keep k */
     size_t total = 0;
     for (size_t t = 0; t < nt; t++) {
@@ -390,8 +395,6 @@ long vec_topk_q8(const int8_t *c, const float *scale, vec_q8_bounds b, const flo
                (smax / 2.0) * (1 + 1e-6) * q1 + 2.0 * (double)dim * u * l1 * qmax + 1e-6;
     dot8_fn dot = pick_kernel8(NULL);
     scan8_job jobs[VEC_MAX_THREADS];
-    pthread_t tid[VEC_MAX_THREADS];
-    int started[VEC_MAX_THREADS] = {0};
     size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
     for (size_t t = 0; t < nt; t++) {
         scan8_job *j = &jobs[t];
@@ -406,15 +409,7 @@ long vec_topk_q8(const int8_t *c, const float *scale, vec_q8_bounds b, const flo
         j->dot = dot;
         j->hp = (heap){all + t * n_cand, 0, n_cand};
     }
-    for (size_t t = 1; t < nt; t++)
-        started[t] = pthread_create(&tid[t], NULL, scan8_run, &jobs[t]) == 0;
-    scan8_run(&jobs[0]);
-    for (size_t t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            scan8_run(&jobs[t]);
-    }
+    run_jobs(scan8_run, jobs, sizeof jobs[0], nt);
     size_t total = 0;
     for (size_t t = 0; t < nt; t++) {
         memmove(all + total, jobs[t].hp.h, jobs[t].hp.n * sizeof *all);
@@ -695,8 +690,6 @@ long vec_topk_q4(const uint8_t *c, const vec_q4_row_info *info, const float *m, 
      * 2 dim u sum|x_i q_i| <= 2 dim u (norm + resid) ||q|| */
     double rho = 2.0 * (double)dim / (double)(1 << 24) * qn;
     scan4_job jobs[VEC_MAX_THREADS];
-    pthread_t tid[VEC_MAX_THREADS];
-    int started[VEC_MAX_THREADS] = {0};
     int avx2 = q4_use_avx2(NULL);
     size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
     for (size_t th = 0; th < nt; th++) {
@@ -716,15 +709,7 @@ long vec_topk_q4(const uint8_t *c, const vec_q4_row_info *info, const float *m, 
         j->avx2 = avx2;
         j->hp = (heap){all + th * n_cand, 0, n_cand};
     }
-    for (size_t th = 1; th < nt; th++)
-        started[th] = pthread_create(&tid[th], NULL, scan4_run, &jobs[th]) == 0;
-    scan4_run(&jobs[0]);
-    for (size_t th = 1; th < nt; th++) {
-        if (started[th])
-            pthread_join(tid[th], NULL);
-        else
-            scan4_run(&jobs[th]);
-    }
+    run_jobs(scan4_run, jobs, sizeof jobs[0], nt);
     /* every row a thread left out has u <= that thread's smallest kept u */
     double bound = -INFINITY;
     size_t total = 0;
