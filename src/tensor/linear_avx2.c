@@ -246,6 +246,36 @@ TGT static inline __m256 quick_gelu8(__m256 x)
 /* The same arithmetic for one value (lane 0 of the vector version). */
 TGT static inline float quick_gelu1(float x) { return _mm256_cvtss_f32(quick_gelu8(_mm256_set1_ps(x))); }
 
+/* Epilogue: C rows [m0, m1) x cols [n0, n1) (+)= act(acc + bias), acc row i
+ * at acc + (i - m0) * ldacc. The quick_gelu path is vectorized; a column's
+ * arithmetic depends only on its index within the 64-column tile, never on
+ * the row, so batches stay exact. */
+TGT void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C, size_t ldc,
+                                  size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags)
+{
+    size_t nt = n1 - n0;
+    for (size_t i = m0; i < m1; i++) {
+        const float *a = acc + (i - m0) * ldacc;
+        float *c = C + i * ldc + n0;
+        size_t j = 0;
+        if (act == CDX_ACT_QUICK_GELU || act == CDX_ACT_NONE) {
+            for (; j + 8 <= nt; j += 8) {
+                __m256 s = _mm256_loadu_ps(a + j);
+                if (bias) s = _mm256_add_ps(s, _mm256_loadu_ps(bias + n0 + j));
+                if (act == CDX_ACT_QUICK_GELU) s = quick_gelu8(s);
+                if (flags & CDX_LIN_ACCUM) s = _mm256_add_ps(_mm256_loadu_ps(c + j), s);
+                _mm256_storeu_ps(c + j, s);
+            }
+        }
+        for (; j < nt; j++) {
+            float s = a[j];
+            if (bias) s += bias[n0 + j];
+            s = act == CDX_ACT_QUICK_GELU ? quick_gelu1(s) : cdx_act_apply(act, s);
+            c[j] = (flags & CDX_LIN_ACCUM) ? c[j] + s : s;
+        }
+    }
+}
+
 TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
                               float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                               size_t k, int act, unsigned flags)
@@ -273,29 +303,7 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
                 micro6(a, la, P + q * KC * NR, kc, acc + (i - m0) * ldacc + q * NR, ldacc, k0 == 0);
         }
     }
-    /* epilogue: + bias, activation, store or accumulate. The quick_gelu
-     * path is vectorized; a column's arithmetic depends only on its index
-     * within the 64-column tile, never on the row, so batches stay exact. */
-    for (size_t i = m0; i < m1; i++) {
-        const float *a = acc + (i - m0) * ldacc;
-        float *c = C + i * ldc + n0;
-        size_t j = 0;
-        if (act == CDX_ACT_QUICK_GELU || act == CDX_ACT_NONE) {
-            for (; j + 8 <= nt; j += 8) {
-                __m256 s = _mm256_load_ps(a + j);
-                if (bias) s = _mm256_add_ps(s, _mm256_loadu_ps(bias + n0 + j));
-                if (act == CDX_ACT_QUICK_GELU) s = quick_gelu8(s);
-                if (flags & CDX_LIN_ACCUM) s = _mm256_add_ps(_mm256_loadu_ps(c + j), s);
-                _mm256_storeu_ps(c + j, s);
-            }
-        }
-        for (; j < nt; j++) {
-            float s = a[j];
-            if (bias) s += bias[n0 + j];
-            s = act == CDX_ACT_QUICK_GELU ? quick_gelu1(s) : cdx_act_apply(act, s);
-            c[j] = (flags & CDX_LIN_ACCUM) ? c[j] + s : s;
-        }
-    }
+    cdx_linear_epilogue_avx2(acc, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
 }
 
 /* y (n,) += a * x (n,) */
@@ -337,6 +345,17 @@ void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, 
     struct cdx_wmat w = {W->type, cdx_wmat_row(W, k, n0)};
     cdx_linear_w_ref(A + m0 * lda, lda, &w, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc,
                      m1 - m0, n1 - n0, k, act, flags);
+}
+void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C, size_t ldc,
+                              size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags)
+{
+    for (size_t i = m0; i < m1; i++)
+        for (size_t j = n0; j < n1; j++) {
+            float s = acc[(i - m0) * ldacc + (j - n0)];
+            if (bias) s += bias[j];
+            s = cdx_act_apply(act, s);
+            C[i * ldc + j] = (flags & CDX_LIN_ACCUM) ? C[i * ldc + j] + s : s;
+        }
 }
 void cdx_axpy_avx2(float a, const float *x, float *y, size_t n)
 {

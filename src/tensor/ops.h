@@ -131,6 +131,12 @@ CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct 
                                        const float *bias, float *C, size_t ldc, size_t m0,
                                        size_t m1, size_t n0, size_t n1, size_t k, int act,
                                        unsigned flags);
+/* C rows [m0, m1) x cols [n0, n1) (+)= act(acc + bias) with the exact
+ * arithmetic of cdx_linear_tile_avx2's epilogue; acc row i is at
+ * acc + (i - m0) * ldacc (float sums over k, before bias). */
+CDX_INTERNAL void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C,
+                                           size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
+                                           int act, unsigned flags);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
 CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 
