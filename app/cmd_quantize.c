@@ -13,7 +13,7 @@
 #include "cmd_quantize.h"
 
 const char usage_quantize[] =
-    "Usage: clipdex quantize [--model DIR] --type TYPE --out FILE\n"
+    "Usage: clipdex quantize [--model DIR] --type TYPE [--layout L] --out FILE\n"
     "\n"
     "Writes the model as one GGUF file (docs/quantized.md) that `--model FILE`\n"
     "loads with no conversion at start-up. The linear layers, projections and\n"
@@ -28,6 +28,10 @@ const char usage_quantize[] =
     "Options:\n"
     "  --model DIR      model directory or weight file (default: $CLIPDEX_MODEL)\n"
     "  --type TYPE      weight type (required)\n"
+    "  --layout L       packed (default): f32/f16/q8/q4 matrices as 16-wide\n"
+    "                   panels that the kernels read in place (q8/q4 with int8\n"
+    "                   arithmetic); rows: ggml's row layout, readable by\n"
+    "                   clip.cpp (and slower here)\n"
     "  --out FILE       output file, e.g. model-q8_0.gguf (required; replaced\n"
     "                   atomically)\n"
     "  -h, --help       print this text\n";
@@ -44,8 +48,8 @@ static const struct {
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *model_opt = NULL, *type_opt = NULL, *out = NULL;
-    int r, type = -1;
+    const char *model_opt = NULL, *type_opt = NULL, *out = NULL, *layout_opt = "packed";
+    int r, type = -1, layout;
     cli_args a;
     cli_args_init(&a, argc, argv);
     while (cli_args_next(&a)) {
@@ -59,6 +63,8 @@ int cmd_quantize(int argc, char **argv)
             if (r < 0) return CLI_USAGE;
         } else if ((r = cli_args_value(&a, "--type", &type_opt)) != 0) {
             if (r < 0) return CLI_USAGE;
+        } else if ((r = cli_args_value(&a, "--layout", &layout_opt)) != 0) {
+            if (r < 0) return CLI_USAGE;
         } else if ((r = cli_args_value(&a, "--out", &out)) != 0) {
             if (r < 0) return CLI_USAGE;
         } else {
@@ -70,6 +76,9 @@ int cmd_quantize(int argc, char **argv)
         if (strcasecmp(type_opt, type_names[i].name) == 0) type = type_names[i].type;
     if (type < 0)
         return cli_usage_error(a.cmd, "unknown --type '%s' (f32, f16, q8, q5, q5_1, q4, q4_1)", type_opt);
+    if (strcasecmp(layout_opt, "packed") == 0) layout = CLIPDEX_LAYOUT_PACKED;
+    else if (strcasecmp(layout_opt, "rows") == 0) layout = CLIPDEX_LAYOUT_ROWS;
+    else return cli_usage_error(a.cmd, "unknown --layout '%s' (packed, rows)", layout_opt);
     if (!out || !*out) return cli_usage_error(a.cmd, "--out FILE is required");
     const char *path = cli_model_path(model_opt);
     if (!path) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
@@ -79,7 +88,7 @@ int cmd_quantize(int argc, char **argv)
     int rc = cli_ctx_new(1, &ctx);
     if (!rc) rc = cli_model_load(ctx, path, NULL, &model);
     if (!rc) {
-        int st = clipdex_model_quantize(ctx, model, type, out);
+        int st = clipdex_model_quantize_layout(ctx, model, type, layout, out);
         if (st != CLIPDEX_OK) {
             char *msg = cli_errdup(ctx, st);
             cli_error("%s", msg);
@@ -90,7 +99,8 @@ int cmd_quantize(int argc, char **argv)
             clipdex_model_info info;
             clipdex_model_get_info(model, &info);
             long long sz = stat(out, &sb) == 0 ? (long long)sb.st_size : -1;
-            printf("wrote %s: %s, %lld bytes (from %s, %llu bytes)\n", out, type_opt, sz, info.weights_path,
+            printf("wrote %s: %s (%s layout), %lld bytes (from %s, %llu bytes)\n", out, type_opt,
+                   layout == CLIPDEX_LAYOUT_PACKED ? "packed" : "rows", sz, info.weights_path,
                    (unsigned long long)info.file_size);
             rc = cli_flush_stdout();
         }

@@ -296,9 +296,26 @@ enum clipdex_wtype {
  * directory holding one .gguf file) and computes with the weights in place:
  * nothing is converted at start-up. The tokenizer is not stored: keep
  * vocab.json + merges.txt (or bpe_simple_vocab_16e6.txt.gz) beside the file,
- * or give one with clipdex_model_params.vocab_path / CLIPDEX_VOCAB. */
+ * or give one with clipdex_model_params.vocab_path / CLIPDEX_VOCAB.
+ * The matrices are written in the CLIPDEX_LAYOUT_PACKED layout (the fast
+ * one; see clipdex_model_quantize_layout). */
 CLIPDEX_API int clipdex_model_quantize(clipdex_ctx *ctx, const clipdex_model *model, int type,
                                        const char *out_path);
+
+/* How clipdex_model_quantize_layout stores weight matrices. */
+enum clipdex_layout {
+    /* F32, F16, Q8_0 and Q4_0 matrices (not the token embedding) in clipdex's
+     * panel-packed tensor types (docs/quantized.md): the kernels read them
+     * from the mapping without transposing anything per call, and Q8_0 / Q4_0
+     * run on int8 kernels. Other programs (clip.cpp, ggml) cannot read them. */
+    CLIPDEX_LAYOUT_PACKED = 0,
+    /* ggml's plain row layout, as clip.cpp's converter writes it. */
+    CLIPDEX_LAYOUT_ROWS = 1
+};
+
+/* clipdex_model_quantize with an explicit matrix layout. */
+CLIPDEX_API int clipdex_model_quantize_layout(clipdex_ctx *ctx, const clipdex_model *model, int type,
+                                              int layout, const char *out_path);
 
 /* ------------------------------------------------------------------------ */
 /* Embeddings                                                                */

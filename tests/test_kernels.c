@@ -89,6 +89,70 @@ static void typed_linear(clipdex_ctx *ctx, int threads)
     }
 }
 
+/* Panel-packed matrices: packing keeps every value (cdx_wmat_dequant of the
+ * packed matrix == the row matrix, padding zero) and F32P / F16P give bitwise
+ * the result of their row matrices, SIMD, threaded and forced scalar. */
+static void packed_linear(clipdex_ctx *ctx, int threads)
+{
+    static const size_t shapes[][3] = {{1, 1, 32}, {6, 16, 64}, {7, 17, 96}, {50, 65, 288}, {13, 130, 256},
+                                       {3, 33, 544}};
+    static const int pairs[][2] = {{CDX_W_F32, CDX_W_F32P}, {CDX_W_F16, CDX_W_F16P}, {CDX_W_Q8_0, CDX_W_Q8P},
+                                   {CDX_W_Q4_0, CDX_W_Q4P}};
+    for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
+        int rt = pairs[pi][0], pt = pairs[pi][1];
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            size_t rb = cdx_wtype_row_bytes(rt, k), pb = cdx_wmat_bytes(pt, n, k);
+            size_t np = (n + 15) / 16;
+            CHECK(pb > 0, "%s %zux%zu: no size", cdx_wtype_name(pt), n, k);
+            float *A = malloc(m * k * 4), *W = malloc(n * k * 4), *bias = malloc(n * 4), *row = malloc(k * 4);
+            float *C = malloc(m * n * 4), *R = malloc(m * n * 4), *got = malloc(k * 4);
+            uint8_t *Q = malloc(n * rb), *P = aligned_alloc(64, (pb + 63) / 64 * 64);
+            fill(A, m * k), fill(W, n * k), fill(bias, n);
+            for (size_t j = 0; j < n; j++) {
+                if (rt == CDX_W_F32) memcpy(Q + j * rb, W + j * k, k * 4);
+                else cdx_quant_row(rt, W + j * k, k, Q + j * rb);
+            }
+            struct cdx_wmat rm = {rt, Q}, pm = {pt, P};
+            memset(P, 0xAB, pb);
+            CHECK(cdx_wmat_pack(pt, &rm, n, k, P) == 0, "%s: pack failed", cdx_wtype_name(pt));
+            int same = 1;
+            for (size_t j = 0; j < np * 16; j++) {
+                cdx_wmat_dequant(&pm, k, j, 0, k, got);
+                if (j < n) cdx_dequant_row(rt, Q + j * rb, 0, k, row);
+                else memset(row, 0, k * 4);
+                for (size_t p = 0; p < k; p++) same &= got[p] == row[p];
+            }
+            CHECK(same, "%s %zux%zu: packed values differ from the rows (or padding is not zero)", cdx_wtype_name(pt),
+                  n, k);
+            CHECK(cdx_wmat_pack(pt, &pm, n, k, P) != 0, "%s: packing a packed matrix must be refused",
+                  cdx_wtype_name(pt));
+            if (pt == CDX_W_F32P || pt == CDX_W_F16P) {
+                for (unsigned fl = 0; fl < 2; fl++) {
+                    fill(C, m * n);
+                    memcpy(R, C, m * n * 4);
+                    cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_QUICK_GELU, fl);
+                    cdx_linear_w(ctx, A, k, &rm, bias, R, n, m, n, k, CDX_ACT_QUICK_GELU, fl);
+                    CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu accum %u threads %d: packed != rows",
+                          cdx_wtype_name(pt), m, n, k, fl, threads);
+                }
+                cdx_linear_w_ref(A, k, &rm, bias, R, n, m, n, k, CDX_ACT_NONE, 0);
+                ctx->force_scalar = 1;
+                cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
+                ctx->force_scalar = 0;
+                CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar packed != reference",
+                      cdx_wtype_name(pt), m, n, k, threads);
+            }
+            free(A), free(W), free(bias), free(row), free(C), free(R), free(got), free(Q), free(P);
+        }
+    }
+    /* sizes: panels of 16 rows, blocks of 32 */
+    CHECK(cdx_wmat_bytes(CDX_W_F32P, 17, 8) == 2 * 16 * 8 * 4 && cdx_wmat_bytes(CDX_W_Q8P, 16, 64) == 2 * 576 &&
+              cdx_wmat_bytes(CDX_W_Q4P, 33, 32) == 3 * 320 && cdx_wmat_bytes(CDX_W_Q8P, 16, 48) == 0 &&
+              cdx_wmat_bytes(CDX_W_F16P, 16, 3) == 16 * 3 * 2,
+          "packed sizes");
+}
+
 /* ggml's block layouts on hand-made blocks, and quantization error bounds. */
 static void quant_formats(void)
 {
@@ -221,6 +285,7 @@ int main(void)
         }
         CHECK(worst < 1e-5, "layernorm err %g", worst);
         typed_linear(ctx, threads);
+        packed_linear(ctx, threads);
         clipdex_ctx_free(ctx);
     }
     /* F16 -> F32 for all 65536 bit patterns against ldexp arithmetic; BF16 on a sample */

@@ -178,6 +178,32 @@ static void check_model(const char *shared, const char *gpath)
             CHECK(rc == 0 && memcmp(ai, qi, in.n_img * in.E * 4) == 0 && memcmp(at, qt, in.n_txt * in.E * 4) == 0,
                   "%s %s: batch 1 / 1 thread differs from batch 16 / 2 threads", name, types[t].tag);
         }
+        if (!big && (types[t].type == CLIPDEX_TYPE_F32 || types[t].type == CLIPDEX_TYPE_F16 ||
+                     types[t].type == CLIPDEX_TYPE_Q8_0 || types[t].type == CLIPDEX_TYPE_Q4_0)) {
+            /* the ggml row layout (clip.cpp's) of the same type: same values, and for the float
+             * types bitwise the same embeddings as the packed layout */
+            char rows[600];
+            snprintf(rows, sizeof rows, "%s.rows.gguf", out);
+            clipdex_model *r = NULL;
+            rc = clipdex_model_quantize_layout(ctx, m, types[t].type, CLIPDEX_LAYOUT_ROWS, rows);
+            if (!rc) rc = clipdex_model_load(ctx, rows, &mp, &r);
+            CHECK(rc == 0, "%s %s rows layout: %s", name, types[t].tag, clipdex_ctx_errmsg(ctx));
+            if (!rc) rc = embed_all(ctx, r, &in, ai, at, 16);
+            if (!rc && (types[t].type == CLIPDEX_TYPE_F32 || types[t].type == CLIPDEX_TYPE_F16)) {
+                CHECK(memcmp(ai, qi, in.n_img * in.E * 4) == 0 && memcmp(at, qt, in.n_txt * in.E * 4) == 0,
+                      "%s %s: packed and row layouts give different embeddings", name, types[t].tag);
+            } else if (!rc) {
+                double w = 1;
+                for (size_t k = 0; k < in.n_img; k++) w = fmin(w, clipdex_cosine(ai + k * in.E, qi + k * in.E, in.E));
+                for (size_t k = 0; k < in.n_txt; k++) w = fmin(w, clipdex_cosine(at + k * in.E, qt + k * in.E, in.E));
+                CHECK(w >= types[t].min_cos, "%s %s: rows vs packed layout cosine %.6f", name, types[t].tag, w);
+                printf("%s %s: row layout vs packed layout worst cosine %.6f\n", name, types[t].tag, w);
+            }
+            CHECK(clipdex_model_quantize_layout(ctx, m, types[t].type, 7, rows) == CLIPDEX_E_ARG,
+                  "unknown layout accepted");
+            clipdex_model_free(r);
+            unlink(rows);
+        }
         if (types[t].type == CLIPDEX_TYPE_Q8_0 && strstr(name, "tiny")) {
             snprintf(tiny_q8, sizeof tiny_q8, "%s", out);
             snprintf(tiny_dir, sizeof tiny_dir, "%s", dir);

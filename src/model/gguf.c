@@ -277,14 +277,26 @@ int cdx_gguf_parse(clipdex_ctx *ctx, const uint8_t *buf, size_t len, const char 
         if (!cdx_wtype_name((int)ty)) {
             st = cdx_error(ctx, CLIPDEX_E_UNSUPPORTED,
                            "cannot read '%s': tensor '%s' has ggml type %u; clipdex reads F32, F16, Q4_0, "
-                           "Q4_1, Q5_0, Q5_1 and Q8_0", label, t->name, ty);
+                           "Q4_1, Q5_0, Q5_1 and Q8_0 (and its own packed types %u..%u)", label, t->name, ty,
+                           (unsigned)CDX_W_PACKED, (unsigned)CDX_W_Q8P);
             goto out;
         }
-        size_t blk = cdx_wtype_block((int)ty), nb;
-        if (t->ne[0] % blk || cdx_mul((size_t)(numel / blk), cdx_wtype_block_bytes((int)ty), &nb)) {
-            BAD("cannot read '%s': tensor '%s': row length %llu is not a multiple of the %s block",
-                label, t->name, (unsigned long long)t->ne[0], cdx_wtype_name((int)ty));
-            goto out;
+        /* packed types: n = outermost dimension, k = the rest (panels of 16 outputs) */
+        size_t nb, outer = (size_t)t->ne[nd - 1], inner = outer ? (size_t)(numel / outer) : 0;
+        if (cdx_wtype_is_packed((int)ty)) {
+            nb = cdx_wmat_bytes((int)ty, outer, inner);
+            if (nd < 2 || !outer || !inner || !nb) {
+                BAD("cannot read '%s': tensor '%s': shape does not fit the packed type %s", label, t->name,
+                    cdx_wtype_name((int)ty));
+                goto out;
+            }
+        } else {
+            size_t blk = cdx_wtype_block((int)ty);
+            if (t->ne[0] % blk || cdx_mul((size_t)(numel / blk), cdx_wtype_block_bytes((int)ty), &nb)) {
+                BAD("cannot read '%s': tensor '%s': row length %llu is not a multiple of the %s block",
+                    label, t->name, (unsigned long long)t->ne[0], cdx_wtype_name((int)ty));
+                goto out;
+            }
         }
         t->nbytes = nb;
         if (off % f->alignment) {
@@ -614,7 +626,7 @@ int cdx_gguf_write(struct cdx_gguf_writer *w, const char *path)
         for (int d = 0; d < t->ndim; d++)
             if (put_u64(w, t->ne[d])) return CLIPDEX_E_NOMEM;
         if (put_u32(w, (uint32_t)t->type) || put_u64(w, off)) return CLIPDEX_E_NOMEM;
-        off = align_up(off + t->nbytes, CDX_GGUF_DEFAULT_ALIGNMENT);
+        off = align_up(off + t->nbytes, CDX_GGUF_WRITE_ALIGNMENT);
     }
     char tmp[4200];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
@@ -624,15 +636,15 @@ int cdx_gguf_write(struct cdx_gguf_writer *w, const char *path)
     uint8_t head[24] = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
     for (int i = 0; i < 8; i++) head[8 + i] = (uint8_t)((uint64_t)w->n_t >> (8 * i));
     for (int i = 0; i < 8; i++) head[16 + i] = (uint8_t)(w->n_kv >> (8 * i));
-    static const uint8_t zeros[CDX_GGUF_DEFAULT_ALIGNMENT];
+    static const uint8_t zeros[CDX_GGUF_WRITE_ALIGNMENT];
     size_t pos = 24 + w->kv_len;
     int ok = fwrite(head, 1, 24, f) == 24 && fwrite(w->kv, 1, w->kv_len, f) == w->kv_len;
-    size_t pad = align_up(pos, CDX_GGUF_DEFAULT_ALIGNMENT) - pos;
+    size_t pad = align_up(pos, CDX_GGUF_WRITE_ALIGNMENT) - pos;
     ok = ok && fwrite(zeros, 1, pad, f) == pad;
     for (size_t i = 0; ok && i < w->n_t; i++) {
         const struct wtensor *t = &w->t[i];
         ok = fwrite(t->data, 1, t->nbytes, f) == t->nbytes;
-        pad = align_up(t->nbytes, CDX_GGUF_DEFAULT_ALIGNMENT) - t->nbytes;
+        pad = align_up(t->nbytes, CDX_GGUF_WRITE_ALIGNMENT) - t->nbytes;
         ok = ok && fwrite(zeros, 1, pad, f) == pad; /* ggml's readers expect the last one padded too */
     }
     w->kv_len = kv_end; /* the infos can be laid out again */

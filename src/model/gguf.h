@@ -27,6 +27,7 @@
 #define CDX_GGUF_MAX_NAME 256u         /* tensor names and keys, bytes */
 #define CDX_GGUF_MAX_ARRAY (1u << 24)  /* elements of one array value */
 #define CDX_GGUF_DEFAULT_ALIGNMENT 32u
+#define CDX_GGUF_WRITE_ALIGNMENT 64u   /* files we write: packed panels on cache lines */
 
 /* GGUF value types */
 enum cdx_gguf_vtype {
@@ -104,7 +105,7 @@ CDX_INTERNAL int cdx_gguf_add_f32s(struct cdx_gguf_writer *w, const char *key, c
  * cdx_gguf_write; if `owned`, the writer frees it. */
 CDX_INTERNAL int cdx_gguf_add_tensor(struct cdx_gguf_writer *w, const char *name, int type, int ndim,
                                      const uint64_t *ne, const void *data, size_t nbytes, int owned);
-/* Writes the file (GGUF v3, 32-byte alignment) to path + ".tmp", then renames it. */
+/* Writes the file (GGUF v3, 64-byte alignment: add general.alignment = 64) to path + ".tmp", then renames it. */
 CDX_INTERNAL int cdx_gguf_write(struct cdx_gguf_writer *w, const char *path);
 
 #endif

@@ -520,6 +520,9 @@ static int bind(struct binder *B, const char *name, const float **out, int ndim,
     char fname[256];
     int rc = lookup(B, name, ndim, shape, transpose2d, &t, fname, sizeof fname);
     if (rc) return rc;
+    if (cdx_wtype_is_packed(t.type))
+        return cdx_error(B->ctx, CLIPDEX_E_MODEL, "'%s': tensor '%s' is %s; only linear-layer weights may be packed",
+                         B->m->wpath, fname, t.type_name);
     if (t.type == CDX_W_F32 && !transpose2d && ((uintptr_t)t.data & 3) == 0) {
         *out = (const float *)(const void *)t.data;
         return CLIPDEX_OK;
@@ -538,9 +541,20 @@ static int bind_w(struct binder *B, const char *name, struct cdx_wmat *out, int 
     char fname[256];
     int rc = lookup(B, name, ndim, shape, transpose2d, &t, fname, sizeof fname);
     if (rc) return rc;
+    int base = cdx_wtype_base(t.type);
     if (matrix) {
-        B->m->mat_types |= 1u << t.type;
-        if (t.type >= 0 && t.type < 16) B->m->mat_params[t.type] += t.numel;
+        B->m->mat_types |= 1u << base;
+        if (base >= 0 && base < 16) B->m->mat_params[base] += t.numel;
+        if (cdx_wtype_is_packed(t.type)) B->m->n_packed++;
+    }
+    if (cdx_wtype_is_packed(t.type)) {
+        /* the kernels load whole panels with aligned 32-byte loads */
+        if (transpose2d || ((uintptr_t)t.data & 31))
+            return cdx_error(B->ctx, CLIPDEX_E_FORMAT, "'%s': packed tensor '%s' is not 32-byte aligned in the file",
+                             B->m->wpath, fname);
+        out->type = t.type;
+        out->data = t.data;
+        return CLIPDEX_OK;
     }
     if (!transpose2d && t.type != SRC_BF16 && (t.type != CDX_W_F32 || ((uintptr_t)t.data & 3) == 0)) {
         out->type = t.type;

@@ -75,7 +75,8 @@ struct clipdex_model {
     const char *wpath;                    /* the weight file's path */
     uint64_t file_size, n_params, n_params_vision, n_params_text;
     unsigned mat_types;                   /* bit per source type (cdx_wtype; 30 BF16) of the matrix weights */
-    uint64_t mat_params[16];              /* matrix parameters per cdx_wtype */
+    uint64_t mat_params[16];              /* matrix parameters per cdx_wtype (packed: its row type) */
+    int n_packed;                         /* matrices stored panel-packed (GGUF, cdx_wtype_is_packed) */
     void **owned;                         /* converted buffers */
     size_t n_owned, cap_owned;
     clipdex_tokenizer *tok;

@@ -19,6 +19,7 @@ struct qz {
     const clipdex_model *m;
     struct cdx_gguf_writer *w;
     int type;
+    int packed; /* write F32/F16/Q8_0/Q4_0 matrices as panels (CDX_W_*P) */
 };
 
 /* A float tensor of PyTorch shape (outermost first), borrowed from the model. */
@@ -56,20 +57,35 @@ static int put_mat(struct qz *q, const char *hf, const struct cdx_wmat *w, size_
     size_t rb = cdx_wtype_row_bytes(type, cols), total;
     if (!rb || cdx_mul(rb, rows, &total))
         return cdx_error(q->ctx, CLIPDEX_E_INTERNAL, "quantize: bad shape for '%s'", name);
-    if (w->type == type) return cdx_gguf_add_tensor(q->w, name, type, ndim, ne, w->data, total, 0);
-    uint8_t *out = malloc(total ? total : 1);
-    float *row = malloc((cols ? cols : 1) * sizeof *row);
-    if (!out || !row) {
-        free(out);
+    /* packed panels for the matrices the linear kernels read (not the token embedding) */
+    int ptype = q->packed && !strstr(name, "token_embd") ? cdx_wtype_packed_of(type) : -1;
+    if (w->type == type && ptype < 0) return cdx_gguf_add_tensor(q->w, name, type, ndim, ne, w->data, total, 0);
+    uint8_t *out = NULL;
+    if (w->type != type) {
+        out = malloc(total ? total : 1);
+        float *row = malloc((cols ? cols : 1) * sizeof *row);
+        if (!out || !row) {
+            free(out);
+            free(row);
+            return cdx_error(q->ctx, CLIPDEX_E_NOMEM, "quantize: out of memory for '%s'", name);
+        }
+        for (size_t r = 0; r < rows; r++) {
+            cdx_wmat_dequant(w, cols, r, 0, cols, row);
+            cdx_quant_row(type, row, cols, out + r * rb);
+        }
         free(row);
-        return cdx_error(q->ctx, CLIPDEX_E_NOMEM, "quantize: out of memory for '%s'", name);
+        if (ptype < 0) return cdx_gguf_add_tensor(q->w, name, type, ndim, ne, out, total, 1);
     }
-    for (size_t r = 0; r < rows; r++) {
-        cdx_dequant_row(w->type, cdx_wmat_row(w, cols, r), 0, cols, row);
-        cdx_quant_row(type, row, cols, out + r * rb);
+    struct cdx_wmat src = {type, out ? out : w->data};
+    size_t pbytes = cdx_wmat_bytes(ptype, rows, cols);
+    uint8_t *packed = pbytes ? malloc(pbytes) : NULL;
+    if (!packed || cdx_wmat_pack(ptype, &src, rows, cols, packed)) {
+        free(out);
+        free(packed);
+        return cdx_error(q->ctx, pbytes ? CLIPDEX_E_NOMEM : CLIPDEX_E_INTERNAL, "quantize: cannot pack '%s'", name);
     }
-    free(row);
-    return cdx_gguf_add_tensor(q->w, name, type, ndim, ne, out, total, 1);
+    free(out);
+    return cdx_gguf_add_tensor(q->w, name, ptype, ndim, ne, packed, pbytes, 1);
 }
 
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__})
@@ -136,7 +152,7 @@ static int put_keys(struct qz *q)
     int rc = 0;
 #define U32(k, x) if (!rc) rc = cdx_gguf_add_u32(w, k, (uint32_t)(x))
     if (!rc) rc = cdx_gguf_add_str(w, "general.architecture", "clip");
-    U32("general.alignment", CDX_GGUF_DEFAULT_ALIGNMENT);
+    U32("general.alignment", CDX_GGUF_WRITE_ALIGNMENT);
     U32("general.file_type", file_type(q->type));
     if (cdx_wtype_block(q->type) > 1) U32("general.quantization_version", 2);
     if (!rc) rc = cdx_gguf_add_str(w, "general.name", "clipdex");
@@ -191,17 +207,25 @@ static int put_tensors(struct qz *q)
     return put_f32(q, "logit_scale", &m->logit_scale_raw, 1, SHAPE(1));
 }
 
-int clipdex_model_quantize(clipdex_ctx *ctx, const clipdex_model *m, int type, const char *out_path)
+int clipdex_model_quantize_layout(clipdex_ctx *ctx, const clipdex_model *m, int type, int layout,
+                                  const char *out_path)
 {
     cdx_clear_error(ctx);
     if (!m || !out_path || !*out_path) return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_quantize: NULL argument");
-    if (!cdx_wtype_name(type))
+    if (!cdx_wtype_name(type) || cdx_wtype_is_packed(type))
         return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_quantize: unknown weight type %d", type);
-    struct qz q = {ctx, m, NULL, type};
+    if (layout != CLIPDEX_LAYOUT_PACKED && layout != CLIPDEX_LAYOUT_ROWS)
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_quantize: unknown layout %d", layout);
+    struct qz q = {ctx, m, NULL, type, layout == CLIPDEX_LAYOUT_PACKED};
     int rc = cdx_gguf_writer_new(ctx, &q.w);
     if (rc) return rc;
     if (!(rc = put_keys(&q)) && !(rc = put_tensors(&q))) rc = cdx_gguf_write(q.w, out_path);
     else if (ctx && !ctx->status) rc = cdx_error(ctx, rc, "cannot write '%s': out of memory", out_path);
     cdx_gguf_writer_free(q.w);
     return rc;
+}
+
+int clipdex_model_quantize(clipdex_ctx *ctx, const clipdex_model *m, int type, const char *out_path)
+{
+    return clipdex_model_quantize_layout(ctx, m, type, CLIPDEX_LAYOUT_PACKED, out_path);
 }

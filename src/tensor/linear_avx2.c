@@ -12,6 +12,8 @@
  * is exact), then + bias, then the activation, then the optional accumulate.
  * Row/column remainders use the same chain (fewer rows; zero-padded panels).
  *
+ * Panel-packed F32P weights (ops.h) are read in place (no pack step at
+ * all); F16P panels are only widened to floats.
  * Reduced-precision weights (F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1) change only
  * the pack step: eight values of a row are expanded to floats (F16C for
  * halves; integer widen + convert + multiply by the block scale for the Q
@@ -202,6 +204,15 @@ TGT static inline __attribute__((always_inline)) void pack_w_t(int type, const u
 TGT static void pack_w(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc,
                        float *P)
 {
+    if (cdx_wtype_is_packed(W->type)) { /* Q8P/Q4P on the fp32 path: exact scalar unpack */
+        float tmp[KC];
+        for (size_t jj = 0; jj < NR; jj++) {
+            size_t j = j0 + jj;
+            if (j < n1) cdx_wmat_dequant(W, k, j, k0, kc, tmp);
+            for (size_t q = 0; q < kc; q++) P[q * NR + jj] = j < n1 ? tmp[q] : 0.0f;
+        }
+        return;
+    }
     const uint8_t *w = W->data;
     size_t rb = cdx_wtype_row_bytes(W->type, k);
     switch (W->type) {
@@ -287,8 +298,21 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
             for (size_t j = 0; j < nt; j++) acc[(i - m0) * ldacc + j] = 0.0f;
     }
     for (size_t k0 = 0; k0 < k; k0 += KC) {
-        size_t kc = k - k0 < KC ? k - k0 : KC;
-        for (size_t q = 0; q < panels; q++) pack_w(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
+        size_t kc = k - k0 < KC ? k - k0 : KC, pstride = KC * NR;
+        if (W->type == CDX_W_F32P) { /* the file's panels as they are */
+            P = (float *)(uintptr_t)W->data + (n0 / NR * k + k0) * NR;
+            pstride = k * NR;
+        } else if (W->type == CDX_W_F16P) { /* halves to floats, no transposes */
+            P = pack_buf;
+            for (size_t q = 0; q < panels; q++) {
+                const uint16_t *src = (const uint16_t *)W->data + ((n0 / NR + q) * k + k0) * NR;
+                for (size_t e = 0; e < kc * NR; e += 8)
+                    _mm256_store_ps(P + q * KC * NR + e,
+                                    _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + e))));
+            }
+        } else {
+            for (size_t q = 0; q < panels; q++) pack_w(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
+        }
         for (size_t i = m0; i < m1; i += MR) {
             const float *a = A + i * lda + k0;
             size_t la = lda;
@@ -300,7 +324,7 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
                 la = KC;
             }
             for (size_t q = 0; q < panels; q++)
-                micro6(a, la, P + q * KC * NR, kc, acc + (i - m0) * ldacc + q * NR, ldacc, k0 == 0);
+                micro6(a, la, P + q * pstride, kc, acc + (i - m0) * ldacc + q * NR, ldacc, k0 == 0);
         }
     }
     cdx_linear_epilogue_avx2(acc, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
@@ -342,7 +366,7 @@ void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, 
                           float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
                           int act, unsigned flags)
 {
-    struct cdx_wmat w = {W->type, cdx_wmat_row(W, k, n0)};
+    struct cdx_wmat w = cdx_wmat_sub(W, k, n0);
     cdx_linear_w_ref(A + m0 * lda, lda, &w, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc,
                      m1 - m0, n1 - n0, k, act, flags);
 }

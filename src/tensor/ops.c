@@ -53,11 +53,10 @@ void cdx_linear_w_ref(const float *A, size_t lda, const struct cdx_wmat *W, cons
     for (size_t i = 0; i < m; i++) {
         const float *a = A + i * lda;
         for (size_t j = 0; j < n; j++) {
-            const void *row = cdx_wmat_row(W, k, j);
             float s = 0.0f;
             for (size_t k0 = 0; k0 < k; k0 += REF_KC) {
                 size_t kc = k - k0 < REF_KC ? k - k0 : REF_KC;
-                cdx_dequant_row(W->type, row, k0, kc, buf);
+                cdx_wmat_dequant(W, k, j, k0, kc, buf);
                 for (size_t p = 0; p < kc; p++) s += a[k0 + p] * buf[p];
             }
             if (bias) s += bias[j];
@@ -90,7 +89,7 @@ static void linear_task(void *arg, size_t t)
         cdx_linear_tile_avx2(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k,
                              j->act, j->flags);
     } else {
-        struct cdx_wmat w = {j->W->type, cdx_wmat_row(j->W, j->k, n0)};
+        struct cdx_wmat w = cdx_wmat_sub(j->W, j->k, n0);
         cdx_linear_w_ref(j->A + m0 * j->lda, j->lda, &w, j->bias ? j->bias + n0 : NULL,
                          j->C + m0 * j->ldc + n0, j->ldc, m1 - m0, n1 - n0, j->k, j->act, j->flags);
     }
@@ -154,6 +153,7 @@ size_t cdx_attention_scratch(size_t n_seq, size_t heads, size_t t) { return n_se
 struct attn_job {
     const float *q, *k, *v;
     float *out, *scratch;
+    const size_t *sel; /* NULL, or per sequence the one query row (q and out compact) */
     size_t ld, t, d, heads;
     int causal, simd;
     float scale;
@@ -166,46 +166,65 @@ static float dot_ref(const float *a, const float *b, size_t n)
     return s;
 }
 
-/* One (sequence, head): for each query row i, softmax(q_i K^T * scale) V. */
+/* One query row: o = softmax(qi K[0..lim)^T * scale) V[0..lim); the keys
+ * and values of the sequence start at row `base`. The same arithmetic
+ * whether the row is computed with all others or alone. */
+static void attn_row(const struct attn_job *j, const float *qi, size_t base, size_t off, size_t lim, float *p,
+                     float *o)
+{
+    float mx = -INFINITY;
+    for (size_t c = 0; c < lim; c++) {
+        const float *kc = j->k + (base + c) * j->ld + off;
+        float sc = (j->simd ? cdx_dot_avx2(qi, kc, j->d) : dot_ref(qi, kc, j->d)) * j->scale;
+        p[c] = sc;
+        if (sc > mx) mx = sc;
+    }
+    float sum = 0.0f;
+    for (size_t c = 0; c < lim; c++) {
+        p[c] = expf(p[c] - mx);
+        sum += p[c];
+    }
+    float inv = 1.0f / sum;
+    memset(o, 0, j->d * sizeof *o);
+    for (size_t c = 0; c < lim; c++) {
+        const float *vc = j->v + (base + c) * j->ld + off;
+        float w = p[c] * inv;
+        if (j->simd) cdx_axpy_avx2(w, vc, o, j->d);
+        else for (size_t e = 0; e < j->d; e++) o[e] += w * vc[e];
+    }
+}
+
+/* One (sequence, head): every query row (causal: row i sees keys 0..i), or
+ * only the selected row of the sequence. */
 static void attn_task(void *arg, size_t task)
 {
     const struct attn_job *j = arg;
     size_t s = task / j->heads, h = task % j->heads;
     size_t base = s * j->t, off = h * j->d;
     float *p = j->scratch + task * j->t;
-    for (size_t i = 0; i < j->t; i++) {
-        const float *qi = j->q + (base + i) * j->ld + off;
-        size_t lim = j->causal ? i + 1 : j->t;
-        float mx = -INFINITY;
-        for (size_t c = 0; c < lim; c++) {
-            const float *kc = j->k + (base + c) * j->ld + off;
-            float sc = (j->simd ? cdx_dot_avx2(qi, kc, j->d) : dot_ref(qi, kc, j->d)) * j->scale;
-            p[c] = sc;
-            if (sc > mx) mx = sc;
-        }
-        float sum = 0.0f;
-        for (size_t c = 0; c < lim; c++) {
-            p[c] = expf(p[c] - mx);
-            sum += p[c];
-        }
-        float inv = 1.0f / sum;
-        float *o = j->out + (base + i) * j->ld + off;
-        memset(o, 0, j->d * sizeof *o);
-        for (size_t c = 0; c < lim; c++) {
-            const float *vc = j->v + (base + c) * j->ld + off;
-            float w = p[c] * inv;
-            if (j->simd) cdx_axpy_avx2(w, vc, o, j->d);
-            else for (size_t e = 0; e < j->d; e++) o[e] += w * vc[e];
-        }
+    if (j->sel) {
+        size_t i = j->sel[s];
+        attn_row(j, j->q + s * j->ld + off, base, off, j->causal ? i + 1 : j->t, p, j->out + s * j->ld + off);
+        return;
     }
+    for (size_t i = 0; i < j->t; i++)
+        attn_row(j, j->q + (base + i) * j->ld + off, base, off, j->causal ? i + 1 : j->t, p,
+                 j->out + (base + i) * j->ld + off);
 }
 
 void cdx_attention(clipdex_ctx *ctx, const float *q, const float *k, const float *v, float *out,
                    size_t ld, size_t n_seq, size_t t, size_t width, size_t heads, int causal,
                    float *scratch)
 {
+    cdx_attention_sel(ctx, q, k, v, out, ld, n_seq, t, width, heads, causal, NULL, scratch);
+}
+
+void cdx_attention_sel(clipdex_ctx *ctx, const float *q, const float *k, const float *v, float *out,
+                       size_t ld, size_t n_seq, size_t t, size_t width, size_t heads, int causal,
+                       const size_t *sel, float *scratch)
+{
     size_t d = width / heads;
-    struct attn_job j = {q, k, v, out, scratch, ld, t, d, heads, causal,
+    struct attn_job j = {q, k, v, out, scratch, sel, ld, t, d, heads, causal,
                          !ctx->force_scalar && cdx_cpu_has_avx2_fma(), 1.0f / sqrtf((float)d)};
     cdx_pool_run(ctx->pool, attn_task, &j, n_seq * heads);
 }

@@ -32,9 +32,26 @@ enum cdx_act { CDX_ACT_NONE = 0, CDX_ACT_QUICK_GELU = 1, CDX_ACT_GELU = 2 };
  * All multi-byte fields are little-endian and may be unaligned. */
 enum cdx_wtype {
     CDX_W_F32 = 0, CDX_W_F16 = 1, CDX_W_Q4_0 = 2, CDX_W_Q4_1 = 3,
-    CDX_W_Q5_0 = 6, CDX_W_Q5_1 = 7, CDX_W_Q8_0 = 8
+    CDX_W_Q5_0 = 6, CDX_W_Q5_1 = 7, CDX_W_Q8_0 = 8,
+    /* Panel-packed matrices (clipdex's own; GGUF type = CDX_W_PACKED + base
+     * type, outside ggml's numbering). W (n, k) is cut into ceil(n/16) panels
+     * of 16 outputs (rows past n are zero), stored one after the other; inside
+     * a panel the layout is k-major, so the linear kernels read a panel
+     * straight from the file instead of transposing W on every call:
+     *   F32P: float v[k][16];          panel bytes 64 k
+     *   F16P: binary16 v[k][16];       panel bytes 32 k
+     *   Q8P:  per block of 32 k (576 B): float d[16] (the Q8_0 scales), then
+     *         int8 v[8][16][4], v[g][r][e] = q of row r at k 32b + 4g + e
+     *   Q4P:  per block of 32 k (320 B): float d[16], then 8 groups of 32 B;
+     *         byte j of group g = nibble(row j/4, k 32b+4g+j%4)
+     *         | nibble(row 8 + j/4, same k) << 4; value (nibble - 8) d
+     * Q8P/Q4P are multiplied with int8 activations (src/tensor/qgemm.h). */
+    CDX_W_PACKED = 1024,
+    CDX_W_F32P = CDX_W_PACKED + CDX_W_F32, CDX_W_F16P = CDX_W_PACKED + CDX_W_F16,
+    CDX_W_Q4P = CDX_W_PACKED + CDX_W_Q4_0, CDX_W_Q8P = CDX_W_PACKED + CDX_W_Q8_0
 };
 #define CDX_QK 32
+#define CDX_PANEL 16 /* outputs per packed panel */
 
 /* A weight matrix W (n, k) of any cdx_wtype, row-major: row j holds the k
  * inputs of output j (for Q types: k / 32 consecutive blocks). The shape is
@@ -67,10 +84,34 @@ CDX_INTERNAL void cdx_dequant_row(int type, const void *row, size_t k0, size_t n
  * ggml's reference rounding (F16: round to nearest even). */
 CDX_INTERNAL void cdx_quant_row(int type, const float *x, size_t k, void *out);
 /* Row j of W (n, k) as a pointer. */
-static inline const void *cdx_wmat_row(const struct cdx_wmat *w, size_t k, size_t j)
+static inline const void *cdx_wmat_row(const struct cdx_wmat *w, size_t k, size_t j) /* row types only */
 {
     return (const uint8_t *)w->data + j * cdx_wtype_row_bytes(w->type, k);
 }
+
+/* Packed types: 1 if `type` is one, its row type (F32P -> F32, ...) or -1. */
+static inline int cdx_wtype_is_packed(int type)
+{
+    return type == CDX_W_F32P || type == CDX_W_F16P || type == CDX_W_Q8P || type == CDX_W_Q4P;
+}
+static inline int cdx_wtype_base(int type) { return cdx_wtype_is_packed(type) ? type - CDX_W_PACKED : type; }
+/* The packed type of a row type (F32 -> F32P ...), or -1 if it has none. */
+CDX_INTERNAL int cdx_wtype_packed_of(int type);
+/* Bytes of a whole matrix (n, k) of any type (packed or rows); 0 if the
+ * type is unknown, k does not split into its blocks, or on overflow. */
+CDX_INTERNAL size_t cdx_wmat_bytes(int type, size_t n, size_t k);
+/* The view of rows [j0, ...) of W (n, k); for packed types j0 % 16 == 0. */
+CDX_INTERNAL struct cdx_wmat cdx_wmat_sub(const struct cdx_wmat *W, size_t k, size_t j0);
+/* out[0..kc) = W[j][k0 .. k0+kc) for any type (packed or rows); for block
+ * types k0 and kc are multiples of 32. Exact (the same floats as
+ * cdx_dequant_row on the row matrix the packed one was made from). */
+CDX_INTERNAL void cdx_wmat_dequant(const struct cdx_wmat *W, size_t k, size_t j, size_t k0, size_t kc,
+                                   float *out);
+/* Packs W (n, k) of row type `src->type` into `out` (cdx_wmat_bytes(dst, n,
+ * k) bytes) as packed type dst: F32P from F32; F16P from F16; Q8P from
+ * Q8_0; Q4P from Q4_0 (the values are copied, never re-rounded). Returns 0,
+ * or -1 if the pair is not one of these. */
+CDX_INTERNAL int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, size_t k, void *out);
 
 /* C (m, n; row stride ldc) [+]= act(A (m, k; stride lda) @ W (n, k)^T + bias (n,))
  * W is row-major [n, k] (PyTorch nn.Linear layout) of any cdx_wtype (Q types
@@ -108,6 +149,14 @@ CDX_INTERNAL size_t cdx_attention_scratch(size_t n_seq, size_t heads, size_t t);
 CDX_INTERNAL void cdx_attention(clipdex_ctx *ctx, const float *q, const float *k, const float *v,
                                 float *out, size_t ld, size_t n_seq, size_t t, size_t width,
                                 size_t heads, int causal, float *scratch);
+
+/* cdx_attention for one query row per sequence: `sel[s]` is the row of
+ * sequence s; q and out hold one row per sequence (n_seq rows, stride ld),
+ * k and v all n_seq * t rows. Each row is bitwise the row cdx_attention
+ * computes. */
+CDX_INTERNAL void cdx_attention_sel(clipdex_ctx *ctx, const float *q, const float *k, const float *v,
+                                    float *out, size_t ld, size_t n_seq, size_t t, size_t width,
+                                    size_t heads, int causal, const size_t *sel, float *scratch);
 
 /* x (n,) scaled to unit L2 norm (left as is if the norm is zero). */
 CDX_INTERNAL void cdx_l2_normalize(float *x, size_t n);
