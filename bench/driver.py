@@ -25,7 +25,8 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ["fp32", "f16", "q8", "q4"]            # clipdex weight formats, in print order
+VARIANTS = ["fp32", "fp32st", "f16", "q8", "q4"]  # clipdex weight formats, in print order
+OPTIONAL = {"fp32st"}                             # printed only when given
 PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
 RATIO_PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
 
@@ -384,7 +385,7 @@ def main():
                                                         "%peak", "other", "  ".join("vs %-10s" % r for r in RATIO_PEERS))
     p(hdr)
     p("-" * len(hdr))
-    all_names = ["clipdex-" + v for v in VARIANTS] + PEERS
+    all_names = ["clipdex-" + v for v in VARIANTS if v in models or v not in OPTIONAL] + PEERS
     for task in tasks:
         for thr in thread_counts:
             for i, name in enumerate(all_names):
@@ -407,6 +408,22 @@ def main():
                 p("%-22s %3s  %-13s %9.2f %9.1f %8.1f %5.0f%% %5s%%  %s" %
                   (lab, th, name, v, 1000.0 / v, g, med(pct[key]) or 0, fmt(oth, ".0f", "?"),
                    "  ".join(ratios).rstrip()))
+        p("")
+    # a short query as the ONNX Runtime users run it: immich's OpenClipTextualEncoder pads every
+    # query to context_length (77) before session.run, rclip and Roboflow use clip.tokenize (77)
+    t6, t77 = ("text", "t6"), ("text", "t77")
+    if any((t77, thr, "ort-fp32") in res for thr in thread_counts):
+        p("6-token query vs ONNX Runtime fed the query padded to 77 positions, as immich, rclip and Roboflow")
+        p("Inference call it (the 77-token row above is that cost): clipdex 6-token encodes/s / ort 77-token")
+        p("encodes/s, same round, median")
+        for thr in thread_counts:
+            cells = []
+            for name in all_names:
+                if not name.startswith("clipdex-") or (t6, thr, name) not in res or (t77, thr, "ort-fp32") not in res:
+                    continue
+                rr = med([x / y for x, y in zip(res[(t6, thr, name)], res[(t77, thr, "ort-fp32")]) if x and y])
+                cells.append("%s %s" % (name, fmt(rr, ".2f")))
+            p("  %d thread%s: %s" % (thr, "s" if thr > 1 else "", ", ".join(cells)))
         p("")
     p("%-14s %14s %16s %18s" % ("system", "peak RSS MiB", "first text ms", "(its peak RSS MiB)"))
     for name in all_names:

@@ -13,8 +13,11 @@
 #   BENCH_PEERS=all        all | none | a list of: ort torch
 #   BENCH_F16=PATH  BENCH_Q8=PATH  BENCH_Q4=PATH
 #                          clipdex models for the F16/Q8/Q4 columns (a directory or weight file
-#                          clipdex_model_load accepts); F16 defaults to a generated f16 model,
-#                          Q8/Q4 default to BUILD/bench-models/b32-q8 and -q4, made with clipdex quantize
+#                          clipdex_model_load accepts); by default every clipdex column, fp32
+#                          included, runs BUILD/bench-models/b32-{f32p,f16p,q8p,q4p}: the seeded
+#                          fp32 model written by `clipdex quantize --layout packed`
+#   BENCH_ST=1             also run clipdex on the fp32 safetensors directory itself (the
+#                          row layout: weight panels are packed per call), as "clipdex-fp32st"
 #   PYTHON=/usr/bin/python3  NODE=node  CC=cc
 # Needs: the build; for the peers Debian's python3-torch (and libopenblas0-openmp, or
 # PyTorch uses the reference BLAS) and node + `npm ci --ignore-scripts` in bench/peers
@@ -54,22 +57,27 @@ gen() { # gen NAME DTYPE
     fi
 }
 gen b32-f32 f32
-set -- --model "fp32=$MODELS/b32-f32"
-if [ -n "${BENCH_F16:-}" ]; then set -- "$@" --model "f16=$BENCH_F16"
-else gen b32-f16 f16; set -- "$@" --model "f16=$MODELS/b32-f16"; fi
-# Q8 and Q4: `clipdex quantize` of the fp32 model into a directory with its vocabulary
+# clipdex runs `clipdex quantize` output (packed panels, docs/quantized.md) for
+# every type, fp32 included: the conversion is done once, there, not per start.
+# The safetensors directory feeds the peers (ONNX export, PyTorch).
 quant() { # quant NAME TYPE
     if [ ! -f "$MODELS/$1/model.gguf" ]; then
-        say "quantizing $MODELS/b32-f32 to $2 (clipdex quantize)"
+        say "quantizing $MODELS/b32-f32 to $2 (clipdex quantize, packed layout)"
         mkdir -p "$MODELS/$1"
         cp "$MODELS/b32-f32/vocab.json" "$MODELS/b32-f32/merges.txt" "$MODELS/$1/"
-        "$BUILD/clipdex" quantize --model "$MODELS/b32-f32" --type "$2" --out "$MODELS/$1/model.gguf" >/dev/null
+        "$BUILD/clipdex" quantize --model "$MODELS/b32-f32" --type "$2" --layout packed \
+            --out "$MODELS/$1/model.gguf" >/dev/null
     fi
 }
-if [ -z "${BENCH_Q8:-}" ]; then quant b32-q8 q8; fi
-if [ -z "${BENCH_Q4:-}" ]; then quant b32-q4 q4; fi
-Q8=${BENCH_Q8:-$MODELS/b32-q8}; [ -e "$Q8" ] && set -- "$@" --model "q8=$Q8"
-Q4=${BENCH_Q4:-$MODELS/b32-q4}; [ -e "$Q4" ] && set -- "$@" --model "q4=$Q4"
+quant b32-f32p f32
+set -- --model "fp32=$MODELS/b32-f32p"
+if [ -n "${BENCH_ST:-}" ]; then set -- "$@" --model "fp32st=$MODELS/b32-f32"; fi
+if [ -n "${BENCH_F16:-}" ]; then set -- "$@" --model "f16=$BENCH_F16"
+else quant b32-f16p f16; set -- "$@" --model "f16=$MODELS/b32-f16p"; fi
+if [ -z "${BENCH_Q8:-}" ]; then quant b32-q8p q8; fi
+if [ -z "${BENCH_Q4:-}" ]; then quant b32-q4p q4; fi
+Q8=${BENCH_Q8:-$MODELS/b32-q8p}; [ -e "$Q8" ] && set -- "$@" --model "q8=$Q8"
+Q4=${BENCH_Q4:-$MODELS/b32-q4p}; [ -e "$Q4" ] && set -- "$@" --model "q4=$Q4"
 
 want() { [ "$PEERS" = all ] || case " $PEERS " in *" $1 "*) true ;; *) false ;; esac; }
 [ "$PEERS" = none ] && PEERS=" "

@@ -22,6 +22,8 @@
  * per-element FMA chain are untouched: a quantized matrix gives bitwise the
  * result of its dequantized F32 copy, for any batch and thread count.
  */
+#include <string.h>
+
 #include "tensor/ops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -95,6 +97,70 @@ TGT static void micro6(const float *A, size_t lda, const float *P, size_t kc, fl
     _mm256_store_ps(acc + 3 * ldacc, c30), _mm256_store_ps(acc + 3 * ldacc + 8, c31);
     _mm256_store_ps(acc + 4 * ldacc, c40), _mm256_store_ps(acc + 4 * ldacc + 8, c41);
     _mm256_store_ps(acc + 5 * ldacc, c50), _mm256_store_ps(acc + 5 * ldacc + 8, c51);
+}
+
+/* acc (6, 16; stride 16) = rows r[0..5] (each kc long) @ P (kc, 16), with
+ * P prefetched ahead: the small-M path, where every weight is used for at
+ * most 6 rows and the product streams W from memory. The same sequential FMA
+ * chain over k as micro6 (whole k in one call). */
+TGT static void micro6_rows(const float *const r[6], const float *P, size_t kc, float *acc)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
+    for (size_t p = 0; p < kc; p++, P += NR) {
+        _mm_prefetch((const char *)(P + 48 * NR), _MM_HINT_T0);
+        __m256 b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8), t;
+        t = _mm256_broadcast_ss(a0 + p);
+        c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);
+        t = _mm256_broadcast_ss(a1 + p);
+        c10 = _mm256_fmadd_ps(t, b0, c10), c11 = _mm256_fmadd_ps(t, b1, c11);
+        t = _mm256_broadcast_ss(a2 + p);
+        c20 = _mm256_fmadd_ps(t, b0, c20), c21 = _mm256_fmadd_ps(t, b1, c21);
+        t = _mm256_broadcast_ss(a3 + p);
+        c30 = _mm256_fmadd_ps(t, b0, c30), c31 = _mm256_fmadd_ps(t, b1, c31);
+        t = _mm256_broadcast_ss(a4 + p);
+        c40 = _mm256_fmadd_ps(t, b0, c40), c41 = _mm256_fmadd_ps(t, b1, c41);
+        t = _mm256_broadcast_ss(a5 + p);
+        c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51);
+    }
+    _mm256_store_ps(acc + 0 * NR, c00), _mm256_store_ps(acc + 0 * NR + 8, c01);
+    _mm256_store_ps(acc + 1 * NR, c10), _mm256_store_ps(acc + 1 * NR + 8, c11);
+    _mm256_store_ps(acc + 2 * NR, c20), _mm256_store_ps(acc + 2 * NR + 8, c21);
+    _mm256_store_ps(acc + 3 * NR, c30), _mm256_store_ps(acc + 3 * NR + 8, c31);
+    _mm256_store_ps(acc + 4 * NR, c40), _mm256_store_ps(acc + 4 * NR + 8, c41);
+    _mm256_store_ps(acc + 5 * NR, c50), _mm256_store_ps(acc + 5 * NR + 8, c51);
+}
+
+/* micro6_rows with F16P panels (halves widened with F16C: the same floats). */
+TGT static void micro6_rows_h(const float *const r[6], const uint16_t *P, size_t kc, float *acc)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+    const float *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
+    for (size_t p = 0; p < kc; p++, P += NR) {
+        _mm_prefetch((const char *)(P + 96 * NR), _MM_HINT_T0);
+        __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)P)), t;
+        __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(P + 8)));
+        t = _mm256_broadcast_ss(a0 + p);
+        c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);
+        t = _mm256_broadcast_ss(a1 + p);
+        c10 = _mm256_fmadd_ps(t, b0, c10), c11 = _mm256_fmadd_ps(t, b1, c11);
+        t = _mm256_broadcast_ss(a2 + p);
+        c20 = _mm256_fmadd_ps(t, b0, c20), c21 = _mm256_fmadd_ps(t, b1, c21);
+        t = _mm256_broadcast_ss(a3 + p);
+        c30 = _mm256_fmadd_ps(t, b0, c30), c31 = _mm256_fmadd_ps(t, b1, c31);
+        t = _mm256_broadcast_ss(a4 + p);
+        c40 = _mm256_fmadd_ps(t, b0, c40), c41 = _mm256_fmadd_ps(t, b1, c41);
+        t = _mm256_broadcast_ss(a5 + p);
+        c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51);
+    }
+    _mm256_store_ps(acc + 0 * NR, c00), _mm256_store_ps(acc + 0 * NR + 8, c01);
+    _mm256_store_ps(acc + 1 * NR, c10), _mm256_store_ps(acc + 1 * NR + 8, c11);
+    _mm256_store_ps(acc + 2 * NR, c20), _mm256_store_ps(acc + 2 * NR + 8, c21);
+    _mm256_store_ps(acc + 3 * NR, c30), _mm256_store_ps(acc + 3 * NR + 8, c31);
+    _mm256_store_ps(acc + 4 * NR, c40), _mm256_store_ps(acc + 4 * NR + 8, c41);
+    _mm256_store_ps(acc + 5 * NR, c50), _mm256_store_ps(acc + 5 * NR + 8, c51);
 }
 
 /* 8x8 transpose: r[i] = row i in, r[i] = column i out. */
@@ -293,6 +359,20 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
 {
     size_t nt = n1 - n0, panels = (nt + NR - 1) / NR, ldacc = CDX_LINEAR_TILE_N;
     float *P = pack_buf, *acc = acc_buf;
+    if ((W->type == CDX_W_F32P || W->type == CDX_W_F16P) && m1 - m0 <= MR && k > 0) {
+        /* at most 6 rows: each panel streams once over the whole k; missing
+         * rows repeat row m0 (computed and dropped) */
+        const float *r[MR];
+        for (size_t i = 0; i < MR; i++) r[i] = A + (m0 + (i < m1 - m0 ? i : 0)) * lda;
+        float tile[MR * NR] __attribute__((aligned(32)));
+        for (size_t q = 0; q < panels; q++) {
+            if (W->type == CDX_W_F32P) micro6_rows(r, (const float *)W->data + (n0 / NR + q) * k * NR, k, tile);
+            else micro6_rows_h(r, (const uint16_t *)W->data + (n0 / NR + q) * k * NR, k, tile);
+            for (size_t i = 0; i < m1 - m0; i++) memcpy(acc + i * ldacc + q * NR, tile + i * NR, NR * sizeof(float));
+        }
+        cdx_linear_epilogue_avx2(acc, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
+        return;
+    }
     if (k == 0) {
         for (size_t i = m0; i < m1; i++)
             for (size_t j = 0; j < nt; j++) acc[(i - m0) * ldacc + j] = 0.0f;
