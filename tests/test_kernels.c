@@ -12,6 +12,7 @@
 #include "check.h"
 #include "core/core.h"
 #include "tensor/ops.h"
+#include "tensor/qgemm.h"
 
 static uint64_t rng = 0x1234567887654321ull;
 static float frand(void)
@@ -142,6 +143,44 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
                 ctx->force_scalar = 0;
                 CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar packed != reference",
                       cdx_wtype_name(pt), m, n, k, threads);
+            }
+            if (pt == CDX_W_Q8P || pt == CDX_W_Q4P) {
+                /* int8 product: threaded SIMD == the scalar reference (activations quantized by
+                 * the reference too), bitwise; forced scalar too; a row alone == in the batch */
+                size_t kb = k / 32;
+                int8_t *qa = malloc(m * k);
+                float *da = malloc(m * kb * 4);
+                int32_t *sa = malloc(m * kb * 4);
+                for (size_t i = 0; i < m; i++) cdx_act_q8_ref(A + i * k, k, qa + i * k, da + i * kb, sa + i * kb);
+                int wt = pt == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4;
+                for (unsigned fl = 0; fl < 2; fl++) {
+                    fill(C, m * n);
+                    memcpy(R, C, m * n * 4);
+                    cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_NONE, fl);
+                    cdx_qgemm_ref(wt, qa, da, sa, m, P, n, k, bias, R, n, CDX_ACT_NONE, fl);
+                    CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu accum %u threads %d: int8 linear != reference",
+                          cdx_wtype_name(pt), m, n, k, fl, threads);
+                }
+                ctx->force_scalar = 1;
+                cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
+                ctx->force_scalar = 0;
+                cdx_qgemm_ref(wt, qa, da, sa, m, P, n, k, bias, R, n, CDX_ACT_NONE, 0);
+                CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar int8 != reference",
+                      cdx_wtype_name(pt), m, n, k, threads);
+                if (m > 2) {
+                    cdx_linear_w(ctx, A + 2 * k, k, &pm, bias, R, n, 1, n, k, CDX_ACT_NONE, 0);
+                    CHECK(memcmp(C + 2 * n, R, n * 4) == 0, "%s %zux%zux%zu: int8 row 2 alone differs",
+                          cdx_wtype_name(pt), m, n, k);
+                }
+                /* against fp32 on the same (dequantized) weights: int8 activations cost little */
+                float *F = malloc(m * n * 4), *Wd = malloc(n * k * 4);
+                for (size_t j = 0; j < n; j++) cdx_dequant_row(rt, Q + j * rb, 0, k, Wd + j * k);
+                cdx_linear_ref(A, k, Wd, bias, F, n, m, n, k, CDX_ACT_NONE, 0);
+                double ab = 0, aa = 0, bb = 0;
+                for (size_t i = 0; i < m * n; i++) ab += (double)C[i] * F[i], aa += (double)C[i] * C[i], bb += (double)F[i] * F[i];
+                double cosv = ab / sqrt(aa * bb);
+                CHECK(cosv > 0.999, "%s %zux%zux%zu: int8 vs fp32 cosine %.6f", cdx_wtype_name(pt), m, n, k, cosv);
+                free(F), free(Wd), free(qa), free(da), free(sa);
             }
             free(A), free(W), free(bias), free(row), free(C), free(R), free(got), free(Q), free(P);
         }

@@ -72,6 +72,7 @@ void clipdex_ctx_free(clipdex_ctx *ctx)
     if (!ctx) return;
     cdx_pool_free(ctx->pool);
     free(ctx->scratch);
+    free(ctx->qscratch);
     free(ctx);
 }
 
@@ -154,4 +155,16 @@ int cdx_ctx_reserve(clipdex_ctx *ctx, size_t n_floats)
     ctx->scratch = p;
     ctx->scratch_cap = n_floats;
     return CLIPDEX_OK;
+}
+
+int cdx_ctx_reserve_q(clipdex_ctx *ctx, size_t n_bytes)
+{
+    if (ctx->qscratch_cap >= n_bytes) return 0;
+    size_t bytes = (n_bytes + 63) / 64 * 64;
+    void *p = bytes >= n_bytes ? aligned_alloc(64, bytes) : NULL;
+    if (!p) return -1;
+    free(ctx->qscratch);
+    ctx->qscratch = p;
+    ctx->qscratch_cap = bytes;
+    return 0;
 }

@@ -26,6 +26,8 @@ struct clipdex_ctx {
     struct cdx_pool *pool;       /* persistent workers (NULL when n_threads == 1) */
     float *scratch;              /* forward-pass scratch; grows, never shrinks */
     size_t scratch_cap;          /* floats */
+    void *qscratch;              /* int8 activations of Q8P/Q4P products; grows, never shrinks */
+    size_t qscratch_cap;         /* bytes */
 };
 
 /* Records an error on ctx (which may be NULL) and returns `status`. The
@@ -46,6 +48,8 @@ static inline int cdx_add(size_t a, size_t b, size_t *out) { return __builtin_ad
 CDX_INTERNAL int cdx_read_file(clipdex_ctx *ctx, const char *path, size_t max_len, char **out,
                                size_t *len);
 
+/* Ensures ctx->qscratch holds at least n bytes (64-byte aligned); 0 or -1. */
+CDX_INTERNAL int cdx_ctx_reserve_q(clipdex_ctx *ctx, size_t n_bytes);
 /* Ensures the context scratch holds at least n floats (64-byte aligned). */
 CDX_INTERNAL int cdx_ctx_reserve(clipdex_ctx *ctx, size_t n_floats);
 

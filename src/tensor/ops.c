@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/pool.h"
+#include "tensor/qgemm.h"
 
 float cdx_act_apply(int act, float x)
 {
@@ -77,7 +78,23 @@ struct linear_job {
     size_t lda, ldc, m, n, k, n_mt;
     int act, simd;
     unsigned flags;
+    /* Q8P/Q4P: the int8 activations (qgemm.h layout) */
+    int8_t *qa;
+    float *da;
+    int32_t *sa;
 };
+
+#define QROWS 8 /* rows per activation-quantization task */
+
+static void quant_task(void *arg, size_t t)
+{
+    const struct linear_job *j = arg;
+    size_t kb = j->k / CDX_QK;
+    for (size_t i = t * QROWS; i < j->m && i < (t + 1) * QROWS; i++) {
+        if (j->simd) cdx_act_q8_avx2(j->A + i * j->lda, j->k, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
+        else cdx_act_q8_ref(j->A + i * j->lda, j->k, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
+    }
+}
 
 static void linear_task(void *arg, size_t t)
 {
@@ -85,6 +102,19 @@ static void linear_task(void *arg, size_t t)
     size_t mi = t % j->n_mt, ni = t / j->n_mt;
     size_t m0 = mi * TILE_M, m1 = m0 + TILE_M < j->m ? m0 + TILE_M : j->m;
     size_t n0 = ni * TILE_N, n1 = n0 + TILE_N < j->n ? n0 + TILE_N : j->n;
+    if (j->qa) {
+        int wt = j->W->type == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4;
+        if (j->simd) {
+            cdx_qgemm_tile_avx2(wt, j->qa, j->da, j->sa, j->W->data, j->k, j->bias, j->C, j->ldc, m0, m1, n0, n1,
+                                j->act, j->flags);
+        } else {
+            size_t kb = j->k / CDX_QK;
+            struct cdx_wmat w = cdx_wmat_sub(j->W, j->k, n0);
+            cdx_qgemm_ref(wt, j->qa + m0 * j->k, j->da + m0 * kb, j->sa + m0 * kb, m1 - m0, w.data, n1 - n0, j->k,
+                          j->bias ? j->bias + n0 : NULL, j->C + m0 * j->ldc + n0, j->ldc, j->act, j->flags);
+        }
+        return;
+    }
     if (j->simd) {
         cdx_linear_tile_avx2(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k,
                              j->act, j->flags);
@@ -101,8 +131,21 @@ void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx
 {
     if (m == 0 || n == 0) return;
     struct linear_job j = {A, bias, W, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
-                           act, !ctx->force_scalar && cdx_cpu_has_avx2_fma(), flags};
+                           act, !ctx->force_scalar && cdx_cpu_has_avx2_fma(), flags, NULL, NULL, NULL};
     size_t n_nt = (n + TILE_N - 1) / TILE_N;
+    if ((W->type == CDX_W_Q8P || W->type == CDX_W_Q4P) && k % CDX_QK == 0) {
+        /* int8 product: quantize the activations once (per row, so a row's
+         * result never depends on the batch), then the integer tiles. If the
+         * scratch cannot grow, the fp32 path computes with the dequantized
+         * weights instead. */
+        size_t kb = k / CDX_QK, qbytes = (m * k + 63) / 64 * 64;
+        if (cdx_ctx_reserve_q(ctx, qbytes + m * kb * (sizeof(float) + sizeof(int32_t))) == 0) {
+            j.qa = ctx->qscratch;
+            j.da = (float *)(void *)((uint8_t *)ctx->qscratch + qbytes);
+            j.sa = (int32_t *)(void *)(j.da + m * kb);
+            cdx_pool_run(ctx->pool, quant_task, &j, (m + QROWS - 1) / QROWS);
+        }
+    }
     cdx_pool_run(ctx->pool, linear_task, &j, j.n_mt * n_nt);
 }
 

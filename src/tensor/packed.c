@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "tensor/ops.h"
+#include "tensor/qgemm.h"
 
 #define NR CDX_PANEL
 
@@ -98,51 +99,21 @@ int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, size_t k, void 
     size_t pb = panel_bytes(dst, k), np = (n + NR - 1) / NR;
     size_t rb = cdx_wtype_row_bytes(src->type, k);
     if (!pb || !rb) return -1;
+    if (dst == CDX_W_Q8P) {
+        cdx_q8p_pack(src->data, n, k, out);
+        return 0;
+    }
+    if (dst == CDX_W_Q4P) {
+        cdx_q4p_pack(src->data, n, k, out);
+        return 0;
+    }
+    size_t es = dst == CDX_W_F32P ? 4 : 2; /* F32P / F16P: element bytes */
     uint8_t *o = out;
     memset(o, 0, np * pb);
-    for (size_t q = 0; q < np; q++) {
-        uint8_t *pan = o + q * pb;
+    for (size_t q = 0; q < np; q++)
         for (size_t r = 0; r < NR && q * NR + r < n; r++) {
             const uint8_t *row = (const uint8_t *)src->data + (q * NR + r) * rb;
-            switch (dst) {
-            case CDX_W_F32P:
-                for (size_t p = 0; p < k; p++) memcpy(pan + (p * NR + r) * 4, row + p * 4, 4);
-                break;
-            case CDX_W_F16P:
-                for (size_t p = 0; p < k; p++) memcpy(pan + (p * NR + r) * 2, row + p * 2, 2);
-                break;
-            case CDX_W_Q8P:
-                for (size_t b = 0; b < k / CDX_QK; b++) {
-                    const uint8_t *sb = row + b * 34;
-                    uint8_t *blk = pan + b * 576;
-                    float d = ld_half(sb);
-                    memcpy(blk + r * 4, &d, 4);
-                    for (size_t e = 0; e < CDX_QK; e++) blk[64 + ((e / 4) * NR + r) * 4 + e % 4] = sb[2 + e];
-                }
-                break;
-            default: /* Q4P from Q4_0: low nibbles are elements 0..15, high 16..31 */
-                for (size_t b = 0; b < k / CDX_QK; b++) {
-                    const uint8_t *sb = row + b * 18;
-                    uint8_t *blk = pan + b * 320;
-                    float d = ld_half(sb);
-                    memcpy(blk + r * 4, &d, 4);
-                    for (size_t e = 0; e < CDX_QK; e++) {
-                        int q4 = e < 16 ? sb[2 + e] & 15 : sb[2 + e - 16] >> 4;
-                        uint8_t *byte = blk + 64 + (e / 4) * 32 + (r % 8) * 4 + e % 4;
-                        *byte = (uint8_t)(r < 8 ? (*byte & 0xf0) | q4 : (*byte & 0x0f) | q4 << 4);
-                    }
-                }
-                break;
-            }
+            for (size_t p = 0; p < k; p++) memcpy(o + q * pb + (p * NR + r) * es, row + p * es, es);
         }
-        /* padded Q4P rows hold nibble 8 (value 0) with scale 0 */
-        if (dst == CDX_W_Q4P)
-            for (size_t r = n - q * NR < NR ? n - q * NR : NR; r < NR; r++)
-                for (size_t b = 0; b < k / CDX_QK; b++)
-                    for (size_t e = 0; e < CDX_QK; e++) {
-                        uint8_t *byte = pan + b * 320 + 64 + (e / 4) * 32 + (r % 8) * 4 + e % 4;
-                        *byte = (uint8_t)(r < 8 ? (*byte & 0xf0) | 8 : (*byte & 0x0f) | 8 << 4);
-                    }
-    }
     return 0;
 }

@@ -1,0 +1,80 @@
+/*
+ * qgemm.h - integer GEMM for quantized weights: int8 activations (quantized
+ * per row in blocks of 32, ggml Q8_0 style, scale kept as a float) times
+ * panel-packed Q8_0 / Q4_0 weights (Q8P / Q4P below), int32 block sums
+ * scaled into a float FMA chain. Each kernel has a scalar reference
+ * (qgemm.c) that the AVX2 version (qgemm_avx2.c) matches bit for bit.
+ *
+ * Packed weight formats. W (n outputs, k inputs), k % 32 == 0, is cut into
+ * np = ceil(n / 16) panels of 16 outputs; rows past n are zero (scale 0,
+ * value 0; Q4P nibble 8). Panel q starts at q * (k / 32) * block bytes, block
+ * b of a panel (k indices 32b .. 32b+31) at b * block bytes:
+ *   Q8P (576 B): float d[16] (row scales, f16 converted exactly), then
+ *                int8 v[8][16][4], v[g][r][e] = q of row 16q+r at k 32b+4g+e.
+ *   Q4P (320 B): float d[16], then 8 groups of 32 B; byte j of group g =
+ *                lo | hi << 4, lo = nibble (0..15) of row 16q + j/4, hi = the
+ *                nibble of row 16q + 8 + j/4, both at k 32b+4g+j%4;
+ *                value (nibble - 8) * d.
+ *
+ * The product, exactly (both implementations): for output (i, j)
+ *   acc = 0; for b = 0 .. k/32-1 in order:
+ *     isum = sum_e qa[i][32b+e] * w[j][32b+e]   (int32, exact)
+ *     acc = fmaf((float)isum, da[i][b] * dw[j][b], acc)
+ *   then acc + bias[j], the activation, and C = accum ? C + s : s.
+ * Quantized activations: row i at qa + i*k, da + i*(k/32), sa + i*(k/32)
+ * (sa[b] = sum of the block's q, used by Q4P).
+ */
+#ifndef CDX_QGEMM_H
+#define CDX_QGEMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/ops.h"
+
+#define CDX_QP_NR 16      /* outputs per panel */
+#define CDX_QP_Q8 8       /* wtype: Q8P (numbered like CDX_W_Q8_0) */
+#define CDX_QP_Q4 2       /* wtype: Q4P (numbered like CDX_W_Q4_0) */
+#define CDX_QP_Q8_BLOCK 576 /* bytes per 16 x 32 block */
+#define CDX_QP_Q4_BLOCK 320
+
+/* Bytes of the packed matrix (n, k); 0 if k % 32 != 0 or on overflow. */
+CDX_INTERNAL size_t cdx_q8p_bytes(size_t n, size_t k);
+CDX_INTERNAL size_t cdx_q4p_bytes(size_t n, size_t k);
+/* Packs n ggml rows (Q8_0: 34 B blocks; Q4_0: 18 B blocks; k / 32 blocks per
+ * row) into `out` (cdx_q*p_bytes(n, k) bytes). Values are copied exactly;
+ * padding rows are zero. */
+CDX_INTERNAL void cdx_q8p_pack(const void *q8_0_rows, size_t n, size_t k, void *out);
+CDX_INTERNAL void cdx_q4p_pack(const void *q4_0_rows, size_t n, size_t k, void *out);
+/* Row j (< padded n) of a packed matrix, block b: its 32 integer weights
+ * (Q8P: the int8; Q4P: nibble - 8) and its scale. For tests and the
+ * reference. */
+CDX_INTERNAL void cdx_qp_unpack_block(int wtype, const void *Wp, size_t k, size_t j, size_t b,
+                                      int8_t w[32], float *d);
+
+/* One row x (k values, k % 32 == 0, finite) to int8: per block of 32,
+ * amax = max |x|, d = amax / 127, id = d >= FLT_MIN ? 1 / d : 0 (so blocks
+ * with amax below 127 * FLT_MIN, ~1.5e-36, become zero with d = 0),
+ * q = round-half-even(x * id), |q| <= 127; d[b] is stored as a float and
+ * s[b] = sum of the block's q. The AVX2 version is bitwise identical. */
+CDX_INTERNAL void cdx_act_q8_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
+
+/* C (m, n; stride ldc) (+)= act(product + bias) (the definition above);
+ * wtype is CDX_QP_Q8 or CDX_QP_Q4, Wp the whole packed matrix, bias may be
+ * NULL, flags CDX_LIN_ACCUM. Epilogue arithmetic of cdx_linear_ref. */
+CDX_INTERNAL void cdx_qgemm_ref(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                size_t m, const void *Wp, size_t n, size_t k, const float *bias,
+                                float *C, size_t ldc, int act, unsigned flags);
+/* Rows [m0, m1) x cols [n0, n1) of the same product (qa/da/sa/C/bias are
+ * indexed with absolute rows and columns); n0 % 16 == 0,
+ * m1 - m0 <= CDX_LINEAR_TILE_M, n1 - n0 <= CDX_LINEAR_TILE_N. Bitwise equal
+ * to cdx_qgemm_ref for CDX_ACT_NONE (epilogue: cdx_linear_epilogue_avx2) for
+ * any tiling. Uses a per-thread static accumulator tile (no allocation);
+ * needs AVX2/FMA/F16C (cdx_cpu_has_avx2_fma). */
+CDX_INTERNAL void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                      const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
+                                      size_t m0, size_t m1, size_t n0, size_t n1, int act,
+                                      unsigned flags);
+
+#endif
