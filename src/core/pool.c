@@ -4,21 +4,41 @@
  * tasks itself, then waits until every worker has checked out of the job.
  * Task indices come from an atomic counter, so the split of work between
  * threads varies but each task's output is computed the same way.
+ * A forward pass runs ~100 short jobs back to back, and waking a sleeping
+ * thread in a VM costs tens of microseconds each time: workers and the
+ * caller first poll for up to 30 us (PAUSE; CLIPDEX_POOL_SPIN_US changes
+ * it), then sleep on the condition variables. Measured on the 2-vCPU VM
+ * (interleaved): 6-token text with 2 threads 76-94 -> 119-134 per second,
+ * one image 10-11 -> 11-13 per second.
  */
 #include "pool.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+/* Poll this long before sleeping: 30 us by default, CLIPDEX_POOL_SPIN_US
+ * (0..10000) to change it; 0 sleeps at once (for machines where every
+ * cycle of a busy core matters more than latency). */
+#define SPIN_US_DEFAULT 30
 
 struct cdx_pool {
     pthread_mutex_t mu;
     pthread_cond_t start, done;
     pthread_t *threads;
     int n_workers;      /* threads besides the caller */
-    unsigned long gen;  /* job generation */
-    int busy;           /* workers still inside the current job */
-    int quit;
+    atomic_ulong gen;   /* job generation (written under mu) */
+    atomic_int busy;    /* workers still inside the current job (written under mu) */
+    atomic_int quit;
+    long long spin_ns;  /* poll time before sleeping (set before the threads start) */
     cdx_task_fn fn;
     void *arg;
     size_t n_tasks;
@@ -34,12 +54,30 @@ static void run_tasks(struct cdx_pool *p)
     }
 }
 
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 static void *worker(void *vp)
 {
     struct cdx_pool *p = vp;
     unsigned long seen = 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
+        if (!p->quit && p->gen == seen) {
+            pthread_mutex_unlock(&p->mu);
+            long long t0 = now_ns();
+            for (int i = 0; p->spin_ns > 0 && atomic_load_explicit(&p->gen, memory_order_acquire) == seen &&
+                            !atomic_load(&p->quit);
+                 i++) {
+                cpu_relax();
+                if ((i & 63) == 63 && now_ns() - t0 > p->spin_ns) break;
+            }
+            pthread_mutex_lock(&p->mu);
+        }
         while (!p->quit && p->gen == seen) pthread_cond_wait(&p->start, &p->mu);
         if (p->quit) break;
         seen = p->gen;
@@ -57,6 +95,9 @@ struct cdx_pool *cdx_pool_new(int n_threads)
     if (n_threads < 2) return NULL;
     struct cdx_pool *p = calloc(1, sizeof *p);
     if (!p) return NULL;
+    const char *e = getenv("CLIPDEX_POOL_SPIN_US");
+    long us = e && *e ? strtol(e, NULL, 10) : SPIN_US_DEFAULT;
+    p->spin_ns = (us < 0 ? 0 : us > 10000 ? 10000 : us) * 1000LL;
     p->threads = calloc((size_t)n_threads - 1, sizeof *p->threads);
     if (!p->threads) {
         free(p);
@@ -108,6 +149,11 @@ void cdx_pool_run(struct cdx_pool *p, cdx_task_fn fn, void *arg, size_t n_tasks)
     pthread_cond_broadcast(&p->start);
     pthread_mutex_unlock(&p->mu);
     run_tasks(p);
+    long long t0 = now_ns();
+    for (int i = 0; p->spin_ns > 0 && atomic_load_explicit(&p->busy, memory_order_acquire) > 0; i++) {
+        cpu_relax();
+        if ((i & 63) == 63 && now_ns() - t0 > p->spin_ns) break;
+    }
     pthread_mutex_lock(&p->mu);
     while (p->busy > 0) pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
