@@ -23,6 +23,7 @@
 #include "clipdex.h"
 #include "golden_model.h"
 #include "model/gguf.h"
+#include "tensor/ops.h"
 
 static char tmpdir[64];
 static char tiny_q8[512]; /* a quantized tiny model for the hostile-file tests */
@@ -277,6 +278,11 @@ static int load_mutated(clipdex_ctx *ctx, const uint8_t *b, size_t n)
     return rc;
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
 static void hostile(void)
 {
     size_t n;
@@ -330,6 +336,8 @@ static void hostile(void)
     MUTATE("unknown type", CLIPDEX_E_UNSUPPORTED, "ggml type 99");
     b[o + 4 + 8] = 8; /* Q8_0 with a row of 1 */
     MUTATE("row not a multiple of the block", CLIPDEX_E_FORMAT, "multiple");
+    put32(b + o + 4 + 8, CDX_W_Q8P); /* a packed type on a 1-D tensor */
+    MUTATE("packed 1-D tensor", CLIPDEX_E_FORMAT, "packed type");
     b[o] = 9;
     MUTATE("9 dimensions", CLIPDEX_E_FORMAT, "dimension count");
     put64(b + o + 4, 1ull << 41);
@@ -347,6 +355,13 @@ static void hostile(void)
     int r = load_mutated(ctx, b, n);
     CHECK(r == CLIPDEX_E_MODEL && strstr(clipdex_ctx_errmsg(ctx), "'t.post_ln.bias' has shape [16], expected [32]"),
           "wrong shape: %d %s", r, clipdex_ctx_errmsg(ctx));
+    memcpy(b, orig, n);
+    o = after(orig, n, "t.position_embd.weight"); /* n_dims, ne[2], type */
+    CHECK(o > 0, "find t.position_embd.weight");
+    put32(b + o + 4 + 16, CDX_W_F16P);
+    r = load_mutated(ctx, b, n);
+    CHECK(r == CLIPDEX_E_MODEL && strstr(clipdex_ctx_errmsg(ctx), "only linear-layer weights may be packed"),
+          "packed position embedding: %d %s", r, clipdex_ctx_errmsg(ctx));
     memcpy(b, orig, n);
     o = after(orig, n, "clip.vision.patch_size");
     b[o - 1] = 'X';
