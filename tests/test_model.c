@@ -105,6 +105,30 @@ static void known_answers(clipdex_ctx *ctx, const char *shared)
     printf("known answer: residual attention block max abs error %.3g\n", err);
     free(scratch);
 
+    /* the pooled-rows-only last block == the rows of the full block, bitwise:
+     * 3 sequences of 5 tokens, kept rows 0, 4, 2, with and without the causal mask */
+    {
+        size_t ns = 3, T = 5, R = ns * T, sel[3] = {0, 4, 2};
+        float *xs = malloc(R * (size_t)W * sizeof(float)), *full = malloc(R * (size_t)W * sizeof(float));
+        float *kept = malloc(ns * (size_t)W * sizeof(float));
+        float *sc = malloc(cdx_block_scratch(&cfg, ns, T) * sizeof(float));
+        uint32_t r = 12345;
+        for (size_t i = 0; i < R * (size_t)W; i++) {
+            r = r * 1664525u + 1013904223u;
+            xs[i] = (float)(r >> 8) / 8388608.0f - 1.0f;
+        }
+        for (int causal = 0; causal < 2; causal++) {
+            memcpy(full, xs, R * (size_t)W * sizeof(float));
+            cdx_block_forward(ctx, &cfg, &blk, full, ns, T, causal, sc);
+            cdx_block_forward_sel(ctx, &cfg, &blk, xs, ns, T, causal, sel, kept, sc);
+            int same = 1;
+            for (size_t q = 0; q < ns; q++)
+                same &= memcmp(kept + q * (size_t)W, full + (q * T + sel[q]) * (size_t)W, (size_t)W * sizeof(float)) == 0;
+            CHECK(same, "block on the kept rows only (causal %d) differs from the full block", causal);
+        }
+        free(xs), free(full), free(kept), free(sc);
+    }
+
     /* tiny ViT: input given as [1, 32, 32, 3] (NHWC) for a [1, 3, 32, 32] model input */
     json_t *vc = json_object_get(d, "vit_config"), *vw = json_object_get(d, "vit_weights");
     struct cdx_vision v;

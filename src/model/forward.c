@@ -55,9 +55,9 @@ void cdx_block_forward(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, const st
  * attention output, the output projection and the MLP only the kept row.
  * out (n_seq, W) = the kept rows after the block, bitwise the rows
  * cdx_block_forward gives (every kernel computes a row the same way alone). */
-static void block_forward_sel(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, const struct cdx_block *b,
-                              const float *x, size_t n_seq, size_t seq_len, int causal, const size_t *sel,
-                              float *out, float *scratch)
+void cdx_block_forward_sel(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, const struct cdx_block *b,
+                           const float *x, size_t n_seq, size_t seq_len, int causal, const size_t *sel, float *out,
+                           float *scratch)
 {
     size_t W = (size_t)c->width, M = (size_t)c->mlp, R = n_seq * seq_len;
     float *h = scratch;      /* (R, W) */
@@ -131,7 +131,7 @@ int cdx_vision_forward(clipdex_ctx *ctx, const struct cdx_vision *v, const float
     size_t *sel = (size_t *)(((uintptr_t)(pooled + n * W) + 7) & ~(uintptr_t)7); /* (n) zeros: the class row */
     memset(sel, 0, n * sizeof *sel);
     if (v->cfg.layers > 0)
-        block_forward_sel(ctx, &v->cfg, &v->blocks[v->cfg.layers - 1], x, n, T, 0, sel, cls, work);
+        cdx_block_forward_sel(ctx, &v->cfg, &v->blocks[v->cfg.layers - 1], x, n, T, 0, sel, cls, work);
     else
         for (size_t b = 0; b < n; b++) memcpy(cls + b * W, x + b * T * W, W * sizeof *cls);
     cdx_layernorm(ctx, cls, W, pooled, W, n, W, v->ln_post.w, v->ln_post.b, v->cfg.eps);
@@ -188,7 +188,7 @@ int cdx_text_forward(clipdex_ctx *ctx, const struct cdx_text *t, const int32_t *
         cdx_block_forward(ctx, &t->cfg, &t->blocks[l], x, n, L, 1, work);
     /* last block: only the end-token rows are pooled */
     if (t->cfg.layers > 0)
-        block_forward_sel(ctx, &t->cfg, &t->blocks[t->cfg.layers - 1], x, n, L, 1, sel, eot, work);
+        cdx_block_forward_sel(ctx, &t->cfg, &t->blocks[t->cfg.layers - 1], x, n, L, 1, sel, eot, work);
     else
         for (size_t b = 0; b < n; b++) memcpy(eot + b * W, x + (b * L + sel[b]) * W, W * sizeof *eot);
     cdx_layernorm(ctx, eot, W, pooled, W, n, W, t->ln_final.w, t->ln_final.b, t->cfg.eps);

@@ -105,5 +105,12 @@ CDX_INTERNAL size_t cdx_block_scratch(const struct cdx_tower_cfg *c, size_t n_se
 CDX_INTERNAL void cdx_block_forward(clipdex_ctx *ctx, const struct cdx_tower_cfg *c,
                                     const struct cdx_block *b, float *x, size_t n_seq,
                                     size_t seq_len, int causal, float *scratch);
+/* The block for one kept row per sequence (row sel[s] of sequence s):
+ * out (n_seq, W) = those rows after the block, bitwise the rows
+ * cdx_block_forward gives; x is not modified. Same scratch size. */
+CDX_INTERNAL void cdx_block_forward_sel(clipdex_ctx *ctx, const struct cdx_tower_cfg *c,
+                                        const struct cdx_block *b, const float *x, size_t n_seq,
+                                        size_t seq_len, int causal, const size_t *sel, float *out,
+                                        float *scratch);
 
 #endif
