@@ -57,25 +57,27 @@ static _Thread_local float pack_buf[KC * CDX_LINEAR_TILE_N] __attribute__((align
 static _Thread_local float acc_buf[(CDX_LINEAR_TILE_M + MR) * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
 static _Thread_local float apad_buf[MR * KC] __attribute__((aligned(64)));
 
-/* acc (6, 16; stride ldacc) (+)= A (6, kc; stride lda) @ P (kc, 16).
- * Twelve named accumulators so they stay in registers. */
-TGT static void micro6(const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc,
-                       int first)
+/* acc (R, 16; stride ldacc) (+)= A (R, kc; stride lda) @ P (kc, 16), R = 5
+ * or 6 (a constant in each instantiation below). Twelve named accumulators
+ * so they stay in registers; with R = 5 the sixth row's code folds away. */
+#define ROW(r, body) if (R > r) { body; }
+TGT static inline __attribute__((always_inline)) void micro_t(const float *A, size_t lda, const float *P, size_t kc,
+                                                             float *acc, size_t ldacc, int first, const int R)
 {
-    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+    __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50 = _mm256_setzero_ps(), c51 = c50;
     if (first) {
         c00 = c01 = c10 = c11 = c20 = c21 = _mm256_setzero_ps();
-        c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
+        c30 = c31 = c40 = c41 = _mm256_setzero_ps();
     } else {
         c00 = _mm256_load_ps(acc + 0 * ldacc), c01 = _mm256_load_ps(acc + 0 * ldacc + 8);
         c10 = _mm256_load_ps(acc + 1 * ldacc), c11 = _mm256_load_ps(acc + 1 * ldacc + 8);
         c20 = _mm256_load_ps(acc + 2 * ldacc), c21 = _mm256_load_ps(acc + 2 * ldacc + 8);
         c30 = _mm256_load_ps(acc + 3 * ldacc), c31 = _mm256_load_ps(acc + 3 * ldacc + 8);
         c40 = _mm256_load_ps(acc + 4 * ldacc), c41 = _mm256_load_ps(acc + 4 * ldacc + 8);
-        c50 = _mm256_load_ps(acc + 5 * ldacc), c51 = _mm256_load_ps(acc + 5 * ldacc + 8);
+        ROW(5, (c50 = _mm256_load_ps(acc + 5 * ldacc), c51 = _mm256_load_ps(acc + 5 * ldacc + 8)))
     }
     const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda,
-                *a5 = A + 5 * lda;
+                *a5 = A + (R > 5 ? 5 : 0) * lda;
     for (size_t p = 0; p < kc; p++, P += NR) {
         __m256 b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8), t;
         t = _mm256_broadcast_ss(a0 + p);
@@ -88,15 +90,25 @@ TGT static void micro6(const float *A, size_t lda, const float *P, size_t kc, fl
         c30 = _mm256_fmadd_ps(t, b0, c30), c31 = _mm256_fmadd_ps(t, b1, c31);
         t = _mm256_broadcast_ss(a4 + p);
         c40 = _mm256_fmadd_ps(t, b0, c40), c41 = _mm256_fmadd_ps(t, b1, c41);
-        t = _mm256_broadcast_ss(a5 + p);
-        c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51);
+        ROW(5, (t = _mm256_broadcast_ss(a5 + p), c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51)))
     }
     _mm256_store_ps(acc + 0 * ldacc, c00), _mm256_store_ps(acc + 0 * ldacc + 8, c01);
     _mm256_store_ps(acc + 1 * ldacc, c10), _mm256_store_ps(acc + 1 * ldacc + 8, c11);
     _mm256_store_ps(acc + 2 * ldacc, c20), _mm256_store_ps(acc + 2 * ldacc + 8, c21);
     _mm256_store_ps(acc + 3 * ldacc, c30), _mm256_store_ps(acc + 3 * ldacc + 8, c31);
     _mm256_store_ps(acc + 4 * ldacc, c40), _mm256_store_ps(acc + 4 * ldacc + 8, c41);
-    _mm256_store_ps(acc + 5 * ldacc, c50), _mm256_store_ps(acc + 5 * ldacc + 8, c51);
+    ROW(5, (_mm256_store_ps(acc + 5 * ldacc, c50), _mm256_store_ps(acc + 5 * ldacc + 8, c51)))
+}
+#undef ROW
+
+TGT static void micro6(const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc, int first)
+{
+    micro_t(A, lda, P, kc, acc, ldacc, first, 6);
+}
+
+TGT static void micro5(const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc, int first)
+{
+    micro_t(A, lda, P, kc, acc, ldacc, first, 5);
 }
 
 /* acc (6, 16; stride 16) = rows r[0..5] (each kc long) @ P (kc, 16), with
@@ -393,18 +405,24 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
         } else {
             for (size_t q = 0; q < panels; q++) pack_w(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
         }
-        for (size_t i = m0; i < m1; i += MR) {
+        /* row groups of 6 and 5 (50 rows = 5 x 6 + 4 x 5) so that no rows are
+         * padded; only fewer than 5 leftover rows use a zero-padded group */
+        size_t rows = m1 - m0, g = (rows + MR - 1) / MR, n6 = rows >= 5 * g ? rows - 5 * g : g;
+        for (size_t i = m0, gi = 0; i < m1; gi++) {
             const float *a = A + i * lda + k0;
-            size_t la = lda;
-            if (m1 - i < MR) { /* short group: zero-padded copy of its rows */
-                size_t mr = m1 - i;
+            size_t la = lda, mr = gi < n6 ? 6 : 5;
+            if (m1 - i < mr) { /* short group: zero-padded copy of its rows */
+                size_t have = m1 - i;
+                mr = MR;
                 for (size_t r = 0; r < MR; r++)
-                    for (size_t p = 0; p < kc; p++) apad_buf[r * KC + p] = r < mr ? a[r * lda + p] : 0.0f;
+                    for (size_t p = 0; p < kc; p++) apad_buf[r * KC + p] = r < have ? a[r * lda + p] : 0.0f;
                 a = apad_buf;
                 la = KC;
             }
             for (size_t q = 0; q < panels; q++)
-                micro6(a, la, P + q * pstride, kc, acc + (i - m0) * ldacc + q * NR, ldacc, k0 == 0);
+                (mr == 6 ? micro6 : micro5)(a, la, P + q * pstride, kc, acc + (i - m0) * ldacc + q * NR, ldacc,
+                                            k0 == 0);
+            i += mr;
         }
     }
     cdx_linear_epilogue_avx2(acc, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
