@@ -57,12 +57,17 @@ static _Thread_local float pack_buf[KC * CDX_LINEAR_TILE_N] __attribute__((align
 static _Thread_local float acc_buf[(CDX_LINEAR_TILE_M + MR) * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
 static _Thread_local float apad_buf[MR * KC] __attribute__((aligned(64)));
 
-/* acc (R, 16; stride ldacc) (+)= A (R, kc; stride lda) @ P (kc, 16), R = 5
- * or 6 (a constant in each instantiation below). Twelve named accumulators
- * so they stay in registers; with R = 5 the sixth row's code folds away. */
+/* The micro-kernel: acc (R, 16; stride ldacc) (+)= rows a[0..R) (each kc
+ * long) @ P (kc, 16), R = 5 or 6. P holds floats or, with `half`, binary16
+ * (widened with F16C: the same floats). `pf` prefetches P ahead (the small-M
+ * path, where P streams from memory). R, half and pf are constants in each
+ * instantiation below, so the unused branches fold away; the twelve named
+ * accumulators stay in registers. Every output is one sequential FMA chain
+ * over k whatever the instantiation. */
 #define ROW(r, body) if (R > r) { body; }
-TGT static inline __attribute__((always_inline)) void micro_t(const float *A, size_t lda, const float *P, size_t kc,
-                                                             float *acc, size_t ldacc, int first, const int R)
+TGT static inline __attribute__((always_inline)) void micro_t(const float *const a[6], const void *Pv, size_t kc,
+                                                             float *acc, size_t ldacc, int first, const int R,
+                                                             const int half, const int pf)
 {
     __m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50 = _mm256_setzero_ps(), c51 = c50;
     if (first) {
@@ -76,10 +81,19 @@ TGT static inline __attribute__((always_inline)) void micro_t(const float *A, si
         c40 = _mm256_load_ps(acc + 4 * ldacc), c41 = _mm256_load_ps(acc + 4 * ldacc + 8);
         ROW(5, (c50 = _mm256_load_ps(acc + 5 * ldacc), c51 = _mm256_load_ps(acc + 5 * ldacc + 8)))
     }
-    const float *a0 = A, *a1 = A + lda, *a2 = A + 2 * lda, *a3 = A + 3 * lda, *a4 = A + 4 * lda,
-                *a5 = A + (R > 5 ? 5 : 0) * lda;
-    for (size_t p = 0; p < kc; p++, P += NR) {
-        __m256 b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8), t;
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[R > 5 ? 5 : 0];
+    const float *P = Pv;
+    const uint16_t *H = Pv;
+    for (size_t p = 0; p < kc; p++, P += NR, H += NR) {
+        __m256 b0, b1, t;
+        if (half) {
+            if (pf) _mm_prefetch((const char *)(H + 96 * NR), _MM_HINT_T0);
+            b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)H));
+            b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(H + 8)));
+        } else {
+            if (pf) _mm_prefetch((const char *)(P + 48 * NR), _MM_HINT_T0);
+            b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8);
+        }
         t = _mm256_broadcast_ss(a0 + p);
         c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);
         t = _mm256_broadcast_ss(a1 + p);
@@ -101,78 +115,30 @@ TGT static inline __attribute__((always_inline)) void micro_t(const float *A, si
 }
 #undef ROW
 
+/* acc (R, 16; stride ldacc) (+)= A (R, kc; stride lda) @ P (kc, 16): the blocked path. */
 TGT static void micro6(const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc, int first)
 {
-    micro_t(A, lda, P, kc, acc, ldacc, first, 6);
+    const float *a[6] = {A, A + lda, A + 2 * lda, A + 3 * lda, A + 4 * lda, A + 5 * lda};
+    micro_t(a, P, kc, acc, ldacc, first, 6, 0, 0);
 }
 
 TGT static void micro5(const float *A, size_t lda, const float *P, size_t kc, float *acc, size_t ldacc, int first)
 {
-    micro_t(A, lda, P, kc, acc, ldacc, first, 5);
+    const float *a[6] = {A, A + lda, A + 2 * lda, A + 3 * lda, A + 4 * lda, A};
+    micro_t(a, P, kc, acc, ldacc, first, 5, 0, 0);
 }
 
-/* acc (6, 16; stride 16) = rows r[0..5] (each kc long) @ P (kc, 16), with
- * P prefetched ahead: the small-M path, where every weight is used for at
- * most 6 rows and the product streams W from memory. The same sequential FMA
- * chain over k as micro6 (whole k in one call). */
+/* acc (6, 16; stride 16) = rows r[0..5] @ a whole F32P / F16P panel (kc = k):
+ * the small-M path (at most 6 rows), where each weight streams from memory
+ * once, prefetched. */
 TGT static void micro6_rows(const float *const r[6], const float *P, size_t kc, float *acc)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
-    for (size_t p = 0; p < kc; p++, P += NR) {
-        _mm_prefetch((const char *)(P + 48 * NR), _MM_HINT_T0);
-        __m256 b0 = _mm256_load_ps(P), b1 = _mm256_load_ps(P + 8), t;
-        t = _mm256_broadcast_ss(a0 + p);
-        c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);
-        t = _mm256_broadcast_ss(a1 + p);
-        c10 = _mm256_fmadd_ps(t, b0, c10), c11 = _mm256_fmadd_ps(t, b1, c11);
-        t = _mm256_broadcast_ss(a2 + p);
-        c20 = _mm256_fmadd_ps(t, b0, c20), c21 = _mm256_fmadd_ps(t, b1, c21);
-        t = _mm256_broadcast_ss(a3 + p);
-        c30 = _mm256_fmadd_ps(t, b0, c30), c31 = _mm256_fmadd_ps(t, b1, c31);
-        t = _mm256_broadcast_ss(a4 + p);
-        c40 = _mm256_fmadd_ps(t, b0, c40), c41 = _mm256_fmadd_ps(t, b1, c41);
-        t = _mm256_broadcast_ss(a5 + p);
-        c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51);
-    }
-    _mm256_store_ps(acc + 0 * NR, c00), _mm256_store_ps(acc + 0 * NR + 8, c01);
-    _mm256_store_ps(acc + 1 * NR, c10), _mm256_store_ps(acc + 1 * NR + 8, c11);
-    _mm256_store_ps(acc + 2 * NR, c20), _mm256_store_ps(acc + 2 * NR + 8, c21);
-    _mm256_store_ps(acc + 3 * NR, c30), _mm256_store_ps(acc + 3 * NR + 8, c31);
-    _mm256_store_ps(acc + 4 * NR, c40), _mm256_store_ps(acc + 4 * NR + 8, c41);
-    _mm256_store_ps(acc + 5 * NR, c50), _mm256_store_ps(acc + 5 * NR + 8, c51);
+    micro_t(r, P, kc, acc, NR, 1, 6, 0, 1);
 }
 
-/* micro6_rows with F16P panels (halves widened with F16C: the same floats). */
 TGT static void micro6_rows_h(const float *const r[6], const uint16_t *P, size_t kc, float *acc)
 {
-    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
-    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = r[0], *a1 = r[1], *a2 = r[2], *a3 = r[3], *a4 = r[4], *a5 = r[5];
-    for (size_t p = 0; p < kc; p++, P += NR) {
-        _mm_prefetch((const char *)(P + 96 * NR), _MM_HINT_T0);
-        __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)P)), t;
-        __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(P + 8)));
-        t = _mm256_broadcast_ss(a0 + p);
-        c00 = _mm256_fmadd_ps(t, b0, c00), c01 = _mm256_fmadd_ps(t, b1, c01);
-        t = _mm256_broadcast_ss(a1 + p);
-        c10 = _mm256_fmadd_ps(t, b0, c10), c11 = _mm256_fmadd_ps(t, b1, c11);
-        t = _mm256_broadcast_ss(a2 + p);
-        c20 = _mm256_fmadd_ps(t, b0, c20), c21 = _mm256_fmadd_ps(t, b1, c21);
-        t = _mm256_broadcast_ss(a3 + p);
-        c30 = _mm256_fmadd_ps(t, b0, c30), c31 = _mm256_fmadd_ps(t, b1, c31);
-        t = _mm256_broadcast_ss(a4 + p);
-        c40 = _mm256_fmadd_ps(t, b0, c40), c41 = _mm256_fmadd_ps(t, b1, c41);
-        t = _mm256_broadcast_ss(a5 + p);
-        c50 = _mm256_fmadd_ps(t, b0, c50), c51 = _mm256_fmadd_ps(t, b1, c51);
-    }
-    _mm256_store_ps(acc + 0 * NR, c00), _mm256_store_ps(acc + 0 * NR + 8, c01);
-    _mm256_store_ps(acc + 1 * NR, c10), _mm256_store_ps(acc + 1 * NR + 8, c11);
-    _mm256_store_ps(acc + 2 * NR, c20), _mm256_store_ps(acc + 2 * NR + 8, c21);
-    _mm256_store_ps(acc + 3 * NR, c30), _mm256_store_ps(acc + 3 * NR + 8, c31);
-    _mm256_store_ps(acc + 4 * NR, c40), _mm256_store_ps(acc + 4 * NR + 8, c41);
-    _mm256_store_ps(acc + 5 * NR, c50), _mm256_store_ps(acc + 5 * NR + 8, c51);
+    micro_t(r, P, kc, acc, NR, 1, 6, 1, 1);
 }
 
 /* 8x8 transpose: r[i] = row i in, r[i] = column i out. */
