@@ -254,6 +254,27 @@ expect_rc 0 "embed, batch 1, 3 threads" embed --model "$MODEL" --batch 1 --threa
     --image "$IMG1" --text "a dog" --text "a cat" --image "$IMG2" --image "$IMG3" --text "a diagram"
 check "batch 1 gives the same output" cmp -s "$TMP/out" "$TMP/good"
 
+# --- quantize: packed (default) and row layouts -----------------------------
+for L in packed rows; do
+    mkdir -p "$TMP/q-$L"
+    cp "$MODEL"/vocab.json "$MODEL"/merges.txt "$TMP/q-$L/"
+    for T in f32 f16 q8; do
+        expect_rc 0 "quantize --type $T --layout $L" quantize --model "$MODEL" --type $T --layout $L \
+            --out "$TMP/q-$L/$T.gguf"
+        check "quantize $T $L reports its layout" grep -q "($L layout)" "$TMP/out"
+        expect_rc 0 "embed with the $T $L file" embed --model "$TMP/q-$L/$T.gguf" --vocab "$TMP/q-$L" \
+            --image "$IMG1" --text "a dog" --text "a cat" --image "$IMG2" --image "$IMG3" --text "a diagram"
+        cp "$TMP/out" "$TMP/emb-$T-$L"
+        check "embed with the $T $L file: unit norm" near "$("$J" norm "$TMP/out" 2)" 1 1e-5
+    done
+done
+check "F32 GGUF (packed) embeds exactly like the safetensors model" cmp -s "$TMP/emb-f32-packed" "$TMP/good"
+check "F32 GGUF (rows) embeds exactly like the safetensors model" cmp -s "$TMP/emb-f32-rows" "$TMP/good"
+check "F16 packed and row files embed identically" cmp -s "$TMP/emb-f16-packed" "$TMP/emb-f16-rows"
+check "Q8 packed (int8 kernels) is close to fp32" near "$("$J" dot "$TMP/emb-q8-packed" 1 "$TMP/good" 1)" 1 1e-3
+expect_rc 2 "quantize --layout bogus" quantize --model "$MODEL" --type q8 --layout bogus --out "$TMP/x.gguf"
+check "quantize --layout bogus names the choices" grep -q "packed, rows" "$TMP/err"
+
 CLIPDEX_MODEL=$MODEL "$CLIPDEX" embed --text "a dog" >"$TMP/env" 2>"$TMP/err"
 check "CLIPDEX_MODEL works" test $? -eq 0
 check "CLIPDEX_MODEL gives the same embedding" \
