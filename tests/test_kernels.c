@@ -288,8 +288,11 @@ int main(void)
             }
             free(A), free(W), free(bias), free(C), free(R), free(C0);
         }
-        /* attention: SIMD vs forced scalar, causal and not */
-        size_t nseq = 3, t = 13, width = 24, heads = 3, rows = nseq * t;
+        /* attention: SIMD vs forced scalar, causal and not; head sizes 8, 64
+         * (the register path) and 80 (64 + a remainder) */
+        static const size_t aw[][2] = {{24, 3}, {128, 2}, {160, 2}};
+        for (size_t ai = 0; ai < 3; ai++) {
+        size_t nseq = 3, t = 13, width = aw[ai][0], heads = aw[ai][1], rows = nseq * t;
         float *q = malloc(rows * width * 4), *kk = malloc(rows * width * 4), *v = malloc(rows * width * 4);
         float *o1 = malloc(rows * width * 4), *o2 = malloc(rows * width * 4);
         float *sc = malloc(cdx_attention_scratch(nseq, heads, t) * 4);
@@ -300,7 +303,7 @@ int main(void)
             cdx_attention(ctx, q, kk, v, o2, width, nseq, t, width, heads, causal, sc);
             ctx->force_scalar = 0;
             double e = max_rel_err(o1, o2, rows * width);
-            CHECK(e < 1e-5, "attention causal=%d threads %d: rel err %g", causal, threads, e);
+            CHECK(e < 1e-5, "attention width %zu causal=%d threads %d: rel err %g", width, causal, threads, e);
             if (causal) { /* first token attends only to itself: output = its v */
                 double d = 0;
                 for (size_t h = 0; h < width; h++) d = fmax(d, fabs(o1[h] - v[h]));
@@ -308,6 +311,7 @@ int main(void)
             }
         }
         free(q), free(kk), free(v), free(o1), free(o2), free(sc);
+        }
         /* LayerNorm against a double-precision formula */
         float x[2 * 37], y[2 * 37], w[37], b[37];
         fill(x, 74), fill(w, 37), fill(b, 37);

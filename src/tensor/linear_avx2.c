@@ -22,6 +22,7 @@
  * per-element FMA chain are untouched: a quantized matrix gives bitwise the
  * result of its dequantized F32 copy, for any batch and thread count.
  */
+#include <math.h>
 #include <string.h>
 
 #include "tensor/ops.h"
@@ -423,6 +424,63 @@ TGT float cdx_dot_avx2(const float *a, const float *b, size_t n)
     return s;
 }
 
+/* One attention row: p[c] = (q . K_c) * scale for c < lim, softmax over
+ * them, o (d) = sum_c (p_c / sum) V_c. K_c = K + c * ld, V_c = V + c * ld.
+ * Bitwise what cdx_dot_avx2 per key and cdx_axpy_avx2 per key (from o = 0)
+ * give: the same FMAs in the same order, four keys' dot products
+ * interleaved, and a 64-wide slice of o kept in registers across the keys. */
+TGT void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d,
+                           float scale, float *p, float *o)
+{
+    size_t c = 0, d8 = d - d % 8;
+    for (; c + 4 <= lim; c += 4) {
+        const float *k0 = K + c * ld, *k1 = k0 + ld, *k2 = k1 + ld, *k3 = k2 + ld;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        for (size_t i = 0; i < d8; i += 8) {
+            __m256 qv = _mm256_loadu_ps(q + i);
+            s0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + i), s0);
+            s1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k1 + i), s1);
+            s2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k2 + i), s2);
+            s3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k3 + i), s3);
+        }
+        float t0 = hsum8(s0), t1 = hsum8(s1), t2 = hsum8(s2), t3 = hsum8(s3);
+        for (size_t i = d8; i < d; i++) {
+            t0 = __builtin_fmaf(q[i], k0[i], t0), t1 = __builtin_fmaf(q[i], k1[i], t1);
+            t2 = __builtin_fmaf(q[i], k2[i], t2), t3 = __builtin_fmaf(q[i], k3[i], t3);
+        }
+        p[c] = t0 * scale, p[c + 1] = t1 * scale, p[c + 2] = t2 * scale, p[c + 3] = t3 * scale;
+    }
+    for (; c < lim; c++) p[c] = cdx_dot_avx2(q, K + c * ld, d) * scale;
+    float mx = -INFINITY;
+    for (c = 0; c < lim; c++)
+        if (p[c] > mx) mx = p[c];
+    float sum = 0.0f;
+    for (c = 0; c < lim; c++) {
+        p[c] = expf(p[c] - mx);
+        sum += p[c];
+    }
+    float inv = 1.0f / sum;
+    size_t e0 = 0;
+    for (; e0 + 64 <= d8; e0 += 64) { /* 64 outputs in eight registers */
+        __m256 o0 = _mm256_setzero_ps(), o1 = o0, o2 = o0, o3 = o0, o4 = o0, o5 = o0, o6 = o0, o7 = o0;
+        for (c = 0; c < lim; c++) {
+            const float *v = V + c * ld + e0;
+            __m256 w = _mm256_set1_ps(p[c] * inv);
+            o0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v), o0), o1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 8), o1);
+            o2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 16), o2), o3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 24), o3);
+            o4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 32), o4), o5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 40), o5);
+            o6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 48), o6), o7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(v + 56), o7);
+        }
+        _mm256_storeu_ps(o + e0, o0), _mm256_storeu_ps(o + e0 + 8, o1), _mm256_storeu_ps(o + e0 + 16, o2);
+        _mm256_storeu_ps(o + e0 + 24, o3), _mm256_storeu_ps(o + e0 + 32, o4), _mm256_storeu_ps(o + e0 + 40, o5);
+        _mm256_storeu_ps(o + e0 + 48, o6), _mm256_storeu_ps(o + e0 + 56, o7);
+    }
+    if (e0 < d) { /* the rest (d not a multiple of 64): the axpy loop itself */
+        memset(o + e0, 0, (d - e0) * sizeof *o);
+        for (c = 0; c < lim; c++) cdx_axpy_avx2(p[c] * inv, V + c * ld + e0, o + e0, d - e0);
+    }
+}
+
 #else /* not x86: the scalar reference is used everywhere */
 
 int cdx_cpu_has_avx2_fma(void) { return 0; }
@@ -454,5 +512,10 @@ float cdx_dot_avx2(const float *a, const float *b, size_t n)
     float s = 0.0f;
     for (size_t i = 0; i < n; i++) s += a[i] * b[i];
     return s;
+}
+void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d,
+                       float scale, float *p, float *o)
+{
+    (void)q, (void)K, (void)V, (void)ld, (void)lim, (void)d, (void)scale, (void)p, (void)o; /* never called */
 }
 #endif

@@ -215,6 +215,10 @@ static float dot_ref(const float *a, const float *b, size_t n)
 static void attn_row(const struct attn_job *j, const float *qi, size_t base, size_t off, size_t lim, float *p,
                      float *o)
 {
+    if (j->simd) {
+        cdx_attn_row_avx2(qi, j->k + base * j->ld + off, j->v + base * j->ld + off, j->ld, lim, j->d, j->scale, p, o);
+        return;
+    }
     float mx = -INFINITY;
     for (size_t c = 0; c < lim; c++) {
         const float *kc = j->k + (base + c) * j->ld + off;

@@ -186,6 +186,11 @@ CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct 
 CDX_INTERNAL void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C,
                                            size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                                            int act, unsigned flags);
+/* One attention query row with AVX2 (ops.c's attn_row, bitwise): scores
+ * against lim keys (K + c*ld), softmax, o (d) = weighted sum of V rows; p
+ * holds lim floats of scratch. */
+CDX_INTERNAL void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_t ld, size_t lim,
+                                    size_t d, float scale, float *p, float *o);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
 CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 
