@@ -424,6 +424,37 @@ TGT float cdx_dot_avx2(const float *a, const float *b, size_t n)
     return s;
 }
 
+/* y (n) = LayerNorm(x (n)) * w + b: mean and variance summed in double, four
+ * lanes at a time (then the lanes in a fixed order), the normalization in
+ * float. Deterministic: the same arithmetic for a row whatever the batch. */
+TGT void cdx_layernorm_row_avx2(const float *x, float *y, size_t n, const float *w, const float *b, float eps)
+{
+    size_t n4 = n - n % 4, i;
+    __m256d s = _mm256_setzero_pd();
+    for (i = 0; i < n4; i += 4) s = _mm256_add_pd(s, _mm256_cvtps_pd(_mm_loadu_ps(x + i)));
+    double sd[4];
+    _mm256_storeu_pd(sd, s);
+    double sum = (sd[0] + sd[1]) + (sd[2] + sd[3]);
+    for (; i < n; i++) sum += x[i];
+    double mean = sum / (double)n;
+    __m256d mv = _mm256_set1_pd(mean), v = _mm256_setzero_pd();
+    for (i = 0; i < n4; i += 4) {
+        __m256d dlt = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), mv);
+        v = _mm256_fmadd_pd(dlt, dlt, v);
+    }
+    _mm256_storeu_pd(sd, v);
+    double var = (sd[0] + sd[1]) + (sd[2] + sd[3]);
+    for (; i < n; i++) var += (x[i] - mean) * (x[i] - mean);
+    float inv = (float)(1.0 / sqrt(var / (double)n + (double)eps)), fm = (float)mean;
+    __m256 vm = _mm256_set1_ps(fm), vi = _mm256_set1_ps(inv);
+    size_t n8 = n - n % 8;
+    for (i = 0; i < n8; i += 8) {
+        __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm), vi);
+        _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_mul_ps(t, _mm256_loadu_ps(w + i)), _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) y[i] = (x[i] - fm) * inv * w[i] + b[i];
+}
+
 /* One attention row: p[c] = (q . K_c) * scale for c < lim, softmax over
  * them, o (d) = sum_c (p_c / sum) V_c. K_c = K + c * ld, V_c = V + c * ld.
  * Bitwise what cdx_dot_avx2 per key and cdx_axpy_avx2 per key (from o = 0)
@@ -517,5 +548,9 @@ void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_t ld
                        float scale, float *p, float *o)
 {
     (void)q, (void)K, (void)V, (void)ld, (void)lim, (void)d, (void)scale, (void)p, (void)o; /* never called */
+}
+void cdx_layernorm_row_avx2(const float *x, float *y, size_t n, const float *w, const float *b, float eps)
+{
+    (void)x, (void)y, (void)n, (void)w, (void)b, (void)eps; /* never called */
 }
 #endif

@@ -161,6 +161,7 @@ struct ln_job {
     float *y;
     size_t ldx, ldy, m, n, rows_per_task;
     float eps;
+    int simd;
 };
 
 static void ln_task(void *arg, size_t t)
@@ -170,6 +171,10 @@ static void ln_task(void *arg, size_t t)
     for (size_t r = r0; r < r1; r++) {
         const float *x = j->x + r * j->ldx;
         float *y = j->y + r * j->ldy;
+        if (j->simd) {
+            cdx_layernorm_row_avx2(x, y, j->n, j->w, j->b, j->eps);
+            continue;
+        }
         double s = 0.0;
         for (size_t i = 0; i < j->n; i++) s += x[i];
         double mean = s / (double)j->n, v = 0.0;
@@ -187,7 +192,7 @@ void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, float *y, size_
                    size_t n, const float *w, const float *b, float eps)
 {
     if (m == 0) return;
-    struct ln_job j = {x, w, b, y, ldx, ldy, m, n, 16, eps};
+    struct ln_job j = {x, w, b, y, ldx, ldy, m, n, 16, eps, !ctx->force_scalar && cdx_cpu_has_avx2_fma()};
     cdx_pool_run(ctx->pool, ln_task, &j, (m + j.rows_per_task - 1) / j.rows_per_task);
 }
 

@@ -186,6 +186,9 @@ CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct 
 CDX_INTERNAL void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C,
                                            size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                                            int act, unsigned flags);
+/* One LayerNorm row with AVX2 (double sums, 4 lanes; x and y may alias). */
+CDX_INTERNAL void cdx_layernorm_row_avx2(const float *x, float *y, size_t n, const float *w, const float *b,
+                                         float eps);
 /* One attention query row with AVX2 (ops.c's attn_row, bitwise): scores
  * against lim keys (K + c*ld), softmax, o (d) = weighted sum of V rows; p
  * holds lim floats of scratch. */
