@@ -42,7 +42,7 @@ static void rle_decode(const uint8_t *d, size_t n, size_t pos, int rle4, uint8_t
 {
     size_t len = 0, x = 0;
     while (len < total) {
-        if (n - pos < 2) break;
+        if (pos > n || n - pos < 2) break;
         uint32_t num = d[pos], byte = d[pos + 1];
         pos += 2;
         if (num) {
@@ -79,7 +79,7 @@ static void rle_decode(const uint8_t *d, size_t n, size_t pos, int rle4, uint8_t
             pos += avail;
             if (avail < cnt) break;
             x += byte;
-            if (pos % 2 != 0) pos++;
+            if (pos % 2 != 0 && pos < n) pos++; /* word alignment, never past the end */
         }
     }
     if (len < total) memset(buf + len, 0, total - len);
