@@ -167,6 +167,24 @@ static void test_act(void)
     for (size_t i = 0; i < k; i++) x[i] = (float)((int)(urand() % 255) - 127) + ((i & 1) ? 0.5f : 0.0f);
     for (size_t b = 0; b < k / 32; b++) x[32 * b] = (b & 1) ? -127.0f : 127.0f;
     check_act_row(x, k, "ties");
+    /* non-finite blocks (broken weights): q 0, s 0, d NaN, in both versions;
+     * found by fuzzing a GGUF whose int8 sums overflowed (8 * s) */
+    fill(x, k, 1.0f);
+    x[5] = NAN, x[40] = INFINITY, x[70] = -INFINITY, x[100] = -NAN;
+    check_act_row(x, k, "non-finite");
+    {
+        int8_t qq[1024];
+        float dd[32];
+        int32_t ss[32];
+        cdx_act_q8_ref(x, k, qq, dd, ss);
+        int ok = 1;
+        for (size_t b = 0; b < 4; b++) {
+            ok &= isnan(dd[b]) && ss[b] == 0;
+            for (size_t e = 0; e < 32; e++) ok &= qq[32 * b + e] == 0;
+        }
+        ok &= !isnan(dd[4]) && dd[4] > 0;
+        CHECK(ok, "non-finite blocks must give q 0, s 0, d NaN (and leave the others alone)");
+    }
     int8_t q[32];
     float d;
     int32_t s;

@@ -56,7 +56,10 @@ CDX_INTERNAL void cdx_qp_unpack_block(int wtype, const void *Wp, size_t k, size_
  * amax = max |x|, d = amax / 127, id = d >= FLT_MIN ? 1 / d : 0 (so blocks
  * with amax below 127 * FLT_MIN, ~1.5e-36, become zero with d = 0),
  * q = round-half-even(x * id), |q| <= 127; d[b] is stored as a float and
- * s[b] = sum of the block's q. The AVX2 version is bitwise identical. */
+ * s[b] = sum of the block's q. A block holding NaN or inf (only broken
+ * weights make those) gets q = 0, s = 0 and d = NaN, so its products are NaN
+ * as in fp32 arithmetic, with no undefined float-to-int conversion. The AVX2
+ * version is bitwise identical. */
 CDX_INTERNAL void cdx_act_q8_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
 CDX_INTERNAL void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
 

@@ -30,6 +30,9 @@
  * precomputed |w| and memory operands were no faster. Q4P needs no sign
  * and no per-group vpmaddwd, hence ~1.5x Q8P.
  */
+#include <math.h>
+#include <string.h>
+
 #include "tensor/qgemm.h"
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -82,6 +85,17 @@ TGT void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t 
     for (size_t b = 0; b < k / CDX_QK; b++, x += CDX_QK, q += CDX_QK) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        const __m256 inf = _mm256_set1_ps(INFINITY);
+        __m256 fin = _mm256_and_ps(_mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(v0, absmask), inf, _CMP_LT_OQ),
+                                                 _mm256_cmp_ps(_mm256_and_ps(v1, absmask), inf, _CMP_LT_OQ)),
+                                   _mm256_and_ps(_mm256_cmp_ps(_mm256_and_ps(v2, absmask), inf, _CMP_LT_OQ),
+                                                 _mm256_cmp_ps(_mm256_and_ps(v3, absmask), inf, _CMP_LT_OQ)));
+        if (_mm256_movemask_ps(fin) != 0xFF) { /* NaN or inf: as cdx_act_q8_ref */
+            memset(q, 0, CDX_QK);
+            d[b] = NAN;
+            s[b] = 0;
+            continue;
+        }
         __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_and_ps(v0, absmask), _mm256_and_ps(v1, absmask)),
                                  _mm256_max_ps(_mm256_and_ps(v2, absmask), _mm256_and_ps(v3, absmask)));
         __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
