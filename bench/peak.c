@@ -6,8 +6,15 @@
  * the loop is bound only by FMA throughput. One _mm256_fmadd_ps is 16 flops.
  * The figure is what `bench/run.sh` divides by to print "% of machine peak".
  *
- *   peak [--threads N]... [--seconds S] [--repeat R]
+ *   peak [--threads N]... [--seconds S] [--repeat R] [--mem MIB]
  *   prints "peak_gflops THREADS GFLOPS" per thread count (the best of R runs)
+ *
+ * --mem MIB measures memory read bandwidth instead: a MIB-MiB buffer (256 is
+ * far past any L3 here) is cut into one contiguous share per thread, each
+ * thread sums its share with AVX2 loads (4 accumulators) again and again;
+ * prints "mem_read_gbs THREADS GB/S" (10^9 bytes/s, the best of R runs). This
+ * is the ceiling of anything that streams weights once per call, like a short
+ * text query.
  *
  * Built without -mavx2: the kernel carries a target attribute, and a CPU
  * without AVX2/FMA gets an error rather than SIGILL.
@@ -84,6 +91,77 @@ __attribute__((target("avx2,fma"))) static void *fma_loop(void *arg)
 }
 #endif
 
+struct mjob {
+    const float *p;      /* this thread's share */
+    size_t n;            /* floats in it (multiple of 32) */
+    double seconds;
+    double bytes, elapsed;
+    float sink;
+    pthread_barrier_t *start;
+};
+
+#ifdef HAVE_X86
+__attribute__((target("avx2"))) static void *read_loop(void *arg)
+{
+    struct mjob *j = arg;
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    pthread_barrier_wait(j->start);
+    double t0 = now_s(), t = t0, bytes = 0;
+    do {
+        for (size_t i = 0; i < j->n; i += 32) {
+            s0 = _mm256_add_ps(s0, _mm256_load_ps(j->p + i));
+            s1 = _mm256_add_ps(s1, _mm256_load_ps(j->p + i + 8));
+            s2 = _mm256_add_ps(s2, _mm256_load_ps(j->p + i + 16));
+            s3 = _mm256_add_ps(s3, _mm256_load_ps(j->p + i + 24));
+        }
+        bytes += (double)j->n * sizeof(float);
+        t = now_s();
+    } while (t - t0 < j->seconds);
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    j->sink = lanes[0];
+    j->bytes = bytes;
+    j->elapsed = t - t0;
+    return NULL;
+}
+#endif
+
+/* `nt` threads reading disjoint shares of buf (nf floats); total GB/s. */
+static double mem_once(int nt, const float *buf, size_t nf, double seconds, float *sink)
+{
+#ifdef HAVE_X86
+    pthread_t th[MAX_THREADS];
+    struct mjob jobs[MAX_THREADS];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)nt);
+    size_t share = nf / (size_t)nt / 32 * 32;
+    for (int i = 0; i < nt; i++) {
+        memset(&jobs[i], 0, sizeof jobs[i]);
+        jobs[i].p = buf + (size_t)i * share;
+        jobs[i].n = share;
+        jobs[i].seconds = seconds;
+        jobs[i].start = &bar;
+        if (i > 0 && pthread_create(&th[i], NULL, read_loop, &jobs[i]) != 0) {
+            fprintf(stderr, "peak: cannot start thread %d: %s\n", i, strerror(errno));
+            exit(1);
+        }
+    }
+    double t0 = now_s();
+    read_loop(&jobs[0]);
+    for (int i = 1; i < nt; i++) pthread_join(th[i], NULL);
+    double wall = now_s() - t0, bytes = 0;
+    for (int i = 0; i < nt; i++) {
+        bytes += jobs[i].bytes;
+        *sink += jobs[i].sink;
+    }
+    pthread_barrier_destroy(&bar);
+    return bytes / wall * 1e-9;
+#else
+    (void)nt; (void)buf; (void)nf; (void)seconds; (void)sink;
+    return 0.0;
+#endif
+}
+
 /* Runs `nt` threads for `seconds`; returns total GFLOP/s (sum of per-thread rates
  * over the common wall time). */
 static double run_once(int nt, double seconds, float *sink)
@@ -120,13 +198,13 @@ static double run_once(int nt, double seconds, float *sink)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: peak [--threads N]... [--seconds S] [--repeat R]\n");
+    fprintf(stderr, "usage: peak [--threads N]... [--seconds S] [--repeat R] [--mem MIB]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    int threads[16], nthreads = 0, repeat = 3;
+    int threads[16], nthreads = 0, repeat = 3, mem_mib = 0;
     double seconds = 0.25;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc && nthreads < 16) {
@@ -137,6 +215,9 @@ int main(int argc, char **argv)
             seconds = atof(argv[++i]);
         } else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) {
             repeat = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--mem") && i + 1 < argc) {
+            mem_mib = atoi(argv[++i]);
+            if (mem_mib < 1 || mem_mib > 65536) usage();
         } else {
             usage();
         }
@@ -157,6 +238,26 @@ int main(int argc, char **argv)
     return 1;
 #endif
     float sink = 0;
+    if (mem_mib) {
+        size_t nf = (size_t)mem_mib << 18; /* floats */
+        float *buf = aligned_alloc(64, nf * sizeof(float));
+        if (!buf) {
+            fprintf(stderr, "peak: cannot allocate %d MiB\n", mem_mib);
+            return 1;
+        }
+        for (size_t i = 0; i < nf; i++) buf[i] = (float)(i & 1023); /* touch every page */
+        for (int k = 0; k < nthreads; k++) {
+            double best = 0;
+            for (int r = 0; r < (repeat > 0 ? repeat : 1); r++) {
+                double g = mem_once(threads[k], buf, nf, seconds, &sink);
+                if (g > best) best = g;
+            }
+            printf("mem_read_gbs %d %.2f\n", threads[k], best);
+        }
+        free(buf);
+        if (sink == 12345.0f) printf("#\n");
+        return 0;
+    }
     for (int k = 0; k < nthreads; k++) {
         double best = 0;
         for (int r = 0; r < (repeat > 0 ? repeat : 1); r++) {

@@ -98,7 +98,8 @@ static void run(int method, const struct shape *s, struct data *d)
     size_t n_mt = (m + tm - 1) / tm, n_nt = (n + tn - 1) / tn;
     if (method <= 1)
         for (size_t i = 0; i < m; i++)
-            cdx_act_q8_avx2(d->A + i * k, k, d->qa + i * k, d->da + i * (k / 32), d->sa + i * (k / 32));
+            cdx_act_q8_avx2(d->A + i * k, k, cdx_qp_act_max(method ? CDX_QP_Q4 : CDX_QP_Q8), d->qa + i * k,
+                            d->da + i * (k / 32), d->sa + i * (k / 32));
     struct cdx_wmat wf = cdx_wmat_f32(d->W), wq = {CDX_W_Q8_0, d->q8rows};
     for (size_t t = 0; t < n_mt * n_nt; t++) {
         size_t mi = t % n_mt, ni = t / n_mt;

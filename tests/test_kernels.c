@@ -160,8 +160,9 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
                 int8_t *qa = malloc(m * k);
                 float *da = malloc(m * kb * 4);
                 int32_t *sa = malloc(m * kb * 4);
-                for (size_t i = 0; i < m; i++) cdx_act_q8_ref(A + i * k, k, qa + i * k, da + i * kb, sa + i * kb);
                 int wt = pt == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4;
+                for (size_t i = 0; i < m; i++)
+                    cdx_act_q8_ref(A + i * k, k, cdx_qp_act_max(wt), qa + i * k, da + i * kb, sa + i * kb);
                 for (unsigned fl = 0; fl < 2; fl++) {
                     fill(C, m * n);
                     memcpy(R, C, m * n * 4);

@@ -90,9 +90,12 @@ static void quant_task(void *arg, size_t t)
 {
     const struct linear_job *j = arg;
     size_t kb = j->k / CDX_QK;
+    int qmax = cdx_qp_act_max(j->W->type == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4);
     for (size_t i = t * QROWS; i < j->m && i < (t + 1) * QROWS; i++) {
-        if (j->simd) cdx_act_q8_avx2(j->A + i * j->lda, j->k, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
-        else cdx_act_q8_ref(j->A + i * j->lda, j->k, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
+        if (j->simd)
+            cdx_act_q8_avx2(j->A + i * j->lda, j->k, qmax, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
+        else
+            cdx_act_q8_ref(j->A + i * j->lda, j->k, qmax, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
     }
 }
 

@@ -87,8 +87,9 @@ void cdx_qp_unpack_block(int wtype, const void *Wp, size_t k, size_t j, size_t b
     }
 }
 
-void cdx_act_q8_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s)
+void cdx_act_q8_ref(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
 {
+    const float fmax_q = (float)qmax;
     for (size_t b = 0; b < k / CDX_QK; b++, x += CDX_QK, q += CDX_QK) {
         int finite = 1;
         for (int e = 0; e < CDX_QK; e++) finite &= isfinite(x[e]) != 0;
@@ -100,7 +101,7 @@ void cdx_act_q8_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s)
         }
         float amax = 0.0f;
         for (int e = 0; e < CDX_QK; e++) amax = fmaxf(amax, fabsf(x[e]));
-        float db = amax / 127.0f, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
+        float db = amax / fmax_q, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
         int32_t sum = 0;
         for (int e = 0; e < CDX_QK; e++) {
             int v = (int)nearbyintf(x[e] * id);

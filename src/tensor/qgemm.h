@@ -22,7 +22,13 @@
  *     acc = fmaf((float)isum, da[i][b] * dw[j][b], acc)
  *   then acc + bias[j], the activation, and C = accum ? C + s : s.
  * Quantized activations: row i at qa + i*k, da + i*(k/32), sa + i*(k/32)
- * (sa[b] = sum of the block's q, used by Q4P).
+ * (sa[b] = sum of the block's q, used by the AVX2 kernels to undo the
+ * offset of their unsigned operand). Their range depends on the weights
+ * (cdx_qp_act_max): |q| <= 63 for Q8P, so that the AVX2 kernel can multiply
+ * unsigned w + 128 (0..255) by signed q in vpmaddubsw without saturating
+ * (pair sums <= 2 * 255 * 63 = 32130), which is 1.3x faster than applying
+ * the weights' signs to 8-bit activations; |q| <= 127 for Q4P, whose 4-bit
+ * weights leave room for 8-bit activations.
  */
 #ifndef CDX_QGEMM_H
 #define CDX_QGEMM_H
@@ -52,16 +58,21 @@ CDX_INTERNAL void cdx_q4p_pack(const void *q4_0_rows, size_t n, size_t k, void *
 CDX_INTERNAL void cdx_qp_unpack_block(int wtype, const void *Wp, size_t k, size_t j, size_t b,
                                       int8_t w[32], float *d);
 
-/* One row x (k values, k % 32 == 0, finite) to int8: per block of 32,
- * amax = max |x|, d = amax / 127, id = d >= FLT_MIN ? 1 / d : 0 (so blocks
- * with amax below 127 * FLT_MIN, ~1.5e-36, become zero with d = 0),
- * q = round-half-even(x * id), |q| <= 127; d[b] is stored as a float and
+#define CDX_QA_MAX_Q8 63  /* activation range for Q8P weights */
+#define CDX_QA_MAX_Q4 127 /* activation range for Q4P weights */
+static inline int cdx_qp_act_max(int wtype) { return wtype == CDX_QP_Q8 ? CDX_QA_MAX_Q8 : CDX_QA_MAX_Q4; }
+
+/* One row x (k values, k % 32 == 0, finite) to integers in [-qmax, qmax]
+ * (qmax 63 or 127, from cdx_qp_act_max): per block of 32, amax = max |x|,
+ * d = amax / qmax, id = d >= FLT_MIN ? 1 / d : 0 (so blocks with amax below
+ * qmax * FLT_MIN, ~1e-36, become zero with d = 0),
+ * q = round-half-even(x * id), |q| <= qmax; d[b] is stored as a float and
  * s[b] = sum of the block's q. A block holding NaN or inf (only broken
  * weights make those) gets q = 0, s = 0 and d = NaN, so its products are NaN
  * as in fp32 arithmetic, with no undefined float-to-int conversion. The AVX2
  * version is bitwise identical. */
-CDX_INTERNAL void cdx_act_q8_ref(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
-CDX_INTERNAL void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_act_q8_ref(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_act_q8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
 
 /* C (m, n; stride ldc) (+)= act(product + bias) (the definition above);
  * wtype is CDX_QP_Q8 or CDX_QP_Q4, Wp the whole packed matrix, bias may be

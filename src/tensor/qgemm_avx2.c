@@ -12,8 +12,9 @@
  *   acc = fma((float)isum, da[i][b] * dw[j][b], acc)
  * in block order, which is the reference's chain, so results do not depend
  * on the tiling, the row group a row falls in or the batch size.
- *   Q8P: vpmaddubsw(|w|, sign(a, w)) (|w| <= 128, |a| <= 127: pair sums
- *        <= 32512 never saturate), vpmaddwd with ones -> int32, vpaddd.
+ *   Q8P: vpmaddubsw(w + 128, a) (w + 128 <= 255 unsigned, |a| <= 63:
+ *        pair sums <= 32130 never saturate), vpmaddwd with ones -> int32,
+ *        vpaddd; isum = sum - 128 * s.
  *   Q4P: vpmaddubsw(nibble, a) (pair sums <= 2*15*127 = 3810, 8 groups
  *        <= 30480 fit int16), one vpmaddwd per block, isum = sum - 8 * s.
  * The 4 activation bytes of a row at one group are broadcast (vpbroadcastd)
@@ -24,11 +25,13 @@
  * Measured on Zen 3 (bench/qgemm_bench.c): 4 x 16 is the best shape; 3, 5
  * and 6 rows x 16 are within the noise (+-5%), 2 x 16 is slower, and the k
  * chunk (4 .. all blocks) hardly matters. The Q8P inner step (per row and
- * 4 k: broadcast, 2 vpsignb, 2 vpmaddubsw, 2 vpmaddwd, 2 vpaddd) is bound
- * by the two vector-multiply pipes plus the ALU ops beside them: ~2.6
- * cycles per 64 MACs in isolation; int16 vpmaddwd on widened operands, a
- * precomputed |w| and memory operands were no faster. Q4P needs no sign
- * and no per-group vpmaddwd, hence ~1.5x Q8P.
+ * 4 k: broadcast, 2 vpmaddubsw, 2 vpmaddwd, 2 vpaddd) is bound by the two
+ * vector-multiply pipes: ~2 cycles per 64 MACs. With 8-bit activations it
+ * needed vpmaddubsw(|w|, sign(a, w)), 2 more vpsignb per step: 1.29x slower
+ * (121 vs 157 GFLOP/s on 800 x 2304 x 768), for one bit of activation
+ * precision that moved the b32 golden cosines by ~1e-4 (docs/accuracy.md).
+ * int16 vpmaddwd on widened operands, a precomputed |w| and memory operands
+ * were no faster. Q4P needs no per-group vpmaddwd, hence ~1.2x Q8P.
  */
 #include <math.h>
 #include <string.h>
@@ -78,8 +81,9 @@ TGT static INL __m256i bcast4(const int8_t *p)
     return _mm256_set1_epi32(v);
 }
 
-TGT void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t *s)
+TGT void cdx_act_q8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
 {
+    const float fmax_q = (float)qmax;
     const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     const __m256i perm = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (size_t b = 0; b < k / CDX_QK; b++, x += CDX_QK, q += CDX_QK) {
@@ -102,7 +106,7 @@ TGT void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t 
         h = _mm_max_ps(h, _mm_movehl_ps(h, h));
         h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
         float amax = _mm_cvtss_f32(h);
-        float db = amax / 127.0f, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
+        float db = amax / fmax_q, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
         __m256 vid = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_mul_ps(v0, vid)), i1 = _mm256_cvtps_epi32(_mm256_mul_ps(v1, vid));
         __m256i i2 = _mm256_cvtps_epi32(_mm256_mul_ps(v2, vid)), i3 = _mm256_cvtps_epi32(_mm256_mul_ps(v3, vid));
@@ -119,10 +123,11 @@ TGT void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t 
 }
 
 /* f (R, 16; stride ldf) (+)= the Q8P product of R activation rows (a: row 0
- * at the chunk's first k, stride lda; da: row 0's first scale, stride ldd)
- * with kb blocks of one panel starting at blk. first: start from zero. */
-TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const float *da, size_t ldd,
-                             const uint8_t *blk, size_t kb, float *f, size_t ldf, int first)
+ * at the chunk's first k, stride lda; da, sa: row 0's first scale and block
+ * sum, stride ldd) with kb blocks of one panel starting at blk. first: start
+ * from zero. */
+TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const float *da, const int32_t *sa,
+                             size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf, int first)
 {
     __m256 fa[2 * RMAX];
     UNROLL
@@ -130,7 +135,7 @@ TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const flo
         fa[2 * r] = first ? _mm256_setzero_ps() : _mm256_load_ps(f + r * ldf);
         fa[2 * r + 1] = first ? _mm256_setzero_ps() : _mm256_load_ps(f + r * ldf + 8);
     }
-    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1), x80 = _mm256_set1_epi8((char)0x80);
     for (size_t b = 0; b < kb; b++, blk += CDX_QP_Q8_BLOCK, a += CDX_QK) {
         __m256i c[2 * RMAX];
         UNROLL
@@ -139,12 +144,12 @@ TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const flo
         for (int g = 0; g < 8; g++) {
             __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 64 + 64 * g));
             __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 96 + 64 * g));
-            __m256i u0 = _mm256_abs_epi8(w0), u1 = _mm256_abs_epi8(w1);
+            __m256i u0 = _mm256_xor_si256(w0, x80), u1 = _mm256_xor_si256(w1, x80); /* w + 128 */
             UNROLL
             for (int r = 0; r < R; r++) {
                 __m256i x = bcast4(a + r * lda + 4 * g);
-                __m256i p0 = _mm256_maddubs_epi16(u0, _mm256_sign_epi8(x, w0));
-                __m256i p1 = _mm256_maddubs_epi16(u1, _mm256_sign_epi8(x, w1));
+                __m256i p0 = _mm256_maddubs_epi16(u0, x);
+                __m256i p1 = _mm256_maddubs_epi16(u1, x);
                 c[2 * r] = _mm256_add_epi32(c[2 * r], _mm256_madd_epi16(p0, ones));
                 c[2 * r + 1] = _mm256_add_epi32(c[2 * r + 1], _mm256_madd_epi16(p1, ones));
                 PIN(c[2 * r]);
@@ -155,9 +160,11 @@ TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const flo
         __m256 d1 = _mm256_loadu_ps((const float *)(const void *)blk + 8);
         UNROLL
         for (int r = 0; r < R; r++) {
-            __m256 sa = _mm256_set1_ps(da[r * ldd + b]);
-            fa[2 * r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c[2 * r]), _mm256_mul_ps(sa, d0), fa[2 * r]);
-            fa[2 * r + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(c[2 * r + 1]), _mm256_mul_ps(sa, d1), fa[2 * r + 1]);
+            __m256i s128 = _mm256_set1_epi32(128 * sa[r * ldd + b]); /* the sum of 128 * q */
+            __m256i i0 = _mm256_sub_epi32(c[2 * r], s128), i1 = _mm256_sub_epi32(c[2 * r + 1], s128);
+            __m256 sc = _mm256_set1_ps(da[r * ldd + b]);
+            fa[2 * r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(sc, d0), fa[2 * r]);
+            fa[2 * r + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(sc, d1), fa[2 * r + 1]);
         }
     }
     UNROLL
@@ -217,10 +224,11 @@ TGT static INL void q4_micro(const int R, const int8_t *a, size_t lda, const flo
 /* One instance per row count, so R is a constant and the arrays above
  * become registers. */
 #define DEF_MICRO(R)                                                                                     \
-    TGT static void q8_micro_##R(const int8_t *a, size_t lda, const float *da, size_t ldd,              \
-                                 const uint8_t *blk, size_t kb, float *f, size_t ldf, int first)        \
+    TGT static void q8_micro_##R(const int8_t *a, size_t lda, const float *da, const int32_t *sa,       \
+                                 size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf,       \
+                                 int first)                                                             \
     {                                                                                                   \
-        q8_micro(R, a, lda, da, ldd, blk, kb, f, ldf, first);                                           \
+        q8_micro(R, a, lda, da, sa, ldd, blk, kb, f, ldf, first);                                       \
     }                                                                                                   \
     TGT static void q4_micro_##R(const int8_t *a, size_t lda, const float *da, const int32_t *sa,       \
                                  size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf,       \
@@ -235,11 +243,9 @@ DEF_MICRO(4)
 DEF_MICRO(5)
 DEF_MICRO(6)
 
-typedef void (*q8_fn)(const int8_t *, size_t, const float *, size_t, const uint8_t *, size_t, float *, size_t,
-                      int);
 typedef void (*q4_fn)(const int8_t *, size_t, const float *, const int32_t *, size_t, const uint8_t *, size_t,
                       float *, size_t, int);
-static q8_fn const q8_micros[7] = {0, q8_micro_1, q8_micro_2, q8_micro_3, q8_micro_4, q8_micro_5, q8_micro_6};
+static q4_fn const q8_micros[7] = {0, q8_micro_1, q8_micro_2, q8_micro_3, q8_micro_4, q8_micro_5, q8_micro_6};
 static q4_fn const q4_micros[7] = {0, q4_micro_1, q4_micro_2, q4_micro_3, q4_micro_4, q4_micro_5, q4_micro_6};
 
 /* Tile: for each k chunk of QG_KB blocks, every row group (R rows; the last
@@ -268,7 +274,7 @@ TGT void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const
                 const uint8_t *blk = W0 + (p * nb + b0) * bs;
                 float *f = acc + (i - m0) * ldacc + p * NR;
                 if (q8)
-                    q8_micros[r](a, k, d, nb, blk, kb, f, ldacc, b0 == 0);
+                    q8_micros[r](a, k, d, sa + i * nb + b0, nb, blk, kb, f, ldacc, b0 == 0);
                 else
                     q4_micros[r](a, k, d, sa + i * nb + b0, nb, blk, kb, f, ldacc, b0 == 0);
             }
@@ -279,7 +285,10 @@ TGT void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const
 
 #else /* not x86: the scalar reference */
 
-void cdx_act_q8_avx2(const float *x, size_t k, int8_t *q, float *d, int32_t *s) { cdx_act_q8_ref(x, k, q, d, s); }
+void cdx_act_q8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
+{
+    cdx_act_q8_ref(x, k, qmax, q, d, s);
+}
 
 void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const int32_t *sa, const void *Wp,
                          size_t k, const float *bias, float *C, size_t ldc, size_t m0, size_t m1, size_t n0,
