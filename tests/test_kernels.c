@@ -104,8 +104,10 @@ static void typed_linear(clipdex_ctx *ctx, int threads)
  * the result of their row matrices, SIMD, threaded and forced scalar. */
 static void packed_linear(clipdex_ctx *ctx, int threads)
 {
+    /* F32P / F16P with at most 48 rows take the streaming path (one to eight row groups, k chunks of 128,
+     * the last one short), more rows the blocked one; both must equal the rows, which always block */
     static const size_t shapes[][3] = {{1, 1, 32}, {6, 16, 64}, {7, 17, 96}, {50, 65, 288}, {13, 130, 256},
-                                       {3, 33, 544}};
+                                       {3, 33, 544}, {48, 33, 352}, {25, 20, 416}, {11, 64, 160}};
     static const int pairs[][2] = {{CDX_W_F32, CDX_W_F32P}, {CDX_W_F16, CDX_W_F16P}, {CDX_W_Q8_0, CDX_W_Q8P},
                                    {CDX_W_Q4_0, CDX_W_Q4P}};
     for (size_t pi = 0; pi < sizeof pairs / sizeof pairs[0]; pi++) {
