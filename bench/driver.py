@@ -200,6 +200,32 @@ def peak_gflops(peak_bin, threads):
     return None
 
 
+def mem_gbs(peak_bin, threads):
+    """Memory read bandwidth right now (bench/peak.c --mem 256, best of two 0.3 s runs), GB/s, or None."""
+    try:
+        r = subprocess.run([peak_bin, "--mem", "256", "--threads", str(threads), "--seconds", "0.3", "--repeat", "2"],
+                           capture_output=True, text=True, timeout=120)
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) == 3 and f[0] == "mem_read_gbs":
+                return float(f[2])
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return None
+
+
+def text_matrix_weights(config_path):
+    """Weights of the text tower's matrices (what a short query streams once), from an HF config.json."""
+    try:
+        with open(config_path) as f:
+            c = json.load(f)
+        t = c["text_config"]
+        h, i, n = t["hidden_size"], t["intermediate_size"], t["num_hidden_layers"]
+        return n * (4 * h * h + 2 * h * i) + h * c.get("projection_dim", h)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def med(v):
     v = [x for x in v if x is not None]
     return statistics.median(v) if v else None
@@ -224,6 +250,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=1.0, help="time per task and system in each round")
     ap.add_argument("--text6", default="a photo of dogs")
     ap.add_argument("--text77", default=" ".join(["photo"] * 100))
+    ap.add_argument("--config", help="the source model's config.json (text tower size for the memory bound)")
     ap.add_argument("--out", required=True, help="also write the table here")
     ap.add_argument("--raw", help="write every measurement here (TSV)")
     ap.add_argument("--command", default="make bench")
@@ -312,6 +339,7 @@ def main():
     first = {n: [] for n in order}
     first_rss = {}
     t_start = time.monotonic()
+    membw = {t: [mem_gbs(peak_bin, t)] for t in thread_counts}
     for rnd in range(a.rounds):
         log("round %d/%d, %.0f s so far" % (rnd + 1, a.rounds, time.monotonic() - t_start))
         rot = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
@@ -353,6 +381,8 @@ def main():
     for s in systems.values():
         s.rss_kb = s.rss()
         s.close()
+    for t in thread_counts:
+        membw[t].append(mem_gbs(peak_bin, t))
     wall = time.monotonic() - t_start
 
     # ---- the table
@@ -424,6 +454,26 @@ def main():
                 rr = med([x / y for x, y in zip(res[(t6, thr, name)], res[(t77, thr, "ort-fp32")]) if x and y])
                 cells.append("%s %s" % (name, fmt(rr, ".2f")))
             p("  %d thread%s: %s" % (thr, "s" if thr > 1 else "", ", ".join(cells)))
+        p("")
+    # a short fp32 query reads every text-tower weight once: the memory read rate bounds it
+    nw = text_matrix_weights(a.config) if a.config else None
+    bw = {t: max([x for x in membw[t] if x] or [0]) or None for t in thread_counts}
+    if nw and any(bw.values()):
+        mb = nw * 4 / 1e6
+        p("memory bound of a short fp32 query: it streams the text tower's %.1f M matrix weights once (%.0f MB);" %
+          (nw / 1e6, mb))
+        p("machine read bandwidth (bench/peak.c --mem 256, best of before/after): %s" %
+          ", ".join("%d thread%s %s GB/s" % (t, "s" if t > 1 else "", fmt(bw[t], ".1f")) for t in thread_counts))
+        for thr in thread_counts:
+            cells = []
+            for name in ("clipdex-fp32", "ort-fp32"):
+                v = med(res.get((t6, thr, name), []))
+                if v:
+                    gbs = v * mb / 1e3
+                    cells.append("%s %.1f GB/s (%s of it)" % (name, gbs, fmt(bw[thr] and 100 * gbs / bw[thr], ".0f", "?") + "%"))
+            ov = med(res.get((t6, thr, "ort-fp32"), []))
+            need = ("; 2x ort-fp32 would need %.1f GB/s" % (2 * ov * mb / 1e3)) if ov else ""
+            p("  %d thread%s, 6 tokens: %s%s" % (thr, "s" if thr > 1 else "", ", ".join(cells), need))
         p("")
     p("%-14s %14s %16s %18s" % ("system", "peak RSS MiB", "first text ms", "(its peak RSS MiB)"))
     for name in all_names:

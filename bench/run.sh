@@ -130,7 +130,7 @@ flags=$(readelf --debug-dump=info "$obj" 2>/dev/null | sed -n 's/.*DW_AT_produce
 
 src=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
-exec "$PYTHON" bench/driver.py --build "$BUILD" "$@" \
+exec "$PYTHON" bench/driver.py --build "$BUILD" "$@" --config "$MODELS/b32-f32/config.json" \
     --rounds "${BENCH_ROUNDS:-3}" --seconds "${BENCH_SECONDS:-1}" \
     --python "$PYTHON" --node "$NODE" \
     --out "$BUILD/bench-results.txt" --raw "$BUILD/bench-raw.tsv" \
