@@ -186,32 +186,28 @@ def first_embedding_ms(argv, cwd=None, env=None):
     return ms, ru.ru_maxrss
 
 
-def peak_gflops(peak_bin, threads):
-    """The fp32 FMA peak right now at `threads` threads (best of two 0.1 s runs), or None."""
+def peak_tool(peak_bin, key, args, timeout):
+    """The figure bench/peak.c prints on its `KEY THREADS VALUE` line for `args`, or None."""
     try:
-        r = subprocess.run([peak_bin, "--threads", str(threads), "--seconds", "0.1", "--repeat", "2"],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run([peak_bin] + args, capture_output=True, text=True, timeout=timeout)
         for line in r.stdout.splitlines():
             f = line.split()
-            if len(f) == 3 and f[0] == "peak_gflops":
+            if len(f) == 3 and f[0] == key:
                 return float(f[2])
     except (OSError, subprocess.SubprocessError):
         pass
     return None
+
+
+def peak_gflops(peak_bin, threads):
+    """The fp32 FMA peak right now at `threads` threads (best of two 0.1 s runs), or None."""
+    return peak_tool(peak_bin, "peak_gflops", ["--threads", str(threads), "--seconds", "0.1", "--repeat", "2"], 60)
 
 
 def mem_gbs(peak_bin, threads):
     """Memory read bandwidth right now (bench/peak.c --mem 256, best of two 0.3 s runs), GB/s, or None."""
-    try:
-        r = subprocess.run([peak_bin, "--mem", "256", "--threads", str(threads), "--seconds", "0.3", "--repeat", "2"],
-                           capture_output=True, text=True, timeout=120)
-        for line in r.stdout.splitlines():
-            f = line.split()
-            if len(f) == 3 and f[0] == "mem_read_gbs":
-                return float(f[2])
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return None
+    return peak_tool(peak_bin, "mem_read_gbs",
+                     ["--mem", "256", "--threads", str(threads), "--seconds", "0.3", "--repeat", "2"], 120)
 
 
 def text_matrix_weights(config_path):

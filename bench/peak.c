@@ -44,7 +44,9 @@ static double now_s(void)
 
 struct job {
     double seconds;      /* run at least this long */
-    double flops;        /* out: flops done */
+    const float *p;      /* --mem: this thread's share of the buffer */
+    size_t n;            /* --mem: floats in it (multiple of 32) */
+    double work;         /* out: flops (FMA loop) or bytes (read loop) done */
     double elapsed;      /* out: seconds taken */
     float sink;          /* out: keeps the result alive */
     pthread_barrier_t *start;
@@ -85,25 +87,16 @@ __attribute__((target("avx2,fma"))) static void *fma_loop(void *arg)
     float lanes[8];
     _mm256_storeu_ps(lanes, s);
     j->sink = lanes[0] + lanes[7];
-    j->flops = (double)rounds * ACC * 16.0;
+    j->work = (double)rounds * ACC * 16.0;
     j->elapsed = t - t0;
     return NULL;
 }
 #endif
 
-struct mjob {
-    const float *p;      /* this thread's share */
-    size_t n;            /* floats in it (multiple of 32) */
-    double seconds;
-    double bytes, elapsed;
-    float sink;
-    pthread_barrier_t *start;
-};
-
 #ifdef HAVE_X86
 __attribute__((target("avx2"))) static void *read_loop(void *arg)
 {
-    struct mjob *j = arg;
+    struct job *j = arg;
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     pthread_barrier_wait(j->start);
     double t0 = now_s(), t = t0, bytes = 0;
@@ -120,9 +113,38 @@ __attribute__((target("avx2"))) static void *read_loop(void *arg)
     float lanes[8];
     _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
     j->sink = lanes[0];
-    j->bytes = bytes;
+    j->work = bytes;
     j->elapsed = t - t0;
     return NULL;
+}
+#endif
+
+#ifdef HAVE_X86
+/* Runs fn on nt threads (the caller is thread 0) over jobs[0..nt), started
+ * together at a barrier; returns the summed work per second of the common
+ * wall time. */
+static double run_threads(int nt, void *(*fn)(void *), struct job *jobs, float *sink)
+{
+    pthread_t th[MAX_THREADS];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)nt);
+    for (int i = 0; i < nt; i++) {
+        jobs[i].start = &bar;
+        if (i > 0 && pthread_create(&th[i], NULL, fn, &jobs[i]) != 0) {
+            fprintf(stderr, "peak: cannot start thread %d: %s\n", i, strerror(errno));
+            exit(1);
+        }
+    }
+    double t0 = now_s();
+    fn(&jobs[0]);
+    for (int i = 1; i < nt; i++) pthread_join(th[i], NULL);
+    double wall = now_s() - t0, work = 0;
+    for (int i = 0; i < nt; i++) {
+        work += jobs[i].work;
+        *sink += jobs[i].sink;
+    }
+    pthread_barrier_destroy(&bar);
+    return work / wall;
 }
 #endif
 
@@ -130,32 +152,15 @@ __attribute__((target("avx2"))) static void *read_loop(void *arg)
 static double mem_once(int nt, const float *buf, size_t nf, double seconds, float *sink)
 {
 #ifdef HAVE_X86
-    pthread_t th[MAX_THREADS];
-    struct mjob jobs[MAX_THREADS];
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, (unsigned)nt);
+    struct job jobs[MAX_THREADS];
     size_t share = nf / (size_t)nt / 32 * 32;
     for (int i = 0; i < nt; i++) {
         memset(&jobs[i], 0, sizeof jobs[i]);
         jobs[i].p = buf + (size_t)i * share;
         jobs[i].n = share;
         jobs[i].seconds = seconds;
-        jobs[i].start = &bar;
-        if (i > 0 && pthread_create(&th[i], NULL, read_loop, &jobs[i]) != 0) {
-            fprintf(stderr, "peak: cannot start thread %d: %s\n", i, strerror(errno));
-            exit(1);
-        }
     }
-    double t0 = now_s();
-    read_loop(&jobs[0]);
-    for (int i = 1; i < nt; i++) pthread_join(th[i], NULL);
-    double wall = now_s() - t0, bytes = 0;
-    for (int i = 0; i < nt; i++) {
-        bytes += jobs[i].bytes;
-        *sink += jobs[i].sink;
-    }
-    pthread_barrier_destroy(&bar);
-    return bytes / wall * 1e-9;
+    return run_threads(nt, read_loop, jobs, sink) * 1e-9;
 #else
     (void)nt; (void)buf; (void)nf; (void)seconds; (void)sink;
     return 0.0;
@@ -167,29 +172,12 @@ static double mem_once(int nt, const float *buf, size_t nf, double seconds, floa
 static double run_once(int nt, double seconds, float *sink)
 {
 #ifdef HAVE_X86
-    pthread_t th[MAX_THREADS];
     struct job jobs[MAX_THREADS];
-    pthread_barrier_t bar;
-    pthread_barrier_init(&bar, NULL, (unsigned)nt);
     for (int i = 0; i < nt; i++) {
         memset(&jobs[i], 0, sizeof jobs[i]);
         jobs[i].seconds = seconds;
-        jobs[i].start = &bar;
-        if (i > 0 && pthread_create(&th[i], NULL, fma_loop, &jobs[i]) != 0) {
-            fprintf(stderr, "peak: cannot start thread %d: %s\n", i, strerror(errno));
-            exit(1);
-        }
     }
-    double t0 = now_s();
-    fma_loop(&jobs[0]);
-    for (int i = 1; i < nt; i++) pthread_join(th[i], NULL);
-    double wall = now_s() - t0, flops = 0;
-    for (int i = 0; i < nt; i++) {
-        flops += jobs[i].flops;
-        *sink += jobs[i].sink;
-    }
-    pthread_barrier_destroy(&bar);
-    return flops / wall * 1e-9;
+    return run_threads(nt, fma_loop, jobs, sink) * 1e-9;
 #else
     (void)nt; (void)seconds; (void)sink;
     return 0.0;
