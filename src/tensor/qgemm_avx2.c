@@ -122,12 +122,16 @@ TGT void cdx_act_q8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d
     }
 }
 
-/* f (R, 16; stride ldf) (+)= the Q8P product of R activation rows (a: row 0
- * at the chunk's first k, stride lda; da, sa: row 0's first scale and block
- * sum, stride ldd) with kb blocks of one panel starting at blk. first: start
- * from zero. */
-TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const float *da, const int32_t *sa,
-                             size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf, int first)
+/* f (R, 16; stride ldf) (+)= the Q8P (q8) or Q4P product of R activation
+ * rows (a: row 0 at the chunk's first k, stride lda; da, sa: row 0's first
+ * scale and block sum, stride ldd) with kb blocks of one panel starting at
+ * blk. first: start from zero. R and q8 are constants in every instance.
+ *   Q8P: per group vpmaddubsw(w + 128, a), vpmaddwd -> int32 sums; isum = sum - 128 s.
+ *   Q4P: per group vpmaddubsw(nibble, a) summed in int16, one vpmaddwd per
+ *        block; isum = sum - 8 s. */
+TGT static INL void qp_micro(const int R, const int q8, const int8_t *a, size_t lda, const float *da,
+                             const int32_t *sa, size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf,
+                             int first)
 {
     __m256 fa[2 * RMAX];
     UNROLL
@@ -135,23 +139,34 @@ TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const flo
         fa[2 * r] = first ? _mm256_setzero_ps() : _mm256_load_ps(f + r * ldf);
         fa[2 * r + 1] = first ? _mm256_setzero_ps() : _mm256_load_ps(f + r * ldf + 8);
     }
-    const __m256i ones = _mm256_set1_epi16(1), x80 = _mm256_set1_epi8((char)0x80);
-    for (size_t b = 0; b < kb; b++, blk += CDX_QP_Q8_BLOCK, a += CDX_QK) {
+    const __m256i ones = _mm256_set1_epi16(1), x80 = _mm256_set1_epi8((char)0x80), m4 = _mm256_set1_epi8(15);
+    const size_t bs = q8 ? CDX_QP_Q8_BLOCK : CDX_QP_Q4_BLOCK;
+    const int32_t off = q8 ? 128 : 8;
+    for (size_t b = 0; b < kb; b++, blk += bs, a += CDX_QK) {
         __m256i c[2 * RMAX];
         UNROLL
         for (int r = 0; r < 2 * R; r++) c[r] = _mm256_setzero_si256();
         UNROLL
         for (int g = 0; g < 8; g++) {
-            __m256i w0 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 64 + 64 * g));
-            __m256i w1 = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 96 + 64 * g));
-            __m256i u0 = _mm256_xor_si256(w0, x80), u1 = _mm256_xor_si256(w1, x80); /* w + 128 */
+            __m256i u0, u1;
+            if (q8) { /* w + 128: the unsigned operand */
+                u0 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 64 + 64 * g)), x80);
+                u1 = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)(blk + 96 + 64 * g)), x80);
+            } else { /* low nibbles: rows 0-7, high: rows 8-15 */
+                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 64 + 32 * g));
+                u0 = _mm256_and_si256(v, m4), u1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            }
             UNROLL
             for (int r = 0; r < R; r++) {
                 __m256i x = bcast4(a + r * lda + 4 * g);
-                __m256i p0 = _mm256_maddubs_epi16(u0, x);
-                __m256i p1 = _mm256_maddubs_epi16(u1, x);
-                c[2 * r] = _mm256_add_epi32(c[2 * r], _mm256_madd_epi16(p0, ones));
-                c[2 * r + 1] = _mm256_add_epi32(c[2 * r + 1], _mm256_madd_epi16(p1, ones));
+                __m256i p0 = _mm256_maddubs_epi16(u0, x), p1 = _mm256_maddubs_epi16(u1, x);
+                if (q8) {
+                    c[2 * r] = _mm256_add_epi32(c[2 * r], _mm256_madd_epi16(p0, ones));
+                    c[2 * r + 1] = _mm256_add_epi32(c[2 * r + 1], _mm256_madd_epi16(p1, ones));
+                } else {
+                    c[2 * r] = _mm256_add_epi16(c[2 * r], p0);
+                    c[2 * r + 1] = _mm256_add_epi16(c[2 * r + 1], p1);
+                }
                 PIN(c[2 * r]);
                 PIN(c[2 * r + 1]);
             }
@@ -160,55 +175,10 @@ TGT static INL void q8_micro(const int R, const int8_t *a, size_t lda, const flo
         __m256 d1 = _mm256_loadu_ps((const float *)(const void *)blk + 8);
         UNROLL
         for (int r = 0; r < R; r++) {
-            __m256i s128 = _mm256_set1_epi32(128 * sa[r * ldd + b]); /* the sum of 128 * q */
-            __m256i i0 = _mm256_sub_epi32(c[2 * r], s128), i1 = _mm256_sub_epi32(c[2 * r + 1], s128);
-            __m256 sc = _mm256_set1_ps(da[r * ldd + b]);
-            fa[2 * r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(sc, d0), fa[2 * r]);
-            fa[2 * r + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(sc, d1), fa[2 * r + 1]);
-        }
-    }
-    UNROLL
-    for (int r = 0; r < R; r++) {
-        _mm256_store_ps(f + r * ldf, fa[2 * r]);
-        _mm256_store_ps(f + r * ldf + 8, fa[2 * r + 1]);
-    }
-}
-
-/* The same for Q4P; sa: row 0's first block sum, stride ldd. */
-TGT static INL void q4_micro(const int R, const int8_t *a, size_t lda, const float *da, const int32_t *sa,
-                             size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf, int first)
-{
-    __m256 fa[2 * RMAX];
-    UNROLL
-    for (int r = 0; r < R; r++) {
-        fa[2 * r] = first ? _mm256_setzero_ps() : _mm256_load_ps(f + r * ldf);
-        fa[2 * r + 1] = first ? _mm256_setzero_ps() : _mm256_load_ps(f + r * ldf + 8);
-    }
-    const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15);
-    for (size_t b = 0; b < kb; b++, blk += CDX_QP_Q4_BLOCK, a += CDX_QK) {
-        __m256i c[2 * RMAX];
-        UNROLL
-        for (int r = 0; r < 2 * R; r++) c[r] = _mm256_setzero_si256();
-        UNROLL
-        for (int g = 0; g < 8; g++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(blk + 64 + 32 * g));
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            UNROLL
-            for (int r = 0; r < R; r++) {
-                __m256i x = bcast4(a + r * lda + 4 * g);
-                c[2 * r] = _mm256_add_epi16(c[2 * r], _mm256_maddubs_epi16(lo, x));
-                c[2 * r + 1] = _mm256_add_epi16(c[2 * r + 1], _mm256_maddubs_epi16(hi, x));
-                PIN(c[2 * r]);
-                PIN(c[2 * r + 1]);
-            }
-        }
-        __m256 d0 = _mm256_loadu_ps((const float *)(const void *)blk);
-        __m256 d1 = _mm256_loadu_ps((const float *)(const void *)blk + 8);
-        UNROLL
-        for (int r = 0; r < R; r++) {
-            __m256i s8 = _mm256_set1_epi32(8 * sa[r * ldd + b]);
-            __m256i i0 = _mm256_sub_epi32(_mm256_madd_epi16(c[2 * r], ones), s8);
-            __m256i i1 = _mm256_sub_epi32(_mm256_madd_epi16(c[2 * r + 1], ones), s8);
+            __m256i s0 = q8 ? c[2 * r] : _mm256_madd_epi16(c[2 * r], ones);
+            __m256i s1 = q8 ? c[2 * r + 1] : _mm256_madd_epi16(c[2 * r + 1], ones);
+            __m256i so = _mm256_set1_epi32(off * sa[r * ldd + b]);
+            __m256i i0 = _mm256_sub_epi32(s0, so), i1 = _mm256_sub_epi32(s1, so);
             __m256 sc = _mm256_set1_ps(da[r * ldd + b]);
             fa[2 * r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i0), _mm256_mul_ps(sc, d0), fa[2 * r]);
             fa[2 * r + 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_mul_ps(sc, d1), fa[2 * r + 1]);
@@ -228,13 +198,13 @@ TGT static INL void q4_micro(const int R, const int8_t *a, size_t lda, const flo
                                  size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf,       \
                                  int first)                                                             \
     {                                                                                                   \
-        q8_micro(R, a, lda, da, sa, ldd, blk, kb, f, ldf, first);                                       \
+        qp_micro(R, 1, a, lda, da, sa, ldd, blk, kb, f, ldf, first);                                       \
     }                                                                                                   \
     TGT static void q4_micro_##R(const int8_t *a, size_t lda, const float *da, const int32_t *sa,       \
                                  size_t ldd, const uint8_t *blk, size_t kb, float *f, size_t ldf,       \
                                  int first)                                                             \
     {                                                                                                   \
-        q4_micro(R, a, lda, da, sa, ldd, blk, kb, f, ldf, first);                                       \
+        qp_micro(R, 0, a, lda, da, sa, ldd, blk, kb, f, ldf, first);                                       \
     }
 DEF_MICRO(1)
 DEF_MICRO(2)
