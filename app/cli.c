@@ -126,6 +126,11 @@ int cli_ctx_new(int n_threads, clipdex_ctx **out)
     clipdex_ctx_params p = clipdex_ctx_params_default();
     p.n_threads = n_threads;
     int st = clipdex_ctx_new(out, &p);
+    const char *isa = getenv("CLIPDEX_ISA");
+    if (st == CLIPDEX_E_ARG && isa && isa[0]) {
+        cli_error("CLIPDEX_ISA='%s' names no kernel path (use scalar, avx2, avx-vnni, avx512 or best)", isa);
+        return CLI_FAIL;
+    }
     if (st != CLIPDEX_OK) {
         cli_error("cannot create a context with %d threads: %s", n_threads, clipdex_status_str(st));
         return CLI_FAIL;

@@ -43,7 +43,7 @@ static const char *group_digits(unsigned long long v, char *buf, size_t cap)
     return buf;
 }
 
-static void info_print_json(const char *path, const clipdex_model_info *m)
+static void info_print_json(const clipdex_ctx *ctx, const char *path, const clipdex_model_info *m)
 {
     json_out j;
     json_init(&j, stdout);
@@ -113,11 +113,17 @@ static void info_print_json(const char *path, const clipdex_model_info *m)
     json_floats(&j, m->std, 3);
     json_key(&j, "has_tokenizer");
     json_bool(&j, m->has_tokenizer);
+    json_key(&j, "isa");
+    json_str(&j, clipdex_ctx_isa(ctx));
+    json_key(&j, "kernels");
+    json_str(&j, clipdex_ctx_kernels(ctx));
+    json_key(&j, "cpu_features");
+    json_str(&j, clipdex_cpu_features());
     json_obj_end(&j);
     json_newline(&j);
 }
 
-static void info_print_text(const char *path, const clipdex_model_info *m)
+static void info_print_text(const clipdex_ctx *ctx, const char *path, const clipdex_model_info *m)
 {
     char a[32], b[32], c[32];
     printf("model          %s\n", path);
@@ -141,6 +147,8 @@ static void info_print_text(const char *path, const clipdex_model_info *m)
     printf("mean           %.9g %.9g %.9g\n", m->mean[0], m->mean[1], m->mean[2]);
     printf("std            %.9g %.9g %.9g\n", m->std[0], m->std[1], m->std[2]);
     printf("tokenizer      %s\n", m->has_tokenizer ? "yes" : "no");
+    printf("kernels        %s (%s)\n", clipdex_ctx_isa(ctx), clipdex_ctx_kernels(ctx));
+    printf("cpu features   %s\n", clipdex_cpu_features()[0] ? clipdex_cpu_features() : "none used");
 }
 
 int cmd_info(int argc, char **argv)
@@ -181,9 +189,9 @@ int cmd_info(int argc, char **argv)
             rc = CLI_MODEL;
         } else {
             if (as_json)
-                info_print_json(path, &info);
+                info_print_json(ctx, path, &info);
             else
-                info_print_text(path, &info);
+                info_print_text(ctx, path, &info);
             rc = cli_flush_stdout();
         }
     }

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "core/cpu.h"
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
 
@@ -142,7 +143,7 @@ int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
     if (rounds < 1 || rounds > 64) rounds = 5;
-    if (!cdx_cpu_has_avx2_fma()) {
+    if (!cdx_cpu()->avx2) {
         fprintf(stderr, "qgemm_bench: needs AVX2/FMA/F16C\n");
         return 1;
     }

@@ -82,9 +82,12 @@ typedef struct clipdex_ctx_params {
 
 CLIPDEX_API clipdex_ctx_params clipdex_ctx_params_default(void);
 
-/* Creates a context. `params` may be NULL for the defaults. The environment
- * variable CLIPDEX_FORCE_SCALAR=1 makes the context use the scalar reference
- * kernels instead of SIMD ones (for testing). */
+/* Creates a context. `params` may be NULL for the defaults. The kernels are
+ * chosen once from the CPU's features (the best of scalar, avx2, avx-vnni,
+ * avx512). The environment variable CLIPDEX_ISA=scalar|avx2|avx-vnni|avx512 asks for a lower
+ * path (for tests and comparisons; a path the CPU lacks gives the best one it
+ * has), and CLIPDEX_FORCE_SCALAR=1 is CLIPDEX_ISA=scalar. Returns
+ * CLIPDEX_E_ARG if CLIPDEX_ISA names no path. */
 CLIPDEX_API int clipdex_ctx_new(clipdex_ctx **out, const clipdex_ctx_params *params);
 CLIPDEX_API void clipdex_ctx_free(clipdex_ctx *ctx);
 
@@ -94,6 +97,14 @@ CLIPDEX_API const char *clipdex_ctx_errmsg(const clipdex_ctx *ctx);
 /* The status of the last error on this context (CLIPDEX_OK if none). */
 CLIPDEX_API int clipdex_ctx_errcode(const clipdex_ctx *ctx);
 CLIPDEX_API int clipdex_ctx_n_threads(const clipdex_ctx *ctx);
+/* The kernel path the context runs: "scalar", "avx2", "avx-vnni" or "avx512". */
+CLIPDEX_API const char *clipdex_ctx_isa(const clipdex_ctx *ctx);
+/* What each kernel family of that path uses, one line:
+ * "fp32 avx512, int8 avx512-vnni, bf16 avx512-bf16". */
+CLIPDEX_API const char *clipdex_ctx_kernels(const clipdex_ctx *ctx);
+/* The CPU features clipdex detected and may use, space-separated
+ * ("avx2 avx512 avx512_vnni avx_vnni avx512_bf16"; "" if none). */
+CLIPDEX_API const char *clipdex_cpu_features(void);
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizer                                                                 */

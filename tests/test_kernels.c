@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "core/core.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
 
@@ -83,9 +84,9 @@ static void typed_linear(clipdex_ctx *ctx, int threads)
             cdx_linear_ref(A, k + 3, Wd, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
             CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu: typed reference != F32 reference",
                   cdx_wtype_name(type), m, n, k);
-            ctx->force_scalar = 1; /* the threaded scalar path too */
+            ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR); /* the threaded scalar path too */
             cdx_linear_w(ctx, A, k + 3, &wm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
-            ctx->force_scalar = 0;
+            ctx->kern = cdx_kernels_best();
             CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar != reference",
                   cdx_wtype_name(type), m, n, k, threads);
             if (m > 2) { /* a row alone == the row in a batch */
@@ -149,9 +150,9 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
                           cdx_wtype_name(pt), m, n, k, fl, threads);
                 }
                 cdx_linear_w_ref(A, k, &rm, bias, R, n, m, n, k, CDX_ACT_NONE, 0);
-                ctx->force_scalar = 1;
+                ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
                 cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
-                ctx->force_scalar = 0;
+                ctx->kern = cdx_kernels_best();
                 CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar packed != reference",
                       cdx_wtype_name(pt), m, n, k, threads);
             }
@@ -173,9 +174,9 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
                     CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu accum %u threads %d: int8 linear != reference",
                           cdx_wtype_name(pt), m, n, k, fl, threads);
                 }
-                ctx->force_scalar = 1;
+                ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
                 cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
-                ctx->force_scalar = 0;
+                ctx->kern = cdx_kernels_best();
                 cdx_qgemm_ref(wt, qa, da, sa, m, P, n, k, bias, R, n, CDX_ACT_NONE, 0);
                 CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar int8 != reference",
                       cdx_wtype_name(pt), m, n, k, threads);
@@ -311,9 +312,9 @@ int main(void)
         fill(q, rows * width), fill(kk, rows * width), fill(v, rows * width);
         for (int causal = 0; causal < 2; causal++) {
             cdx_attention(ctx, q, kk, v, o1, width, nseq, t, width, heads, causal, sc);
-            ctx->force_scalar = 1;
+            ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
             cdx_attention(ctx, q, kk, v, o2, width, nseq, t, width, heads, causal, sc);
-            ctx->force_scalar = 0;
+            ctx->kern = cdx_kernels_best();
             double e = max_rel_err(o1, o2, rows * width);
             CHECK(e < 1e-5, "attention width %zu causal=%d threads %d: rel err %g", width, causal, threads, e);
             if (causal) { /* first token attends only to itself: output = its v */
@@ -347,9 +348,9 @@ int main(void)
             fill(lx, mm * nn), fill(lw, nn), fill(lb, nn);
             for (size_t i = 0; i < mm * nn; i++) lx[i] = lx[i] * 3.0f + 0.5f; /* an offset mean */
             cdx_layernorm(ctx, lx, nn, l1, nn, mm, nn, lw, lb, 1e-5f);
-            ctx->force_scalar = 1;
+            ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
             cdx_layernorm(ctx, lx, nn, l2, nn, mm, nn, lw, lb, 1e-5f);
-            ctx->force_scalar = 0;
+            ctx->kern = cdx_kernels_best();
             double le = max_rel_err(l1, l2, mm * nn);
             CHECK(le < 1e-6, "layernorm width %zu: SIMD vs scalar rel err %g", nn, le);
             memcpy(l2, lx, mm * nn * 4);

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "core/core.h"
+#include "core/cpu.h"
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
 
@@ -29,7 +30,7 @@ static void fill(float *p, size_t n, float scale)
     for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
 }
 
-static int simd(void) { return cdx_cpu_has_avx2_fma(); }
+static int simd(void) { return cdx_cpu()->avx2; }
 
 /* From the format text in qgemm.h, independently of qgemm.c: the integer
  * value and scale of row j at k index x. */

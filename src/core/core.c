@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "pool.h"
+#include "core/cpu.h"
+#include "tensor/dispatch.h"
 
 const char *clipdex_status_str(int status)
 {
@@ -54,8 +56,11 @@ int clipdex_ctx_new(clipdex_ctx **out, const clipdex_ctx_params *params)
         n = c > 0 ? (int)(c > 256 ? 256 : c) : 1;
     }
     ctx->n_threads = n;
-    const char *fs = getenv("CLIPDEX_FORCE_SCALAR");
-    ctx->force_scalar = fs && fs[0] && strcmp(fs, "0") != 0;
+    ctx->kern = cdx_kernels_from_env();
+    if (!ctx->kern) { /* CLIPDEX_ISA names no path */
+        free(ctx);
+        return CLIPDEX_E_ARG;
+    }
     if (n > 1) {
         ctx->pool = cdx_pool_new(n);
         if (!ctx->pool) {
@@ -75,6 +80,13 @@ void clipdex_ctx_free(clipdex_ctx *ctx)
     free(ctx->qscratch);
     free(ctx);
 }
+
+const char *clipdex_ctx_isa(const clipdex_ctx *ctx) { return ctx ? ctx->kern->name : cdx_kernels_best()->name; }
+const char *clipdex_ctx_kernels(const clipdex_ctx *ctx)
+{
+    return ctx ? ctx->kern->describe : cdx_kernels_best()->describe;
+}
+const char *clipdex_cpu_features(void) { return cdx_cpu_feature_string(); }
 
 const char *clipdex_ctx_errmsg(const clipdex_ctx *ctx) { return ctx ? ctx->errmsg : ""; }
 int clipdex_ctx_errcode(const clipdex_ctx *ctx) { return ctx ? ctx->status : CLIPDEX_OK; }

@@ -17,12 +17,13 @@
 #define CDX_ERRMSG_MAX 512
 
 struct cdx_pool;
+struct cdx_kernels;
 
 struct clipdex_ctx {
     int status;                  /* last error status */
     char errmsg[CDX_ERRMSG_MAX]; /* last error message */
     int n_threads;
-    int force_scalar;            /* CLIPDEX_FORCE_SCALAR=1: reference kernels only */
+    const struct cdx_kernels *kern; /* the kernel table (tensor/dispatch.h), from CLIPDEX_ISA */
     struct cdx_pool *pool;       /* persistent workers (NULL when n_threads == 1) */
     float *scratch;              /* forward-pass scratch; grows, never shrinks */
     size_t scratch_cap;          /* floats */

@@ -1,6 +1,7 @@
 /*
  * linear_avx2.c - AVX2/FMA kernels (the only file with x86 intrinsics), built
- * with target attributes and chosen at run time by cdx_cpu_has_avx2_fma().
+ * with target attributes; dispatch.c puts them in the AVX2 table when the
+ * CPU has AVX2, FMA and F16C (cpu.c). Compiled only on x86.
  *
  * The linear layer C (m,n) = A (m,k) @ W (n,k)^T is computed as a blocked
  * outer product: W is packed per task into panels of 16 outputs x KC inputs
@@ -36,22 +37,7 @@
 #include "tensor/ops.h"
 
 #if defined(__x86_64__) || defined(__i386__)
-#include <cpuid.h>
 #include <immintrin.h>
-
-/* AVX2 + FMA + F16C. F16C is read from CPUID leaf 1 (ECX bit 29) because
- * clang 14's __builtin_cpu_supports does not know "f16c". */
-int cdx_cpu_has_avx2_fma(void)
-{
-    static int cached = -1;
-    if (cached < 0) {
-        unsigned a, b, c, d;
-        int f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
-    }
-    return cached;
-}
 
 #define TGT __attribute__((target("avx2,fma,f16c")))
 #define MR 6   /* rows per micro-kernel */
@@ -552,45 +538,4 @@ TGT void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_
     }
 }
 
-#else /* not x86: the scalar reference is used everywhere */
-
-int cdx_cpu_has_avx2_fma(void) { return 0; }
-void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
-                          float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
-                          int act, unsigned flags)
-{
-    struct cdx_wmat w = cdx_wmat_sub(W, k, n0);
-    cdx_linear_w_ref(A + m0 * lda, lda, &w, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc,
-                     m1 - m0, n1 - n0, k, act, flags);
-}
-void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C, size_t ldc,
-                              size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags)
-{
-    for (size_t i = m0; i < m1; i++)
-        for (size_t j = n0; j < n1; j++) {
-            float s = acc[(i - m0) * ldacc + (j - n0)];
-            if (bias) s += bias[j];
-            s = cdx_act_apply(act, s);
-            C[i * ldc + j] = (flags & CDX_LIN_ACCUM) ? C[i * ldc + j] + s : s;
-        }
-}
-void cdx_axpy_avx2(float a, const float *x, float *y, size_t n)
-{
-    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
-}
-float cdx_dot_avx2(const float *a, const float *b, size_t n)
-{
-    float s = 0.0f;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d,
-                       float scale, float *p, float *o)
-{
-    (void)q, (void)K, (void)V, (void)ld, (void)lim, (void)d, (void)scale, (void)p, (void)o; /* never called */
-}
-void cdx_layernorm_row_avx2(const float *x, float *y, size_t n, const float *w, const float *b, float eps)
-{
-    (void)x, (void)y, (void)n, (void)w, (void)b, (void)eps; /* never called */
-}
-#endif
+#endif /* x86 */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/pool.h"
+#include "tensor/dispatch.h"
 #include "tensor/qgemm.h"
 
 float cdx_act_apply(int act, float x)
@@ -76,7 +77,8 @@ struct linear_job {
     const struct cdx_wmat *W;
     float *C;
     size_t lda, ldc, m, n, k, n_mt;
-    int act, simd;
+    int act;
+    const struct cdx_kernels *kern;
     unsigned flags;
     /* Q8P/Q4P: the int8 activations (qgemm.h layout) */
     int8_t *qa;
@@ -90,13 +92,9 @@ static void quant_task(void *arg, size_t t)
 {
     const struct linear_job *j = arg;
     size_t kb = j->k / CDX_QK;
-    int qmax = cdx_qp_act_max(j->W->type == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4);
-    for (size_t i = t * QROWS; i < j->m && i < (t + 1) * QROWS; i++) {
-        if (j->simd)
-            cdx_act_q8_avx2(j->A + i * j->lda, j->k, qmax, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
-        else
-            cdx_act_q8_ref(j->A + i * j->lda, j->k, qmax, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
-    }
+    int qmax = j->kern->qmax[j->W->type == CDX_W_Q8P ? 0 : 1];
+    for (size_t i = t * QROWS; i < j->m && i < (t + 1) * QROWS; i++)
+        j->kern->act_q8(j->A + i * j->lda, j->k, qmax, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
 }
 
 static void linear_task(void *arg, size_t t)
@@ -107,25 +105,31 @@ static void linear_task(void *arg, size_t t)
     size_t n0 = ni * TILE_N, n1 = n0 + TILE_N < j->n ? n0 + TILE_N : j->n;
     if (j->qa) {
         int wt = j->W->type == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4;
-        if (j->simd) {
-            cdx_qgemm_tile_avx2(wt, j->qa, j->da, j->sa, j->W->data, j->k, j->bias, j->C, j->ldc, m0, m1, n0, n1,
-                                j->act, j->flags);
-        } else {
-            size_t kb = j->k / CDX_QK;
-            struct cdx_wmat w = cdx_wmat_sub(j->W, j->k, n0);
-            cdx_qgemm_ref(wt, j->qa + m0 * j->k, j->da + m0 * kb, j->sa + m0 * kb, m1 - m0, w.data, n1 - n0, j->k,
-                          j->bias ? j->bias + n0 : NULL, j->C + m0 * j->ldc + n0, j->ldc, j->act, j->flags);
-        }
+        j->kern->qgemm_tile(wt, j->qa, j->da, j->sa, j->W->data, j->k, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->act,
+                            j->flags);
         return;
     }
-    if (j->simd) {
-        cdx_linear_tile_avx2(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k,
-                             j->act, j->flags);
-    } else {
-        struct cdx_wmat w = cdx_wmat_sub(j->W, j->k, n0);
-        cdx_linear_w_ref(j->A + m0 * j->lda, j->lda, &w, j->bias ? j->bias + n0 : NULL,
-                         j->C + m0 * j->ldc + n0, j->ldc, m1 - m0, n1 - n0, j->k, j->act, j->flags);
-    }
+    j->kern->linear_tile(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k, j->act, j->flags);
+}
+
+/* The scalar table's tiles: the references on the tile's sub-blocks. */
+void cdx_linear_tile_ref(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias, float *C,
+                         size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k, int act, unsigned flags)
+{
+    struct cdx_wmat w = cdx_wmat_sub(W, k, n0);
+    cdx_linear_w_ref(A + m0 * lda, lda, &w, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc, m1 - m0, n1 - n0, k,
+                     act, flags);
+}
+
+void cdx_qgemm_tile_ref(int wtype, const int8_t *qa, const float *da, const int32_t *sa, const void *Wp, size_t k,
+                        const float *bias, float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, int act,
+                        unsigned flags)
+{
+    size_t kb = k / CDX_QK;
+    struct cdx_wmat full = {wtype == CDX_QP_Q8 ? CDX_W_Q8P : CDX_W_Q4P, Wp};
+    struct cdx_wmat w = cdx_wmat_sub(&full, k, n0);
+    cdx_qgemm_ref(wtype, qa + m0 * k, da + m0 * kb, sa + m0 * kb, m1 - m0, w.data, n1 - n0, k, bias ? bias + n0 : NULL,
+                  C + m0 * ldc + n0, ldc, act, flags);
 }
 
 void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx_wmat *W,
@@ -134,7 +138,7 @@ void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx
 {
     if (m == 0 || n == 0) return;
     struct linear_job j = {A, bias, W, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
-                           act, !ctx->force_scalar && cdx_cpu_has_avx2_fma(), flags, NULL, NULL, NULL};
+                           act, ctx->kern, flags, NULL, NULL, NULL};
     size_t n_nt = (n + TILE_N - 1) / TILE_N;
     if ((W->type == CDX_W_Q8P || W->type == CDX_W_Q4P) && k % CDX_QK == 0) {
         /* int8 product: quantize the activations once (per row, so a row's
@@ -164,38 +168,36 @@ struct ln_job {
     float *y;
     size_t ldx, ldy, m, n, rows_per_task;
     float eps;
-    int simd;
+    cdx_layernorm_row_fn row;
 };
+
+/* Reference LayerNorm row: mean and variance in double, in order. */
+void cdx_layernorm_row_ref(const float *x, float *y, size_t n, const float *w, const float *b, float eps)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    double mean = s / (double)n, v = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double d = x[i] - mean;
+        v += d * d;
+    }
+    float inv = (float)(1.0 / sqrt(v / (double)n + (double)eps));
+    float fm = (float)mean;
+    for (size_t i = 0; i < n; i++) y[i] = (x[i] - fm) * inv * w[i] + b[i];
+}
 
 static void ln_task(void *arg, size_t t)
 {
     const struct ln_job *j = arg;
     size_t r0 = t * j->rows_per_task, r1 = r0 + j->rows_per_task < j->m ? r0 + j->rows_per_task : j->m;
-    for (size_t r = r0; r < r1; r++) {
-        const float *x = j->x + r * j->ldx;
-        float *y = j->y + r * j->ldy;
-        if (j->simd) {
-            cdx_layernorm_row_avx2(x, y, j->n, j->w, j->b, j->eps);
-            continue;
-        }
-        double s = 0.0;
-        for (size_t i = 0; i < j->n; i++) s += x[i];
-        double mean = s / (double)j->n, v = 0.0;
-        for (size_t i = 0; i < j->n; i++) {
-            double d = x[i] - mean;
-            v += d * d;
-        }
-        float inv = (float)(1.0 / sqrt(v / (double)j->n + (double)j->eps));
-        float fm = (float)mean;
-        for (size_t i = 0; i < j->n; i++) y[i] = (x[i] - fm) * inv * j->w[i] + j->b[i];
-    }
+    for (size_t r = r0; r < r1; r++) j->row(j->x + r * j->ldx, j->y + r * j->ldy, j->n, j->w, j->b, j->eps);
 }
 
 void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, float *y, size_t ldy, size_t m,
                    size_t n, const float *w, const float *b, float eps)
 {
     if (m == 0) return;
-    struct ln_job j = {x, w, b, y, ldx, ldy, m, n, 16, eps, !ctx->force_scalar && cdx_cpu_has_avx2_fma()};
+    struct ln_job j = {x, w, b, y, ldx, ldy, m, n, 16, eps, ctx->kern->layernorm_row};
     cdx_pool_run(ctx->pool, ln_task, &j, (m + j.rows_per_task - 1) / j.rows_per_task);
 }
 
@@ -206,31 +208,21 @@ struct attn_job {
     float *out, *scratch;
     const size_t *sel; /* NULL, or per sequence the one query row (q and out compact) */
     size_t ld, t, d, heads;
-    int causal, simd;
+    int causal;
+    cdx_attn_row_fn row_fn;
     float scale;
 };
 
-static float dot_ref(const float *a, const float *b, size_t n)
+/* Reference attention row: o = softmax(q K[0..lim)^T * scale) V[0..lim). */
+void cdx_attn_row_ref(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d, float scale,
+                      float *p, float *o)
 {
-    float s = 0.0f;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-/* One query row: o = softmax(qi K[0..lim)^T * scale) V[0..lim); the keys
- * and values of the sequence start at row `base`. The same arithmetic
- * whether the row is computed with all others or alone. */
-static void attn_row(const struct attn_job *j, const float *qi, size_t base, size_t off, size_t lim, float *p,
-                     float *o)
-{
-    if (j->simd) {
-        cdx_attn_row_avx2(qi, j->k + base * j->ld + off, j->v + base * j->ld + off, j->ld, lim, j->d, j->scale, p, o);
-        return;
-    }
     float mx = -INFINITY;
     for (size_t c = 0; c < lim; c++) {
-        const float *kc = j->k + (base + c) * j->ld + off;
-        float sc = (j->simd ? cdx_dot_avx2(qi, kc, j->d) : dot_ref(qi, kc, j->d)) * j->scale;
+        const float *kc = K + c * ld;
+        float sc = 0.0f;
+        for (size_t e = 0; e < d; e++) sc += q[e] * kc[e];
+        sc *= scale;
         p[c] = sc;
         if (sc > mx) mx = sc;
     }
@@ -240,13 +232,20 @@ static void attn_row(const struct attn_job *j, const float *qi, size_t base, siz
         sum += p[c];
     }
     float inv = 1.0f / sum;
-    memset(o, 0, j->d * sizeof *o);
+    memset(o, 0, d * sizeof *o);
     for (size_t c = 0; c < lim; c++) {
-        const float *vc = j->v + (base + c) * j->ld + off;
+        const float *vc = V + c * ld;
         float w = p[c] * inv;
-        if (j->simd) cdx_axpy_avx2(w, vc, o, j->d);
-        else for (size_t e = 0; e < j->d; e++) o[e] += w * vc[e];
+        for (size_t e = 0; e < d; e++) o[e] += w * vc[e];
     }
+}
+
+/* One query row; the keys and values of the sequence start at row `base`.
+ * The same arithmetic whether the row is computed with all others or alone. */
+static void attn_row(const struct attn_job *j, const float *qi, size_t base, size_t off, size_t lim, float *p,
+                     float *o)
+{
+    j->row_fn(qi, j->k + base * j->ld + off, j->v + base * j->ld + off, j->ld, lim, j->d, j->scale, p, o);
 }
 
 /* One (sequence, head): every query row (causal: row i sees keys 0..i), or
@@ -279,8 +278,8 @@ void cdx_attention_sel(clipdex_ctx *ctx, const float *q, const float *k, const f
                        const size_t *sel, float *scratch)
 {
     size_t d = width / heads;
-    struct attn_job j = {q, k, v, out, scratch, sel, ld, t, d, heads, causal,
-                         !ctx->force_scalar && cdx_cpu_has_avx2_fma(), 1.0f / sqrtf((float)d)};
+    struct attn_job j = {q, k, v, out, scratch, sel, ld, t, d, heads, causal, ctx->kern->attn_row,
+                         1.0f / sqrtf((float)d)};
     cdx_pool_run(ctx->pool, attn_task, &j, n_seq * heads);
 }
 

@@ -1,8 +1,9 @@
 /*
  * ops.h - the numeric kernels of the forward pass. Kernels know shapes, not
  * CLIP. Every kernel has a scalar reference (`*_ref`) that is always compiled;
- * the dispatching entry points pick AVX2/FMA variants once per context unless
- * ctx->force_scalar is set. Each output element is produced by exactly one
+ * the threaded entry points call the kernel table of the context (ctx->kern,
+ * dispatch.h: scalar, AVX2 or AVX-512, chosen once from the CPU's features
+ * and CLIPDEX_ISA). Each output element is produced by exactly one
  * task in a fixed reduction order, so results are identical for any thread
  * count and any batch size.
  */
@@ -137,6 +138,16 @@ CDX_INTERNAL void cdx_linear_w_ref(const float *A, size_t lda, const struct cdx_
                                    const float *bias, float *C, size_t ldc, size_t m, size_t n,
                                    size_t k, int act, unsigned flags);
 
+/* The scalar table's kernels (dispatch.h signatures): cdx_linear_w_ref on
+ * one task tile, one LayerNorm row (double sums), one attention row. */
+CDX_INTERNAL void cdx_linear_tile_ref(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                                      float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
+                                      int act, unsigned flags);
+CDX_INTERNAL void cdx_layernorm_row_ref(const float *x, float *y, size_t n, const float *w, const float *b,
+                                        float eps);
+CDX_INTERNAL void cdx_attn_row_ref(const float *q, const float *K, const float *V, size_t ld, size_t lim,
+                                   size_t d, float scale, float *p, float *o);
+
 /* y (m, n) = LayerNorm(x (m, n)) * w + b, row by row; x and y may alias. */
 CDX_INTERNAL void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, float *y, size_t ldy,
                                 size_t m, size_t n, const float *w, const float *b, float eps);
@@ -174,8 +185,6 @@ CDX_INTERNAL float cdx_bf16_to_float(uint16_t h);
  * at most CDX_LINEAR_TILE_M rows by CDX_LINEAR_TILE_N columns. */
 #define CDX_LINEAR_TILE_M 480
 #define CDX_LINEAR_TILE_N 64
-/* 1 if the CPU has AVX2, FMA and F16C (every AVX2 CPU has F16C). */
-CDX_INTERNAL int cdx_cpu_has_avx2_fma(void);
 CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat *W,
                                        const float *bias, float *C, size_t ldc, size_t m0,
                                        size_t m1, size_t n0, size_t n1, size_t k, int act,

@@ -85,7 +85,11 @@ CDX_INTERNAL void cdx_qgemm_ref(int wtype, const int8_t *qa, const float *da, co
  * m1 - m0 <= CDX_LINEAR_TILE_M, n1 - n0 <= CDX_LINEAR_TILE_N. Bitwise equal
  * to cdx_qgemm_ref for CDX_ACT_NONE (epilogue: cdx_linear_epilogue_avx2) for
  * any tiling. Uses a per-thread static accumulator tile (no allocation);
- * needs AVX2/FMA/F16C (cdx_cpu_has_avx2_fma). */
+ * needs AVX2/FMA/F16C (cpu.h). cdx_qgemm_tile_ref is the scalar table's
+ * version (cdx_qgemm_ref on the tile). */
+CDX_INTERNAL void cdx_qgemm_tile_ref(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                     const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
+                                     size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
 CDX_INTERNAL void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
                                       const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
                                       size_t m0, size_t m1, size_t n0, size_t n1, int act,

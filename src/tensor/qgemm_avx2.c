@@ -253,20 +253,4 @@ TGT void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const
     cdx_linear_epilogue_avx2(acc, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
 }
 
-#else /* not x86: the scalar reference */
-
-void cdx_act_q8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
-{
-    cdx_act_q8_ref(x, k, qmax, q, d, s);
-}
-
-void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const int32_t *sa, const void *Wp,
-                         size_t k, const float *bias, float *C, size_t ldc, size_t m0, size_t m1, size_t n0,
-                         size_t n1, int act, unsigned flags)
-{
-    size_t nb = k / CDX_QK, bs = wtype == CDX_QP_Q8 ? CDX_QP_Q8_BLOCK : CDX_QP_Q4_BLOCK;
-    cdx_qgemm_ref(wtype, qa + m0 * k, da + m0 * nb, sa + m0 * nb, m1 - m0,
-                  (const uint8_t *)Wp + (n0 / CDX_QP_NR) * nb * bs, n1 - n0, k, bias ? bias + n0 : NULL,
-                  C + m0 * ldc + n0, ldc, act, flags);
-}
-#endif
+#endif /* x86 */

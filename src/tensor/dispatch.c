@@ -1,0 +1,114 @@
+/*
+ * dispatch.c - fills the kernel tables (dispatch.h) once from the CPU's
+ * features and picks one per context. A path is offered only if the CPU has
+ * every instruction its kernels use; inside a path each family may pick its
+ * best variant (e.g. AVX-512 int8 uses VNNI only if present). Only this file
+ * knows which ISA file implements what.
+ */
+#include "tensor/dispatch.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/cpu.h"
+#include "tensor/ops.h"
+#include "tensor/qgemm.h"
+
+static struct cdx_kernels g_tab[CDX_ISA_COUNT];
+static int g_have[CDX_ISA_COUNT];
+static char g_desc[CDX_ISA_COUNT][96];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static const char *const isa_names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
+
+static void fill_scalar(struct cdx_kernels *t)
+{
+    t->qmax[0] = CDX_QA_MAX_Q8, t->qmax[1] = CDX_QA_MAX_Q4;
+    t->linear_tile = cdx_linear_tile_ref;
+    t->layernorm_row = cdx_layernorm_row_ref;
+    t->attn_row = cdx_attn_row_ref;
+    t->act_q8 = cdx_act_q8_ref;
+    t->qgemm_tile = cdx_qgemm_tile_ref;
+    snprintf(g_desc[CDX_ISA_SCALAR], sizeof g_desc[0], "fp32 scalar, int8 scalar");
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+static void fill_avx2(struct cdx_kernels *t)
+{
+    t->qmax[0] = CDX_QA_MAX_Q8, t->qmax[1] = CDX_QA_MAX_Q4;
+    t->linear_tile = cdx_linear_tile_avx2;
+    t->layernorm_row = cdx_layernorm_row_avx2;
+    t->attn_row = cdx_attn_row_avx2;
+    t->act_q8 = cdx_act_q8_avx2;
+    t->qgemm_tile = cdx_qgemm_tile_avx2;
+    snprintf(g_desc[CDX_ISA_AVX2], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+}
+
+/* AVX2 + AVX-VNNI: AVX2's fp32 kernels; the int8 product will use the
+ * 256-bit vpdpbusd. */
+static void fill_avxvnni(struct cdx_kernels *t)
+{
+    fill_avx2(t);
+    snprintf(g_desc[CDX_ISA_AVXVNNI], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+}
+
+/* AVX-512 (F/BW/VL/DQ). Families without a 512-bit kernel yet keep AVX2's. */
+static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
+{
+    fill_avx2(t);
+    (void)c;
+    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+}
+#endif
+
+static void init(void)
+{
+    g_have[CDX_ISA_SCALAR] = 1;
+    fill_scalar(&g_tab[CDX_ISA_SCALAR]);
+#if defined(__x86_64__) || defined(__i386__)
+    const struct cdx_cpu *c = cdx_cpu();
+    if (c->avx2) g_have[CDX_ISA_AVX2] = 1, fill_avx2(&g_tab[CDX_ISA_AVX2]);
+    if (c->avx_vnni) g_have[CDX_ISA_AVXVNNI] = 1, fill_avxvnni(&g_tab[CDX_ISA_AVXVNNI]);
+    if (c->avx512) g_have[CDX_ISA_AVX512] = 1, fill_avx512(&g_tab[CDX_ISA_AVX512], c);
+#endif
+    for (int i = 0; i < CDX_ISA_COUNT; i++) {
+        g_tab[i].isa = i;
+        g_tab[i].name = isa_names[i];
+        g_tab[i].describe = g_desc[i];
+    }
+}
+
+const struct cdx_kernels *cdx_kernels_for(int isa)
+{
+    pthread_once(&g_once, init);
+    return isa >= 0 && isa < CDX_ISA_COUNT && g_have[isa] ? &g_tab[isa] : NULL;
+}
+
+const struct cdx_kernels *cdx_kernels_best(void)
+{
+    for (int i = CDX_ISA_COUNT - 1; i > 0; i--)
+        if (cdx_kernels_for(i)) return cdx_kernels_for(i);
+    return cdx_kernels_for(CDX_ISA_SCALAR);
+}
+
+int cdx_isa_parse(const char *name)
+{
+    for (int i = 0; i < CDX_ISA_COUNT; i++)
+        if (strcmp(name, isa_names[i]) == 0) return i;
+    return -1;
+}
+
+const struct cdx_kernels *cdx_kernels_from_env(void)
+{
+    const char *fs = getenv("CLIPDEX_FORCE_SCALAR");
+    if (fs && fs[0] && strcmp(fs, "0") != 0) return cdx_kernels_for(CDX_ISA_SCALAR);
+    const char *want = getenv("CLIPDEX_ISA");
+    if (!want || !want[0] || strcmp(want, "best") == 0 || strcmp(want, "auto") == 0) return cdx_kernels_best();
+    int isa = cdx_isa_parse(want);
+    if (isa < 0) return NULL;
+    for (; isa > 0; isa--) /* a path above the CPU's: the best below it */
+        if (cdx_kernels_for(isa)) return cdx_kernels_for(isa);
+    return cdx_kernels_for(CDX_ISA_SCALAR);
+}
