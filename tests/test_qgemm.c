@@ -13,6 +13,7 @@
 #include "check.h"
 #include "core/core.h"
 #include "core/cpu.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
 
@@ -30,7 +31,11 @@ static void fill(float *p, size_t n, float scale)
     for (size_t i = 0; i < n; i++) p[i] = frand() * scale;
 }
 
-static int simd(void) { return cdx_cpu()->avx2; }
+/* The kernel path under test (every SIMD path the CPU has, in turn); NULL
+ * while only the references are tested. */
+static const struct cdx_kernels *K;
+static int simd(void) { return K != NULL; }
+static int qmax_of(int wt) { return K ? K->qmax[wt == CDX_QP_Q8 ? 0 : 1] : cdx_qp_act_max(wt); }
 
 /* From the format text in qgemm.h, independently of qgemm.c: the integer
  * value and scale of row j at k index x. */
@@ -121,9 +126,9 @@ static void check_act_row(const float *x, size_t k, int qmax, const char *what)
     memset(q2, 0x55, k), memset(d2, 0x55, nb * 4), memset(s2, 0x55, nb * 4);
     cdx_act_q8_ref(x, k, qmax, q1, d1, s1);
     if (simd()) {
-        cdx_act_q8_avx2(x, k, qmax, q2, d2, s2);
+        K->act_q8(x, k, qmax, q2, d2, s2);
         CHECK(!memcmp(q1, q2, k) && !memcmp(d1, d2, nb * 4) && !memcmp(s1, s2, nb * 4),
-              "%s (qmax %d): AVX2 activation quantization differs from the reference", what, qmax);
+              "%s (qmax %d): %s activation quantization differs from the reference", what, qmax, K->name);
     }
     int bad_range = 0, bad_err = 0, bad_sum = 0;
     for (size_t b = 0; b < nb; b++) {
@@ -210,6 +215,15 @@ static void test_act(void)
     test_act_range(127);
 }
 
+/* The path's activation quantizer at the path's ranges (and both usual ones). */
+static void test_act_path(void)
+{
+    CHECK(K->qmax[0] == 63 || K->qmax[0] == 127, "%s: Q8P activation range %d", K->name, K->qmax[0]);
+    CHECK(K->qmax[1] == 127, "%s: Q4P activation range %d", K->name, K->qmax[1]);
+    test_act_range(63);
+    test_act_range(127);
+}
+
 struct qmat { /* quantized activations (m, k) */
     int8_t *q;
     float *d;
@@ -220,7 +234,7 @@ static struct qmat quant_act(int wt, const float *A, size_t m, size_t k)
 {
     struct qmat a = {malloc(m * k + 1), malloc((m * k / 32 + 1) * 4), malloc((m * k / 32 + 1) * 4)};
     for (size_t i = 0; i < m; i++)
-        cdx_act_q8_ref(A + i * k, k, cdx_qp_act_max(wt), a.q + i * k, a.d + i * k / 32, a.s + i * k / 32);
+        cdx_act_q8_ref(A + i * k, k, qmax_of(wt), a.q + i * k, a.d + i * k / 32, a.s + i * k / 32);
     return a;
 }
 
@@ -258,7 +272,7 @@ static void run_tiles(int wt, const struct qmat *a, const void *P, size_t m, siz
         size_t n1 = n0 + 64 < n ? n0 + 64 : n;
         for (size_t m0 = 0; m0 < m;) {
             size_t m1 = rcut && m0 < rcut && rcut < m ? rcut : m;
-            cdx_qgemm_tile_avx2(wt, a->q, a->d, a->s, P, k, bias, C, n, m0, m1, n0, n1, act, flags);
+            K->qgemm_tile(wt, a->q, a->d, a->s, P, k, bias, C, n, m0, m1, n0, n1, act, flags);
             m0 = m1;
         }
     }
@@ -309,8 +323,8 @@ static void test_product(void)
                         memcpy(R, C0, m * n * 4), memcpy(C, C0, m * n * 4);
                         cdx_qgemm_ref(wt, a.q, a.d, a.s, m, P, n, k, bb, R, n, CDX_ACT_NONE, fl);
                         run_tiles(wt, &a, P, m, n, k, bb, C, CDX_ACT_NONE, fl, 0);
-                        CHECK(!memcmp(C, R, m * n * 4), "%s %zux%zux%zu variant %d: AVX2 tile != reference", name,
-                              m, n, k, v);
+                        CHECK(!memcmp(C, R, m * n * 4), "%s %zux%zux%zu variant %d: %s tile != reference", name,
+                              m, n, k, v, K->name);
                         n_bitwise++;
                     }
                     /* other row cuts, single rows: bitwise the same */
@@ -332,7 +346,7 @@ static void test_product(void)
                     /* a tile touches only its own rows and columns */
                     if (n > 16 && m > 2) {
                         for (size_t i = 0; i < m * n; i++) C[i] = -7.0f;
-                        cdx_qgemm_tile_avx2(wt, a.q, a.d, a.s, P, k, bias, C, n, 1, m - 1, 16, n < 80 ? n : 80,
+                        K->qgemm_tile(wt, a.q, a.d, a.s, P, k, bias, C, n, 1, m - 1, 16, n < 80 ? n : 80,
                                             CDX_ACT_NONE, 0);
                         int outside = 0;
                         for (size_t i = 0; i < m; i++)
@@ -352,7 +366,7 @@ static void test_product(void)
                     free(a.q), free(a.d), free(a.s);
                 }
     }
-    printf("qgemm: %d bitwise tile/reference comparisons\n", n_bitwise);
+    printf("qgemm: %d bitwise tile/reference comparisons on the %s path\n", n_bitwise, K ? K->name : "reference");
 }
 
 /* The largest products the kernels can meet: weights at their extremes
@@ -364,7 +378,7 @@ static void test_extremes(void)
 {
     size_t m = 7, n = 32, k = 256, nb = k / 32;
     for (int wi = 0; wi < 2 && simd(); wi++) {
-        int wt = wi ? CDX_QP_Q4 : CDX_QP_Q8, t = wi ? CDX_W_Q4_0 : CDX_W_Q8_0, qmax = cdx_qp_act_max(wt);
+        int wt = wi ? CDX_QP_Q4 : CDX_QP_Q8, t = wi ? CDX_W_Q4_0 : CDX_W_Q8_0, qmax = qmax_of(wt);
         size_t rb = cdx_wtype_row_bytes(t, k), bbytes = cdx_wtype_block_bytes(t);
         uint8_t *rows = calloc(n, rb), *P = malloc(wi ? cdx_q4p_bytes(n, k) : cdx_q8p_bytes(n, k));
         static const int8_t q8v[3] = {-128, -127, 127};
@@ -411,8 +425,8 @@ static void test_extremes(void)
             }
         CHECK(bad_exact == 0, "%s extremes: %d reference outputs differ from the exact sums", wi ? "Q4P" : "Q8P",
               bad_exact);
-        CHECK(!memcmp(C, R, m * n * 4), "%s extremes (|q| = %d): AVX2 tile != reference (saturation?)",
-              wi ? "Q4P" : "Q8P", qmax);
+        CHECK(!memcmp(C, R, m * n * 4), "%s extremes (|q| = %d): %s tile != reference (saturation?)",
+              wi ? "Q4P" : "Q8P", qmax, K->name);
         free(rows), free(P), free(a.q), free(a.d), free(a.s), free(R), free(C);
     }
 }
@@ -452,11 +466,12 @@ static void test_accuracy(void)
             }
             min_cos = fmin(min_cos, dot / sqrt(nc * nf));
         }
-        printf("qgemm accuracy %s (int8 activations vs fp32, %zux%zux%zu): worst error %.3g of the row's max, "
-               "min row cosine %.7f\n", wi ? "Q4P" : "Q8P", m, n, k, worst_rel, min_cos);
+        printf("qgemm accuracy %s, %s path (int8 activations |q| <= %d vs fp32, %zux%zux%zu): worst error %.3g of "
+               "the row's max, min row cosine %.7f\n", wi ? "Q4P" : "Q8P", K ? K->name : "reference", qmax_of(wt), m,
+               n, k, worst_rel, min_cos);
         /* the rounding step is amax / qmax: 7-bit activations (Q8P) err twice as much as 8-bit (Q4P);
          * measured 0.0319 and 0.0169 */
-        double bound = 2.5 / cdx_qp_act_max(wt);
+        double bound = 2.5 / qmax_of(wt);
         CHECK(min_cos >= 0.999, "%s: row cosine %g", wi ? "Q4P" : "Q8P", min_cos);
         CHECK(worst_rel < bound, "%s: worst error %g (bound %g)", wi ? "Q4P" : "Q8P", worst_rel, bound);
         free(A), free(W), free(Wd), free(C), free(F), free(rows), free(P), free(a.q), free(a.d), free(a.s);
@@ -465,11 +480,22 @@ static void test_accuracy(void)
 
 int main(void)
 {
-    if (!simd()) SKIP("no AVX2/FMA/F16C: only the references are tested");
     test_pack();
     test_act();
-    test_product();
-    test_extremes();
+    for (int isa = CDX_ISA_SCALAR + 1; isa < CDX_ISA_COUNT; isa++) {
+        static const char *const names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
+        K = cdx_kernels_for(isa);
+        if (!K) {
+            SKIP("%s path: the CPU lacks it", names[isa]);
+            continue;
+        }
+        test_act_path();
+        test_product();
+        test_extremes();
+        test_accuracy();
+    }
+    K = NULL;
+    test_product(); /* the reference alone, against the double definition */
     test_accuracy();
     return check_done("test_qgemm");
 }

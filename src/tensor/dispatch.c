@@ -51,15 +51,20 @@ static void fill_avx2(struct cdx_kernels *t)
 static void fill_avxvnni(struct cdx_kernels *t)
 {
     fill_avx2(t);
-    snprintf(g_desc[CDX_ISA_AVXVNNI], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+    t->qgemm_tile = cdx_qgemm_tile_avxvnni;
+    t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;
+    snprintf(g_desc[CDX_ISA_AVXVNNI], sizeof g_desc[0], "fp32 avx2, int8 avx-vnni");
 }
 
 /* AVX-512 (F/BW/VL/DQ). Families without a 512-bit kernel yet keep AVX2's. */
 static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 {
     fill_avx2(t);
-    (void)c;
-    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+    if (c->avx512_vnni) {
+        t->qgemm_tile = cdx_qgemm_tile_avx512;
+        t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;
+    }
+    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 %s", c->avx512_vnni ? "avx512-vnni" : "avx2");
 }
 #endif
 

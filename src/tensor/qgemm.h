@@ -94,5 +94,16 @@ CDX_INTERNAL void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *
                                       const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
                                       size_t m0, size_t m1, size_t n0, size_t n1, int act,
                                       unsigned flags);
+/* The same tile with VNNI's vpdpbusd (qgemm_vnni.inc): 512-bit AVX512_VNNI
+ * (needs AVX-512 F/BW/VL/DQ + VNNI) and 256-bit AVX-VNNI (needs AVX2 + AVX-VNNI).
+ * No saturation anywhere, so activations may use the full |q| <= 127;
+ * bitwise cdx_qgemm_ref for CDX_ACT_NONE, like the AVX2 tile. */
+CDX_INTERNAL void cdx_qgemm_tile_avx512(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                        const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
+                                        size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
+CDX_INTERNAL void cdx_qgemm_tile_avxvnni(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                         const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
+                                         size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
+#define CDX_QA_MAX_VNNI 127 /* activation range of the VNNI tiles, Q8P and Q4P */
 
 #endif

@@ -1,0 +1,57 @@
+/*
+ * qgemm_avx512.c - the int8 tile with AVX512_VNNI: one zmm holds a packed
+ * panel's 16 outputs, so a 4-k group of 16 rows is one 64-byte load and one
+ * vpdpbusd per activation row. The body is qgemm_vnni.inc (shared with the
+ * 256-bit AVX-VNNI file); this file supplies the 512-bit vector macros.
+ * Dispatch (dispatch.c) uses it only when the CPU has AVX-512 and
+ * AVX512_VNNI; it then quantizes Q8P activations to 8 bits (|q| <= 127).
+ *
+ * Q4P: a 32-byte group holds rows 0-7 in the low nibbles and rows 8-15 in
+ * the high ones; the two halves are joined into one zmm in Q8P's byte order.
+ */
+#include <string.h>
+
+#include "tensor/qgemm.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define PFX avx512
+#define VW 16
+#define QV_R 6
+#define QV_P 2
+#define VI __m512i
+#define VF __m512
+#define VI_SET1(x) _mm512_set1_epi32(x)
+#define VF_ZERO _mm512_setzero_ps()
+#define VF_LOAD(p) _mm512_load_ps(p)
+#define VF_STORE(p, v) _mm512_store_ps(p, v)
+#define VF_LOADU(p) _mm512_loadu_ps(p)
+#define VF_SET1(x) _mm512_set1_ps(x)
+#define VF_MUL(a, b) _mm512_mul_ps(a, b)
+#define VF_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VI_TO_VF(v) _mm512_cvtepi32_ps(v)
+#define DPBUSD(acc, u, s) _mm512_dpbusd_epi32(acc, u, s)
+#define LOAD_Q8(p) _mm512_xor_si512(_mm512_loadu_si512((const void *)(p)), _mm512_set1_epi8((char)0x80))
+#define LOAD_Q4(p, h) q4_join((const uint8_t *)(p))
+#define BCAST4(p) bcast4((const int8_t *)(p))
+
+TGT static inline __attribute__((always_inline)) __m512i q4_join(const uint8_t *p)
+{
+    const __m256i m4 = _mm256_set1_epi8(15);
+    __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)p);
+    __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+TGT static inline __attribute__((always_inline)) __m512i bcast4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
+#include "tensor/qgemm_vnni.inc"
+
+#endif /* x86 */
