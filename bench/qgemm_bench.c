@@ -11,10 +11,12 @@
  * Each measurement is the whole product C (m, n) = A (m, k) @ W^T, tiles of
  * 480 rows x 64 columns looped as ops.c does (task t: row tile t % n_mt,
  * column tile t / n_mt):
- *   q8p   activation quantization (cdx_act_q8_avx2, every row) + Q8P tiles
+ * on the kernel path CLIPDEX_ISA names (scalar|avx2|avx-vnni|avx512; default
+ * the best the CPU has; run one process per path, interleaved, to compare):
+ *   q8p   activation quantization (the path's act_q8 at its range, every row) + Q8P tiles
  *   q4p   the same with Q4P weights
- *   f32   cdx_linear_tile_avx2 with F32 weights
- *   f32q8 cdx_linear_tile_avx2 with Q8_0 row weights (dequantized in its pack)
+ *   f32   the path's linear tile with F32 weights
+ *   f32q8 the path's linear tile with Q8_0 row weights (dequantized in its pack)
  * The machine's speed drifts, so the methods run interleaved, round after
  * round; a cell is the best GFLOP/s (2mnk / s) over the rounds, a ratio is
  * the median over rounds of the ratio measured within one round.
@@ -26,9 +28,11 @@
 #include <time.h>
 
 #include "core/core.h"
-#include "core/cpu.h"
+#include "tensor/dispatch.h"
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
+
+static const struct cdx_kernels *K; /* the path under test: CLIPDEX_ISA, else the best */
 
 #define NM 4
 static const char *mname[NM] = {"q8p", "q4p", "f32", "f32q8"};
@@ -99,8 +103,7 @@ static void run(int method, const struct shape *s, struct data *d)
     size_t n_mt = (m + tm - 1) / tm, n_nt = (n + tn - 1) / tn;
     if (method <= 1)
         for (size_t i = 0; i < m; i++)
-            cdx_act_q8_avx2(d->A + i * k, k, cdx_qp_act_max(method ? CDX_QP_Q4 : CDX_QP_Q8), d->qa + i * k,
-                            d->da + i * (k / 32), d->sa + i * (k / 32));
+            K->act_q8(d->A + i * k, k, K->qmax[method], d->qa + i * k, d->da + i * (k / 32), d->sa + i * (k / 32));
     struct cdx_wmat wf = cdx_wmat_f32(d->W), wq = {CDX_W_Q8_0, d->q8rows};
     for (size_t t = 0; t < n_mt * n_nt; t++) {
         size_t mi = t % n_mt, ni = t / n_mt;
@@ -108,12 +111,11 @@ static void run(int method, const struct shape *s, struct data *d)
         switch (method) {
         case 0:
         case 1:
-            cdx_qgemm_tile_avx2(method ? CDX_QP_Q4 : CDX_QP_Q8, d->qa, d->da, d->sa, method ? d->q4p : d->q8p, k,
-                                d->bias, d->C, n, m0, m1, n0, n1, CDX_ACT_NONE, 0);
+            K->qgemm_tile(method ? CDX_QP_Q4 : CDX_QP_Q8, d->qa, d->da, d->sa, method ? d->q4p : d->q8p, k, d->bias,
+                          d->C, n, m0, m1, n0, n1, CDX_ACT_NONE, 0);
             break;
         default:
-            cdx_linear_tile_avx2(d->A, k, method == 2 ? &wf : &wq, d->bias, d->C, n, m0, m1, n0, n1, k,
-                                 CDX_ACT_NONE, 0);
+            K->linear_tile(d->A, k, method == 2 ? &wf : &wq, d->bias, d->C, n, m0, m1, n0, n1, k, CDX_ACT_NONE, 0);
         }
     }
 }
@@ -143,10 +145,12 @@ int main(int argc, char **argv)
 {
     int rounds = argc > 1 ? atoi(argv[1]) : 5;
     if (rounds < 1 || rounds > 64) rounds = 5;
-    if (!cdx_cpu()->avx2) {
-        fprintf(stderr, "qgemm_bench: needs AVX2/FMA/F16C\n");
+    K = cdx_kernels_from_env();
+    if (!K) {
+        fprintf(stderr, "qgemm_bench: CLIPDEX_ISA names no path\n");
         return 1;
     }
+    printf("path %s (%s)\n", K->name, K->describe);
     static struct data d[NS];
     for (size_t s = 0; s < NS; s++) setup(&shapes[s], &d[s]);
     double best[NS][NM] = {{0}}, ratio[NS][NM][64];
