@@ -3,7 +3,8 @@
  * per row in blocks of 32, ggml Q8_0 style, scale kept as a float) times
  * panel-packed Q8_0 / Q4_0 weights (Q8P / Q4P below), int32 block sums
  * scaled into a float FMA chain. Each kernel has a scalar reference
- * (qgemm.c) that the AVX2 version (qgemm_avx2.c) matches bit for bit.
+ * (qgemm.c) that the AVX2 (qgemm_avx2.c) and VNNI (qgemm_vnni.inc, in
+ * qgemm_avx512.c and qgemm_avxvnni.c) versions match bit for bit.
  *
  * Packed weight formats. W (n outputs, k inputs), k % 32 == 0, is cut into
  * np = ceil(n / 16) panels of 16 outputs; rows past n are zero (scale 0,
@@ -23,12 +24,15 @@
  *   then acc + bias[j], the activation, and C = accum ? C + s : s.
  * Quantized activations: row i at qa + i*k, da + i*(k/32), sa + i*(k/32)
  * (sa[b] = sum of the block's q, used by the AVX2 kernels to undo the
- * offset of their unsigned operand). Their range depends on the weights
- * (cdx_qp_act_max): |q| <= 63 for Q8P, so that the AVX2 kernel can multiply
- * unsigned w + 128 (0..255) by signed q in vpmaddubsw without saturating
- * (pair sums <= 2 * 255 * 63 = 32130), which is 1.3x faster than applying
- * the weights' signs to 8-bit activations; |q| <= 127 for Q4P, whose 4-bit
- * weights leave room for 8-bit activations.
+ * offset of their unsigned operand). Their range is the kernel path's
+ * (struct cdx_kernels.qmax): on the scalar and AVX2 paths (cdx_qp_act_max)
+ * |q| <= 63 for Q8P, so that the AVX2 kernel can multiply unsigned w + 128
+ * (0..255) by signed q in vpmaddubsw without saturating (pair sums <= 2 *
+ * 255 * 63 = 32130), which is 1.3x faster than applying the weights' signs
+ * to 8-bit activations; |q| <= 127 for Q4P, whose 4-bit weights leave room
+ * for 8-bit activations. The VNNI paths (vpdpbusd sums four products into
+ * int32 with no intermediate saturation) use |q| <= 127 for both: on the b32
+ * goldens Q8 worst cosine 0.999255 (7-bit) -> 0.999775 (8-bit).
  */
 #ifndef CDX_QGEMM_H
 #define CDX_QGEMM_H
