@@ -58,8 +58,9 @@ static void fill_avxvnni(struct cdx_kernels *t)
 static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 {
     fill_avx2(t);
-    (void)c;
-    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+    if (c->avx512_bf16) t->linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
+    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 avx2, bf16 %s",
+             c->avx512_bf16 ? "avx512-bf16" : "widened");
 }
 #endif
 
