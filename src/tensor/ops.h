@@ -215,6 +215,13 @@ CDX_INTERNAL void cdx_attn_row_avx2(const float *q, const float *K, const float 
 CDX_INTERNAL void cdx_linear_tile_bf16_avx512(const float *A, size_t lda, const struct cdx_wmat *W,
                                               const float *bias, float *C, size_t ldc, size_t m0, size_t m1,
                                               size_t n0, size_t n1, size_t k, int act, unsigned flags);
+/* Its scalar reference (bf16.c): the exact arithmetic of the instructions
+ * (bfloat16 activations, two fp32 fmas per k pair, subnormals flushed), on
+ * BF16 rows or BF16P panels; cdx_float_to_bf16_act is the activation
+ * rounding (subnormals to zero, then cdx_float_to_bf16). */
+CDX_INTERNAL void cdx_linear_bf16_ref(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                                      float *C, size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags);
+CDX_INTERNAL uint16_t cdx_float_to_bf16_act(float f);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
 CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 
