@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "check.h"
+#include "clipdex.h"
 #include "core/core.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops.h"
@@ -163,10 +164,66 @@ static void test_kernel(void)
     clipdex_ctx_free(ctx3);
 }
 
+/* Embeds CLIP.png and a text with the model at dir on the given path. */
+static int embed2(const char *dir, const char *shared, const struct cdx_kernels *K, float *img, float *txt, int e,
+                  char *dtype, size_t dlen)
+{
+    clipdex_ctx *ctx;
+    clipdex_model *m = NULL;
+    clipdex_image *im = NULL;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/data/images/CLIP.png", shared);
+    if (clipdex_ctx_new(&ctx, NULL)) return -1;
+    ctx->kern = K;
+    int rc = clipdex_model_load(ctx, dir, NULL, &m);
+    if (!rc) rc = clipdex_image_load(ctx, path, NULL, &im);
+    if (!rc) rc = clipdex_image_embed(ctx, m, (const clipdex_image *const *)&im, 1, img, (size_t)e, 0);
+    if (!rc) rc = clipdex_text_embed(ctx, m, (const char *const[]){"a diagram of two towers"}, 1, txt, (size_t)e, 0);
+    clipdex_model_info info;
+    if (!rc && !clipdex_model_get_info(m, &info)) snprintf(dtype, dlen, "%s", info.dtype);
+    if (rc) fprintf(stderr, "embed2: %s\n", clipdex_ctx_errmsg(ctx));
+    clipdex_image_free(im);
+    clipdex_model_free(m);
+    clipdex_ctx_free(ctx);
+    return rc;
+}
+
+/* A BF16 OpenCLIP checkpoint: on AVX512_BF16 its matrices are packed at load
+ * and multiplied in bf16; on AVX2 they are widened to F32 exactly. Both
+ * embeddings agree to the BF16 bound. */
+static void test_load(void)
+{
+    const char *shared = check_shared();
+    const struct cdx_kernels *K = cdx_kernels_for(CDX_ISA_AVX512), *K2 = cdx_kernels_for(CDX_ISA_AVX2);
+    if (!shared || !K || !K->linear_tile_bf16 || !K2) {
+        SKIP("BF16 checkpoint load: needs ../shared, AVX2 and AVX512_BF16");
+        return;
+    }
+    char dir[512], cmd[2048];
+    snprintf(dir, sizeof dir, "%s/models/bf16-small-oc", check_build());
+    snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s/tools/genmodel' --config small --layout openclip --dtype bf16 "
+             "--seed 11 --out '%s' --vocab '%s/data/vocab' >/dev/null", dir, check_build(), dir, shared);
+    CHECK(system(cmd) == 0, "genmodel: %s", cmd);
+    enum { E = 1024 };
+    float a[2][E], b[2][E];
+    char d1[32] = "", d2[32] = "";
+    int rc1 = embed2(dir, shared, K, a[0], a[1], 24, d1, sizeof d1);
+    int rc2 = embed2(dir, shared, K2, b[0], b[1], 24, d2, sizeof d2);
+    CHECK(rc1 == 0 && rc2 == 0, "embedding with the BF16 checkpoint failed");
+    if (rc1 || rc2) return;
+    CHECK(strcmp(d1, "BF16") == 0, "dtype %s, expected BF16", d1);
+    for (int t = 0; t < 2; t++) {
+        double c = clipdex_cosine(a[t], b[t], 24);
+        CHECK(c >= 0.9995, "%s: bf16 kernels vs widened weights cosine %.7f", t ? "text" : "image", c);
+        printf("BF16 checkpoint, %s: vdpbf16ps vs widened weights cosine %.7f\n", t ? "text" : "image", c);
+    }
+}
+
 int main(void)
 {
     test_convert();
     test_pack();
     test_kernel();
+    test_load();
     return check_done("test_bf16");
 }
