@@ -282,7 +282,9 @@ CLIPDEX_API int clipdex_model_embed_dim(const clipdex_model *model);
 /* Weight types, numbered like ggml's tensor types. Q types store blocks of 32
  * values along a weight row: Q8_0 an f16 scale + 32 int8 (8.5 bits/weight),
  * Q5_0 / Q5_1 5-bit (5.5 / 6), Q4_0 / Q4_1 4-bit (4.5 / 5); _1 types add a
- * per-block minimum. */
+ * per-block minimum. BF16 is bfloat16 (16 bits: float32's exponent, 8 bits
+ * of mantissa); on CPUs with AVX512_BF16 its products use vdpbf16ps with
+ * bfloat16 activations, elsewhere the weights are widened to floats. */
 enum clipdex_wtype {
     CLIPDEX_TYPE_F32 = 0,
     CLIPDEX_TYPE_F16 = 1,
@@ -290,7 +292,8 @@ enum clipdex_wtype {
     CLIPDEX_TYPE_Q4_1 = 3,
     CLIPDEX_TYPE_Q5_0 = 6,
     CLIPDEX_TYPE_Q5_1 = 7,
-    CLIPDEX_TYPE_Q8_0 = 8
+    CLIPDEX_TYPE_Q8_0 = 8,
+    CLIPDEX_TYPE_BF16 = 30
 };
 
 /* Writes `model` (loaded from any file, of any dtype) as one GGUF file at

@@ -4,9 +4,9 @@
  * does):
  *   - quantize to an F32 GGUF: embeddings bitwise identical to the
  *     safetensors model (the round trip loses nothing);
- *   - quantize to F16, Q8_0, Q5_0 and Q4_0, load, embed every golden image
+ *   - quantize to F16, BF16, Q8_0, Q5_0 and Q4_0, load, embed every golden image
  *     and text and check the cosine against the golden (float64 reference)
- *     embeddings: F16 >= 0.9995, Q8_0 >= 0.999, Q4_0 >= 0.99, Q5_0 >= 0.98 (the
+ *     embeddings: F16 and BF16 >= 0.9995, Q8_0 >= 0.999, Q4_0 >= 0.99, Q5_0 >= 0.98 (the
  *     worst per type is printed);
  *   - a quantized model still gives bitwise identical embeddings for batch 1
  *     on 1 thread and batch 16 on 2 threads.
@@ -134,7 +134,7 @@ static void check_model(const char *shared, const char *gpath)
         int type;
         const char *tag;
         double min_cos;
-    } types[] = {{CLIPDEX_TYPE_F32, "f32", 1.0}, {CLIPDEX_TYPE_F16, "f16", 0.9995},
+    } types[] = {{CLIPDEX_TYPE_F32, "f32", 1.0}, {CLIPDEX_TYPE_F16, "f16", 0.9995}, {CLIPDEX_TYPE_BF16, "bf16", 0.9995},
                  {CLIPDEX_TYPE_Q8_0, "q8_0", 0.999}, {CLIPDEX_TYPE_Q5_0, "q5_0", 0.98},
                  {CLIPDEX_TYPE_Q4_0, "q4_0", 0.99}};
     clipdex_model_params mp = clipdex_model_params_default();

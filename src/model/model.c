@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "core/cpu.h"
 #include "tensor/ops.h"
 
 enum { LAYOUT_HF = 1, LAYOUT_OPENCLIP = 2 };
@@ -530,9 +531,27 @@ static int bind(struct binder *B, const char *name, const float **out, int ndim,
     return to_f32(B, &t, shape, transpose2d, out);
 }
 
+/* A BF16 weight matrix (n rows) kept in bfloat16 on CPUs with AVX512_BF16:
+ * its rows copied once into BF16P panels (the same values, laid out for
+ * vdpbf16ps), owned by the model. */
+static int bf16_panels(struct binder *B, const struct src_tensor *t, size_t n, struct cdx_wmat *out)
+{
+    size_t k = (size_t)t->numel / n, bytes = cdx_wmat_bytes(CDX_W_BF16P, n, k);
+    void *p = bytes ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+    if (!p) return cdx_error(B->ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory for '%s'", B->m->wpath, t->name);
+    int rc = own(B, p);
+    if (rc) return rc;
+    struct cdx_wmat rows = {CDX_W_BF16, t->data};
+    cdx_wmat_pack(CDX_W_BF16P, &rows, n, k, p);
+    out->type = CDX_W_BF16P;
+    out->data = p;
+    return CLIPDEX_OK;
+}
+
 /* Binds a weight matrix [shape[0], product of the rest]: F32 (aligned), F16
- * and the Q types are used in place from the mapping; BF16 and transposed
- * matrices are converted to F32 once. `matrix`: counts toward the dtype
+ * and the Q types are used in place from the mapping; BF16 matrices become
+ * BF16P panels on CPUs with AVX512_BF16 (bf16_panels), else, like transposed
+ * matrices, F32 once. `matrix`: counts toward the dtype
  * the model reports. */
 static int bind_w(struct binder *B, const char *name, struct cdx_wmat *out, int ndim, const int64_t *shape,
                   int transpose2d, int matrix)
@@ -556,6 +575,9 @@ static int bind_w(struct binder *B, const char *name, struct cdx_wmat *out, int 
         out->data = t.data;
         return CLIPDEX_OK;
     }
+    if (t.type == CDX_W_BF16 && !transpose2d && matrix && cdx_cpu()->avx512_bf16 && shape[0] % CDX_PANEL == 0 &&
+        !strstr(fname, "token_embd") && !strstr(fname, "token_embedding"))
+        return bf16_panels(B, &t, (size_t)shape[0], out);
     if (!transpose2d && t.type != SRC_BF16 && (t.type != CDX_W_F32 || ((uintptr_t)t.data & 3) == 0)) {
         out->type = t.type;
         out->data = t.data;
@@ -603,7 +625,7 @@ static int bind_in_proj(struct binder *B, const char *p, struct cdx_block *blk, 
     struct cdx_lin *qkv[3] = {&blk->q, &blk->k, &blk->v};
     for (int i = 0; i < 3; i++) {
         qkv[i]->w.type = ipw.type;
-        qkv[i]->w.data = cdx_wmat_row(&ipw, (size_t)W, (size_t)i * W);
+        qkv[i]->w.data = cdx_wmat_sub(&ipw, (size_t)W, (size_t)i * W).data; /* packed: W % 16 == 0 */
         qkv[i]->b = ipb + (size_t)i * W;
         qkv[i]->in = qkv[i]->out = W;
     }

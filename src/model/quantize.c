@@ -139,6 +139,7 @@ static uint32_t file_type(int type)
     case CDX_W_Q8_0: return 7;
     case CDX_W_Q5_0: return 8;
     case CDX_W_Q5_1: return 9;
+    case CDX_W_BF16: return 32;
     default: return 0;
     }
 }

@@ -64,7 +64,9 @@ static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
         t->qgemm_tile = cdx_qgemm_tile_avx512;
         t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;
     }
-    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 %s", c->avx512_vnni ? "avx512-vnni" : "avx2");
+    if (c->avx512_bf16) t->linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
+    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 %s, bf16 %s",
+             c->avx512_vnni ? "avx512-vnni" : "avx2", c->avx512_bf16 ? "avx512-bf16" : "widened");
 }
 #endif
 

@@ -47,6 +47,7 @@ struct cdx_kernels {
     const char *describe;      /* per family: "fp32 avx512, int8 avx512-vnni, bf16 avx512-bf16" */
     int qmax[2];               /* int8 activation range for Q8P [0] and Q4P [1] weights */
     cdx_linear_tile_fn linear_tile;
+    cdx_linear_tile_fn linear_tile_bf16; /* BF16P weights; NULL: linear_tile widens them exactly */
     cdx_layernorm_row_fn layernorm_row;
     cdx_attn_row_fn attn_row;
     cdx_act_q8_fn act_q8;

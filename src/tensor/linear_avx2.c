@@ -264,7 +264,7 @@ TGT static inline __attribute__((always_inline)) void pack_w_t(int type, const u
 TGT static void pack_w(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc,
                        float *P)
 {
-    if (cdx_wtype_is_packed(W->type)) { /* Q8P/Q4P on the fp32 path: exact scalar unpack */
+    if (cdx_wtype_is_packed(W->type) || W->type == CDX_W_BF16) { /* Q8P/Q4P/BF16(P): exact scalar unpack */
         float tmp[KC];
         for (size_t jj = 0; jj < NR; jj++) {
             size_t j = j0 + jj;

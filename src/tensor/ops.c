@@ -109,7 +109,9 @@ static void linear_task(void *arg, size_t t)
                             j->flags);
         return;
     }
-    j->kern->linear_tile(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k, j->act, j->flags);
+    cdx_linear_tile_fn tile = j->W->type == CDX_W_BF16P && j->kern->linear_tile_bf16 ? j->kern->linear_tile_bf16
+                                                                                     : j->kern->linear_tile;
+    tile(j->A, j->lda, j->W, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->k, j->act, j->flags);
 }
 
 /* The scalar table's tiles: the references on the tile's sub-blocks. */

@@ -30,10 +30,11 @@ enum cdx_act { CDX_ACT_NONE = 0, CDX_ACT_QUICK_GELU = 1, CDX_ACT_GELU = 2 };
  *                value (q - 16) * d
  *   Q5_1 (24 B): f16 d, f16 m, u32 qh, 16 B nibbles; value q * d + m
  *   Q8_0 (34 B): f16 d, 32 int8; value q * d
+ *   BF16 (2 B per value): bfloat16, the top half of a float (ggml type 30)
  * All multi-byte fields are little-endian and may be unaligned. */
 enum cdx_wtype {
     CDX_W_F32 = 0, CDX_W_F16 = 1, CDX_W_Q4_0 = 2, CDX_W_Q4_1 = 3,
-    CDX_W_Q5_0 = 6, CDX_W_Q5_1 = 7, CDX_W_Q8_0 = 8,
+    CDX_W_Q5_0 = 6, CDX_W_Q5_1 = 7, CDX_W_Q8_0 = 8, CDX_W_BF16 = 30,
     /* Panel-packed matrices (clipdex's own; GGUF type = CDX_W_PACKED + base
      * type, outside ggml's numbering). W (n, k) is cut into ceil(n/16) panels
      * of 16 outputs (rows past n are zero), stored one after the other; inside
@@ -49,7 +50,8 @@ enum cdx_wtype {
      * Q8P/Q4P are multiplied with int8 activations (src/tensor/qgemm.h). */
     CDX_W_PACKED = 1024,
     CDX_W_F32P = CDX_W_PACKED + CDX_W_F32, CDX_W_F16P = CDX_W_PACKED + CDX_W_F16,
-    CDX_W_Q4P = CDX_W_PACKED + CDX_W_Q4_0, CDX_W_Q8P = CDX_W_PACKED + CDX_W_Q8_0
+    CDX_W_Q4P = CDX_W_PACKED + CDX_W_Q4_0, CDX_W_Q8P = CDX_W_PACKED + CDX_W_Q8_0,
+    CDX_W_BF16P = CDX_W_PACKED + CDX_W_BF16
 };
 #define CDX_QK 32
 #define CDX_PANEL 16 /* outputs per packed panel */
@@ -70,7 +72,7 @@ static inline struct cdx_wmat cdx_wmat_f32(const float *w)
 
 /* Name ("F32", "Q8_0", ...) or NULL if `type` is not a supported type. */
 CDX_INTERNAL const char *cdx_wtype_name(int type);
-/* Values per block (1 for F32/F16, 32 for Q types); 0 if unsupported. */
+/* Values per block (1 for F32/F16/BF16, 32 for Q types); 0 if unsupported. */
 CDX_INTERNAL size_t cdx_wtype_block(int type);
 /* Bytes per block; 0 if unsupported. */
 CDX_INTERNAL size_t cdx_wtype_block_bytes(int type);
@@ -82,7 +84,7 @@ CDX_INTERNAL size_t cdx_wtype_row_bytes(int type, size_t k);
  * kernels compute. */
 CDX_INTERNAL void cdx_dequant_row(int type, const void *row, size_t k0, size_t n, float *out);
 /* Quantizes k values (k a multiple of the block) into `out` (row bytes) with
- * ggml's reference rounding (F16: round to nearest even). */
+ * ggml's reference rounding (F16, BF16: round to nearest even). */
 CDX_INTERNAL void cdx_quant_row(int type, const float *x, size_t k, void *out);
 /* Row j of W (n, k) as a pointer. */
 static inline const void *cdx_wmat_row(const struct cdx_wmat *w, size_t k, size_t j) /* row types only */
@@ -93,7 +95,8 @@ static inline const void *cdx_wmat_row(const struct cdx_wmat *w, size_t k, size_
 /* Packed types: 1 if `type` is one, its row type (F32P -> F32, ...) or -1. */
 static inline int cdx_wtype_is_packed(int type)
 {
-    return type == CDX_W_F32P || type == CDX_W_F16P || type == CDX_W_Q8P || type == CDX_W_Q4P;
+    return type == CDX_W_F32P || type == CDX_W_F16P || type == CDX_W_Q8P || type == CDX_W_Q4P ||
+           type == CDX_W_BF16P;
 }
 static inline int cdx_wtype_base(int type) { return cdx_wtype_is_packed(type) ? type - CDX_W_PACKED : type; }
 /* The packed type of a row type (F32 -> F32P ...), or -1 if it has none. */
@@ -109,7 +112,7 @@ CDX_INTERNAL struct cdx_wmat cdx_wmat_sub(const struct cdx_wmat *W, size_t k, si
 CDX_INTERNAL void cdx_wmat_dequant(const struct cdx_wmat *W, size_t k, size_t j, size_t k0, size_t kc,
                                    float *out);
 /* Packs W (n, k) of row type `src->type` into `out` (cdx_wmat_bytes(dst, n,
- * k) bytes) as packed type dst: F32P from F32; F16P from F16; Q8P from
+ * k) bytes) as packed type dst: F32P from F32; F16P from F16; BF16P from BF16; Q8P from
  * Q8_0; Q4P from Q4_0 (the values are copied, never re-rounded). Returns 0,
  * or -1 if the pair is not one of these. */
 CDX_INTERNAL int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, size_t k, void *out);
@@ -179,6 +182,9 @@ CDX_INTERNAL float cdx_half_to_float(uint16_t h);
 /* float to binary16, round to nearest even (overflow to inf, NaN kept NaN). */
 CDX_INTERNAL uint16_t cdx_float_to_half(float f);
 CDX_INTERNAL float cdx_bf16_to_float(uint16_t h);
+/* float to bfloat16, round to nearest even (NaN kept NaN, quiet), as
+ * PyTorch's .to(torch.bfloat16). */
+CDX_INTERNAL uint16_t cdx_float_to_bf16(float f);
 
 /* AVX2/FMA/F16C building block (src/tensor/linear_avx2.c): rows [m0, m1) x
  * cols [n0, n1) of the product, same contract as cdx_linear_w. A task tile is
@@ -203,6 +209,19 @@ CDX_INTERNAL void cdx_layernorm_row_avx2(const float *x, float *y, size_t n, con
  * holds lim floats of scratch. */
 CDX_INTERNAL void cdx_attn_row_avx2(const float *q, const float *K, const float *V, size_t ld, size_t lim,
                                     size_t d, float scale, float *p, float *o);
+/* BF16P weights with AVX512_BF16 (linear_bf16_avx512.c): the
+ * cdx_linear_tile_avx2 contract, activations rounded to bfloat16 and
+ * multiplied with vdpbf16ps (fp32 accumulation, one step per k pair). */
+CDX_INTERNAL void cdx_linear_tile_bf16_avx512(const float *A, size_t lda, const struct cdx_wmat *W,
+                                              const float *bias, float *C, size_t ldc, size_t m0, size_t m1,
+                                              size_t n0, size_t n1, size_t k, int act, unsigned flags);
+/* Its scalar reference (bf16.c): the exact arithmetic of the instructions
+ * (bfloat16 activations, two fp32 fmas per k pair, subnormals flushed), on
+ * BF16 rows or BF16P panels; cdx_float_to_bf16_act is the activation
+ * rounding (subnormals to zero, then cdx_float_to_bf16). */
+CDX_INTERNAL void cdx_linear_bf16_ref(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                                      float *C, size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags);
+CDX_INTERNAL uint16_t cdx_float_to_bf16_act(float f);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
 CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 

@@ -1,5 +1,5 @@
 /*
- * packed.c - panel-packed weight matrices (CDX_W_F32P, F16P, Q8P, Q4P; the
+ * packed.c - panel-packed weight matrices (CDX_W_F32P, F16P, BF16P, Q8P, Q4P; the
  * layouts are in ops.h): their sizes, sub-views, exact dequantization of one
  * row (for the scalar reference and for re-quantizing) and packing from the
  * row layout. Packing copies values (floats, halves, int8, nibbles and their
@@ -22,6 +22,7 @@ int cdx_wtype_packed_of(int type)
     case CDX_W_F16: return CDX_W_F16P;
     case CDX_W_Q8_0: return CDX_W_Q8P;
     case CDX_W_Q4_0: return CDX_W_Q4P;
+    case CDX_W_BF16: return CDX_W_BF16P;
     default: return -1;
     }
 }
@@ -35,6 +36,7 @@ static size_t panel_bytes(int type, size_t k)
     case CDX_W_F16P: return cdx_mul(k, NR * 2, &r) ? 0 : r;
     case CDX_W_Q8P: return k % CDX_QK || cdx_mul(k / CDX_QK, 576, &r) ? 0 : r;
     case CDX_W_Q4P: return k % CDX_QK || cdx_mul(k / CDX_QK, 320, &r) ? 0 : r;
+    case CDX_W_BF16P: return cdx_mul((k + 1) / 2, NR * 4, &r) ? 0 : r;
     default: return 0;
     }
 }
@@ -73,6 +75,11 @@ void cdx_wmat_dequant(const struct cdx_wmat *W, size_t k, size_t j, size_t k0, s
         switch (W->type) {
         case CDX_W_F32P: memcpy(&out[p - k0], pan + (p * NR + r) * 4, 4); break;
         case CDX_W_F16P: out[p - k0] = ld_half(pan + (p * NR + r) * 2); break;
+        case CDX_W_BF16P: {
+            const uint8_t *e2 = pan + ((p / 2 * NR + r) * 2 + p % 2) * 2;
+            out[p - k0] = cdx_bf16_to_float((uint16_t)(e2[0] | e2[1] << 8));
+            break;
+        }
         case CDX_W_Q8P: {
             const uint8_t *blk = pan + b * 576;
             float d;
@@ -107,13 +114,16 @@ int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, size_t k, void 
         cdx_q4p_pack(src->data, n, k, out);
         return 0;
     }
-    size_t es = dst == CDX_W_F32P ? 4 : 2; /* F32P / F16P: element bytes */
+    size_t es = dst == CDX_W_F32P ? 4 : 2; /* F32P / F16P / BF16P: element bytes */
     uint8_t *o = out;
     memset(o, 0, np * pb);
     for (size_t q = 0; q < np; q++)
         for (size_t r = 0; r < NR && q * NR + r < n; r++) {
             const uint8_t *row = (const uint8_t *)src->data + (q * NR + r) * rb;
-            for (size_t p = 0; p < k; p++) memcpy(o + q * pb + (p * NR + r) * es, row + p * es, es);
+            for (size_t p = 0; p < k; p++) {
+                size_t at = dst == CDX_W_BF16P ? (p / 2 * NR + r) * 2 + p % 2 : p * NR + r;
+                memcpy(o + q * pb + at * es, row + p * es, es);
+            }
         }
     return 0;
 }

@@ -16,10 +16,10 @@ static const struct {
 } types[] = {
     {CDX_W_F32, "F32", 1, 4},        {CDX_W_F16, "F16", 1, 2},        {CDX_W_Q4_0, "Q4_0", 32, 18},
     {CDX_W_Q4_1, "Q4_1", 32, 20},    {CDX_W_Q5_0, "Q5_0", 32, 22},    {CDX_W_Q5_1, "Q5_1", 32, 24},
-    {CDX_W_Q8_0, "Q8_0", 32, 34},
+    {CDX_W_Q8_0, "Q8_0", 32, 34},    {CDX_W_BF16, "BF16", 1, 2},
     /* packed (ops.h): block and bytes describe their panels, not rows */
     {CDX_W_F32P, "F32_P16", 1, 0},   {CDX_W_F16P, "F16_P16", 1, 0},   {CDX_W_Q8P, "Q8_0_P16", 32, 0},
-    {CDX_W_Q4P, "Q4_0_P16", 32, 0},
+    {CDX_W_Q4P, "Q4_0_P16", 32, 0},  {CDX_W_BF16P, "BF16_P16", 1, 0},
 };
 
 static int find(int type)
@@ -74,7 +74,16 @@ uint16_t cdx_float_to_half(float f)
     return (uint16_t)(sign | q);
 }
 
+uint16_t cdx_float_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* NaN: keep it, quiet */
+    return (uint16_t)((x + 0x7fffu + ((x >> 16) & 1u)) >> 16); /* round to nearest even; overflow gives inf */
+}
+
 static inline float ld_half(const uint8_t *p) { return cdx_half_to_float((uint16_t)(p[0] | p[1] << 8)); }
+static inline float ld_bf16(const uint8_t *p) { return cdx_bf16_to_float((uint16_t)(p[0] | p[1] << 8)); }
 
 static inline void st_half(uint8_t *p, float f)
 {
@@ -95,6 +104,9 @@ void cdx_dequant_row(int type, const void *row, size_t k0, size_t n, float *out)
     case CDX_W_F32: memcpy(out, r + 4 * k0, n * sizeof *out); return;
     case CDX_W_F16:
         for (size_t i = 0; i < n; i++) out[i] = ld_half(r + 2 * (k0 + i));
+        return;
+    case CDX_W_BF16:
+        for (size_t i = 0; i < n; i++) out[i] = ld_bf16(r + 2 * (k0 + i));
         return;
     default: break;
     }
@@ -220,6 +232,12 @@ void cdx_quant_row(int type, const float *x, size_t k, void *out)
     case CDX_W_F32: memcpy(out, x, k * sizeof *x); return;
     case CDX_W_F16:
         for (size_t i = 0; i < k; i++) st_half(y + 2 * i, x[i]);
+        return;
+    case CDX_W_BF16:
+        for (size_t i = 0; i < k; i++) {
+            uint16_t h = cdx_float_to_bf16(x[i]);
+            y[2 * i] = (uint8_t)h, y[2 * i + 1] = (uint8_t)(h >> 8);
+        }
         return;
     default: break;
     }
