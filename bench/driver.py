@@ -7,8 +7,15 @@ long-lived worker process (bench/clipdex_bench.c --serve, bench/peers/
 ort_worker.js, bench/peers/torch_worker.py) speaking one line protocol, and the
 driver runs each task on every system back to back, rotating the order each
 round; the ratios clipdex/peer are taken within a round, then the median over
-rounds is printed. bench/peak.c measures the fp32 peak right before and after
-each task, for the "% of machine peak" column.
+rounds is printed. bench/peak.c measures the machine's peaks (fp32 FMA and
+int8/bf16 dot products, per SIMD width) right before and after each task, for
+the "% of peak" column: each figure is divided by the peak of the instructions
+its kernels use (the clipdex worker names them: clipdex_ctx_kernels).
+
+clipdex runs on the best kernel path of the CPU and, in fewer rounds, on the
+AVX2 path (CLIPDEX_ISA=avx2: what an older machine gets). Its images are timed
+from JPEG bytes (decode + preprocess + embed); the peers get preprocessed
+pixels. The end of the table checks the speed issue's targets.
 
 Python standard library only: the driver itself never imports torch.
 Called by bench/run.sh, which builds and generates everything; see
@@ -25,10 +32,26 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ["fp32", "fp32st", "f16", "q8", "q4"]  # clipdex weight formats, in print order
-OPTIONAL = {"fp32st"}                             # printed only when given
+VARIANTS = ["fp32", "fp32st", "f16", "bf16", "q8", "q4"]  # clipdex weight formats, in print order
+OPTIONAL = {"fp32st"}                                     # printed only when given
+AVX2_VARIANTS = ["fp32", "q8"]                            # also run with CLIPDEX_ISA=avx2
 PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
 RATIO_PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
+FAMILY = {"fp32": "fp32", "fp32st": "fp32", "f16": "fp32", "bf16": "bf16", "q8": "int8", "q4": "int8"}
+# the peak kind (bench/peak.c --kind) of each kernel named by clipdex_ctx_kernels
+FP32_PEAK = {"avx512": "avx512-fma", "avx2": "avx2-fma", "avx-vnni": "avx2-fma", "fma": "avx2-fma"}
+INT8_PEAK = {"avx512-vnni": "avx512-vnni", "avx-vnni": "avx-vnni", "avx2": "avx2-int8"}
+BF16_DOT = {"avx512-bf16": "avx512-bf16"}
+PEAK_KINDS = ["avx2-fma", "avx512-fma", "avx2-int8", "avx-vnni", "avx512-vnni", "avx512-bf16"]
+# the speed issue's targets, 2 threads: (label, system, peer, tasks, minimum ratio)
+TARGETS = [
+    ("fp32 images vs ORT fp32", "fp32", "ort-fp32", [("image", "16"), ("image", "1")], 1.1),
+    ("Q8 images vs ORT fp32", "q8", "ort-fp32", [("image", "16"), ("image", "1")], 2.0),
+    ("Q8 images vs ORT int8", "q8", "ort-int8", [("image", "16"), ("image", "1")], 1.3),
+    ("BF16 images vs ORT fp32", "bf16", "ort-fp32", [("image", "16"), ("image", "1")], 1.6),
+    ("fp32 text vs ORT fp32, same positions", "fp32", "ort-fp32", [("text", "t6"), ("text", "t7")], 2.0),
+    ("Q8 text vs ORT fp32, same positions", "q8", "ort-fp32", [("text", "t6"), ("text", "t7")], 8.0),
+]
 
 
 class Worker:
@@ -115,6 +138,9 @@ class System:
         w = self.worker(threads)
         if not w:
             return None
+        return self.run_on(w, task, threads, seconds)
+
+    def run_on(self, w, task, threads, seconds):
         kind, param = task
         pid = w.p.pid if w.p else None
         c0, p0 = cpu_jiffies(), pid and proc_jiffies(pid)
@@ -129,7 +155,7 @@ class System:
             return None
         f = line.split()  # result KIND PARAM T ITERS SECONDS GFLOP
         iters, secs = int(f[4]), float(f[5])
-        n = int(param) if kind == "image" else 1
+        n = int(param) if kind in ("image", "decode", "pixels") else 1
         return iters * n / secs
 
     def rss(self):
@@ -199,9 +225,58 @@ def peak_tool(peak_bin, key, args, timeout):
     return None
 
 
-def peak_gflops(peak_bin, threads):
-    """The fp32 FMA peak right now at `threads` threads (best of two 0.1 s runs), or None."""
-    return peak_tool(peak_bin, "peak_gflops", ["--threads", str(threads), "--seconds", "0.1", "--repeat", "2"], 60)
+def peaks_now(peak_bin, threads, kinds):
+    """{kind: G ops/s} of bench/peak.c right now at `threads` threads (best of two
+    0.05 s runs per kind); kinds the CPU lacks are left out."""
+    out = {}
+    args = sum([["--kind", k] for k in kinds], []) + ["--threads", str(threads), "--seconds", "0.05", "--repeat", "2"]
+    try:
+        r = subprocess.run([peak_bin] + args, capture_output=True, text=True, timeout=120)
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) == 4 and f[0] == "peak":
+                out[f[1]] = float(f[3])
+    except (OSError, subprocess.SubprocessError, ValueError):
+        pass
+    return out
+
+
+def peak_kinds(peak_bin):
+    """The kinds bench/peak.c can measure on this CPU."""
+    try:
+        r = subprocess.run([peak_bin, "--list"], capture_output=True, text=True, timeout=30)
+        return [l.split()[1] for l in r.stdout.splitlines() if l.startswith("kind ") and l.split()[2] == "yes"]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return []
+
+
+def parse_ready(line):
+    """key=value fields of a worker's ready line (values may be quoted)."""
+    out = {}
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    for kv in words:
+        if "=" in kv:
+            k, v = kv.split("=", 1)
+            out[k] = v
+    return out
+
+
+def kernel_peaks(kernels, isa):
+    """{family: peak kind} for a clipdex worker from its kernels line
+    ("fp32 avx512, int8 avx512-vnni, bf16 avx512-bf16"); the isa when the line is missing."""
+    k = {}
+    for part in (kernels or "").split(","):
+        w = part.split()
+        if len(w) >= 2:
+            k[w[0]] = w[1]
+    fp = FP32_PEAK.get(k.get("fp32", isa))
+    out = {"fp32": fp, "bf16": fp}
+    out["int8"] = INT8_PEAK.get(k.get("int8", {"avx512": "avx512-vnni", "avx-vnni": "avx-vnni"}.get(isa, isa)))
+    out["bf16dot"] = BF16_DOT.get(k.get("bf16", ""))
+    return out
 
 
 def mem_gbs(peak_bin, threads):
@@ -243,8 +318,13 @@ def main():
     ap.add_argument("--ort-spin", default="0", help="ONNX Runtime intra_op.allow_spinning (its default: 1)")
     ap.add_argument("--torch-omp-wait", default="PASSIVE", help="OMP_WAIT_POLICY for PyTorch ('' = its default)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--avx2-rounds", type=int, default=2,
+                    help="rounds that also run the CLIPDEX_ISA=avx2 columns (0: none)")
+    ap.add_argument("--jpeg", help="directory of JPEGs clipdex decodes in its image tasks (default: synthetic)")
+    ap.add_argument("--note", action="append", default=[], help="a line for the notes under the table")
     ap.add_argument("--seconds", type=float, default=1.0, help="time per task and system in each round")
     ap.add_argument("--text6", default="a photo of dogs")
+    ap.add_argument("--text7", default="a photo of a dog")
     ap.add_argument("--text77", default=" ".join(["photo"] * 100))
     ap.add_argument("--config", help="the source model's config.json (text tower size for the memory bound)")
     ap.add_argument("--out", required=True, help="also write the table here")
@@ -268,16 +348,16 @@ def main():
     peak_bin = os.path.join(a.build, "bench", "peak")
 
     # token ids (the peers get ids, not strings; clipdex tokenized once at start-up too)
-    texts = {"t6": a.text6, "t77": a.text77}
+    texts = {"t6": a.text6, "t7": a.text7, "t77": a.text77}
     ids = {}
-    r = subprocess.run([clipdex_cli, "tokenize", "--model", fp32_model, a.text6, a.text77],
+    r = subprocess.run([clipdex_cli, "tokenize", "--model", fp32_model] + list(texts.values()),
                        capture_output=True, text=True, check=True)
     for name, line in zip(texts, r.stdout.splitlines()):
         ids[name] = json.loads(line)["ids"]
     idarg = lambda n: ",".join(str(i) for i in ids[n])  # noqa: E731
     ntok = {n: len(ids[n]) for n in ids}
 
-    tasks = [("image", "1"), ("image", "16"), ("text", "t6"), ("text", "t77")]
+    tasks = [("image", "1"), ("image", "16"), ("text", "t6"), ("text", "t7"), ("text", "t77")]
     thread_counts = [1, 2]
 
     def task_label(t):
@@ -286,11 +366,24 @@ def main():
     # ---- start the workers
     systems = {}
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
+    jpeg = ["--jpeg", a.jpeg] if a.jpeg else []
     for v in VARIANTS:
         if v in models:
-            argv = [bench_bin, "--serve", "--model", models[v]] + \
+            argv = [bench_bin, "--serve", "--model", models[v]] + jpeg + \
                    sum([["--text", "%s=%s" % (n, t)] for n, t in texts.items()], [])
             systems["clipdex-" + v] = System("clipdex-" + v, {None: Worker("clipdex-" + v, argv)})
+    # the AVX2 path beside the best one, unless the best one is AVX2 already
+    best = parse_ready(systems["clipdex-fp32"].worker(None).ready) if "clipdex-fp32" in systems else {}
+    avx2_names = []
+    if a.avx2_rounds > 0 and best.get("isa") not in (None, "avx2", "scalar"):
+        env2 = dict(os.environ, CLIPDEX_ISA="avx2")
+        for v in AVX2_VARIANTS:
+            if v in models:
+                name = "clipdex-%s-avx2" % v
+                argv = [bench_bin, "--serve", "--model", models[v]] + jpeg + \
+                       sum([["--text", "%s=%s" % (n, t)] for n, t in texts.items()], [])
+                systems[name] = System(name, {None: Worker(name, argv, env2)})
+                avx2_names.append(name)
     ort_js = os.path.join(here, "peers", "ort_worker.js")
     if a.onnx:
         for v in ("fp32", "int8"):
@@ -311,14 +404,28 @@ def main():
             log("%-14s %s" % (w.name, w.ready or ("FAILED: " + str(w.error))))
     gflop = {}
     cw = systems.get("clipdex-fp32") or next((s for s in systems.values() if s.name.startswith("clipdex")), None)
-    ready = cw.worker(None).ready.split() if cw else []
-    for kv in ready:
-        if "=" in kv:
-            k, v = kv.split("=", 1)
-            if k == "image_gflop":
-                gflop[("image", None)] = float(v)
-            elif k.endswith("_gflop"):
-                gflop[("text", k[:-6])] = float(v)
+    ready = parse_ready(cw.worker(None).ready) if cw else {}
+    for k, v in ready.items():
+        if k == "image_gflop":
+            gflop[("image", None)] = float(v)
+        elif k.endswith("_gflop"):
+            gflop[("text", k[:-6])] = float(v)
+    # which peak each system's figures are divided by
+    kinds = peak_kinds(peak_bin)
+    best_fp32 = next((k for k in ("avx512-fma", "avx2-fma") if k in kinds), None)
+    best_int8 = next((k for k in ("avx512-vnni", "avx-vnni", "avx2-int8") if k in kinds), None)
+    peak_of, bf16dot_of, info = {}, {}, {}
+    for name, s in systems.items():
+        if name.startswith("clipdex-"):
+            r = parse_ready(s.worker(None).ready)
+            info[name] = r
+            kp = kernel_peaks(r.get("kernels"), r.get("isa"))
+            fam = FAMILY[name.split("-")[1]]
+            peak_of[name] = kp[fam]
+            if fam == "bf16" and kp["bf16dot"]:
+                bf16dot_of[name] = kp["bf16dot"]
+        else:
+            peak_of[name] = best_int8 if name == "ort-int8" else best_fp32
 
     def task_gflop(t):  # per encode (one image or one text)
         if t[0] == "image":
@@ -326,42 +433,59 @@ def main():
         return gflop.get(("text", t[1]), 0)
 
     # ---- interleaved rounds
-    order = [n for n in ["clipdex-" + v for v in VARIANTS] + PEERS if n in systems]
+    order = [n for n in ["clipdex-" + v for v in VARIANTS] + avx2_names + PEERS if n in systems]
     res = {}     # (task, threads, system) -> [enc/s per round]
-    peaks = {t: [] for t in thread_counts}
-    pct = {}     # (task, threads, system) -> [% of that round's peak]
+    peaks = {}   # (kind, threads) -> [G ops/s, every measurement]
+    decode = {t: [] for t in thread_counts}  # clipdex-fp32 decode + preprocess alone, images/s
+    pct = {}     # (task, threads, system) -> [% of that round's peak of its kind]
+    pct2 = {}    # the same against the bf16 dot-product peak (BF16 weights)
     load = {}    # (task, threads, system) -> [(others %, steal %)]
-    raw = ["round\ttask\tthreads\tsystem\tencodes_per_s\tgflops\tpeak_gflops"]
+    raw = ["round\ttask\tthreads\tsystem\tencodes_per_s\tgflops\tpeak_kind\tpeak_gops"]
     first = {n: [] for n in order}
     first_rss = {}
     t_start = time.monotonic()
     membw = {t: [mem_gbs(peak_bin, t)] for t in thread_counts}
     for rnd in range(a.rounds):
         log("round %d/%d, %.0f s so far" % (rnd + 1, a.rounds, time.monotonic() - t_start))
-        rot = order[rnd % len(order):] + order[:rnd % len(order)] if order else []
+        live = [n for n in order if n not in avx2_names or rnd < a.avx2_rounds]
+        rot = live[rnd % len(live):] + live[:rnd % len(live)] if live else []
         for task in tasks:
             for thr in thread_counts:
-                # the peak is measured right before and after each task's block of
+                # the peaks are measured right before and after each task's block of
                 # systems and the higher one kept, so drift cannot flatter the %
-                before = peak_gflops(peak_bin, thr)
+                before = peaks_now(peak_bin, thr, kinds)
                 vals = {}
                 for name in rot:
                     vals[name] = systems[name].run(task, thr, a.seconds)
                     if systems[name].last_load:
                         load.setdefault((task, thr, name), []).append(systems[name].last_load)
                     time.sleep(0.1)  # let the last system's threads go idle
-                after = peak_gflops(peak_bin, thr)
-                pk = max([x for x in (before, after) if x] or [0]) or None
-                peaks[thr] += [x for x in (before, after) if x]
+                after = peaks_now(peak_bin, thr, kinds)
+                pk = {}
+                for k in kinds:
+                    got = [d[k] for d in (before, after) if d.get(k)]
+                    peaks.setdefault((k, thr), []).extend(got)
+                    pk[k] = max(got) if got else None
                 for name, v in vals.items():
                     key = (task, thr, name)
                     res.setdefault(key, []).append(v)
                     g = None if v is None else v * task_gflop(task)
-                    pct.setdefault(key, []).append(None if g is None or not pk else 100 * g / pk)
-                    raw.append("%d\t%s\t%d\t%s\t%s\t%s\t%s" % (rnd + 1, task_label(task), thr, name,
-                                                               fmt(v, ".4f"), fmt(g, ".2f"), fmt(pk, ".2f")))
+                    p1 = pk.get(peak_of.get(name))
+                    pct.setdefault(key, []).append(None if g is None or not p1 else 100 * g / p1)
+                    p2 = pk.get(bf16dot_of.get(name))
+                    if p2 and g is not None:
+                        pct2.setdefault(key, []).append(100 * g / p2)
+                    raw.append("%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s" % (rnd + 1, task_label(task), thr, name,
+                                                                   fmt(v, ".4f"), fmt(g, ".2f"), peak_of.get(name),
+                                                                   fmt(p1, ".2f")))
+        # decoding + preprocessing alone (clipdex-fp32's worker; the same code for every type)
+        if "clipdex-fp32" in systems:
+            for thr in thread_counts:
+                decode[thr].append(systems["clipdex-fp32"].run(("decode", "16"), thr, a.seconds / 2))
         # process start -> first text embedding, once per round and system
         for name in rot:
+            if name in avx2_names:
+                continue
             if name.startswith("clipdex-"):
                 argv = [clipdex_cli, "embed", "--model", models[name[8:]], "--text", a.text6]
             elif name.startswith("ort-"):
@@ -384,6 +508,11 @@ def main():
     # ---- the table
     L = []
     p = L.append
+
+    def pkstat(kind, t):
+        v = [x for x in peaks.get((kind, t), []) if x]
+        return "%s [%s-%s]" % (fmt(med(v), ".0f"), fmt(min(v, default=None), ".0f"), fmt(max(v, default=None), ".0f"))
+
     p("clipdex benchmark, ViT-B/32 shapes (seeded random weights: speed does not depend on the values)")
     p("date      %s" % datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"))
     p("command   %s" % a.command)
@@ -391,27 +520,66 @@ def main():
     p("build     %s" % (a.build_flags or "?"))
     if a.source:
         p("source    %s" % a.source)
+    for name in ["clipdex-fp32"] + avx2_names[:1]:
+        r = info.get(name)
+        if r:
+            p("clipdex   %s %s (kernels: %s)%s" % (
+                "best path" if name == "clipdex-fp32" else "-avx2 columns (CLIPDEX_ISA=avx2): path", r.get("isa", "?"),
+                r.get("kernels", "?"), ("; CPU features clipdex detected: %s" % r.get("cpu", "?").replace(",", " "))
+                if name == "clipdex-fp32" else ""))
+    if "clipdex-fp32" in info:
+        r = info["clipdex-fp32"]
+        p("images    clipdex: JPEG bytes -> decode + preprocess (on the task's threads) + embed, %s JPEGs of %s "
+          "(%s KiB on average); the peers: preprocessed pixels, decoding not timed" %
+          (r.get("jpegs", "?"), a.jpeg or "synthetic 500x375 q90 images", r.get("jpeg_kb", "?")))
+        dc = ["%d thread%s %s ms/image" % (t, "s" if t > 1 else "", fmt(med(decode[t]) and 1000.0 / med(decode[t]), ".1f"))
+              for t in thread_counts]
+        p("          decode + preprocess alone (batch 16): %s" % ", ".join(dc))
     p("peers     %s" % peer_versions(systems))
     p("          threads: ONNX Runtime intra_op.allow_spinning=%s, PyTorch OMP_WAIT_POLICY=%s (see docs/benchmarks.md)" %
       (a.ort_spin, a.torch_omp_wait or "default"))
-    p("peak      fp32 FMA peak (bench/peak.c), median [min-max] of %d measurements: 1 thread %s [%s-%s], 2 threads %s [%s-%s] GFLOP/s" %
-      ((len(peaks[1]),) + tuple(fmt(x, ".1f") for t in thread_counts for x in (med(peaks[t]), min(filter(None, peaks[t]), default=None),
-                                                           max(filter(None, peaks[t]), default=None)))))
-    p("work      image %s GFLOP; text %d tokens %s GFLOP, %d tokens %s GFLOP (2 x multiply-adds of the matrix products)" %
+    if "ort-int8" in systems:
+        try:
+            with open(os.path.join(a.onnx, "sample.json")) as f:
+                bits = json.load(f).get("int8_bits") or 7
+        except (OSError, ValueError):
+            bits = "?"
+        p("          ORT int8: quantize_dynamic recipe (tools/export_onnx.py): u8 activations per tensor, s8 weights "
+          "per column, %s-bit weights%s" % (bits, " (reduce_range)" if bits == 7 else ""))
+    p("peaks     bench/peak.c, G ops/s (2 per multiply-add), median [min-max] of %d measurements per thread count:" %
+      len(peaks.get((kinds[0], 1), [])) if kinds else "peaks     bench/peak.c measured nothing (no AVX2?)")
+    for k in PEAK_KINDS:
+        if k in kinds:
+            p("          %-12s 1 thread %-18s 2 threads %s" % (k, pkstat(k, 1), pkstat(k, 2)))
+        else:
+            p("          %-12s not measured: this CPU lacks it" % k)
+    p("work      image %s GFLOP; text %d tokens %s GFLOP, %d tokens %s GFLOP, %d tokens %s GFLOP "
+      "(2 x multiply-adds of the matrix products)" %
       (fmt(gflop.get(("image", None)), ".2f"), ntok["t6"], fmt(gflop.get(("text", "t6")), ".3f"),
-       ntok["t77"], fmt(gflop.get(("text", "t77")), ".2f")))
-    p("method    %d rounds x %.1f s per task and system, interleaved (each task runs on every system back to back);" %
+       ntok["t7"], fmt(gflop.get(("text", "t7")), ".3f"), ntok["t77"], fmt(gflop.get(("text", "t77")), ".2f")))
+    p("method    %d rounds x %.1f s per task and system, interleaved (each task runs on every system back to back;" %
       (a.rounds, a.seconds))
-    p("          medians over rounds; %peak = GFLOP/s / the peak at the same thread count measured just")
-    p("          before and after that task (the higher); int8 peers can pass 100% (int8 is not fp32 FMA);")
+    p("          the -avx2 columns in the first %d); medians over rounds;" % min(a.avx2_rounds, a.rounds))
+    p("          %peak = GFLOP/s / the peak (column 'of') at the same thread count measured just before and")
+    p("          after that task (the higher): fp32/F16/BF16 weights against the FMA peak of the fp32 kernels")
+    p("          they run, Q8/Q4 against the int8 peak of the int8 kernels (clipdex_ctx_kernels), the peers")
+    p("          against the best of the machine (ORT int8: the best int8 peak);")
     p("          vs PEER = clipdex encodes/s / PEER encodes/s in the same round (median; > 1: clipdex faster);")
     p("          other = CPU used by other processes during the measurement, % of all CPUs (/proc/stat)")
     p("")
-    hdr = "%-22s %3s  %-13s %9s %9s %8s %6s %6s  %s" % ("task", "thr", "system", "encodes/s", "ms/encode", "GFLOP/s",
-                                                        "%peak", "other", "  ".join("vs %-10s" % r for r in RATIO_PEERS))
+    hdr = "%-22s %3s  %-17s %9s %9s %8s %6s %-11s %6s  %s" % (
+        "task", "thr", "system", "encodes/s", "ms/encode", "GFLOP/s", "%peak", "of", "other",
+        "  ".join("vs %-10s" % r for r in RATIO_PEERS))
     p(hdr)
     p("-" * len(hdr))
-    all_names = ["clipdex-" + v for v in VARIANTS if v in models or v not in OPTIONAL] + PEERS
+    all_names = ["clipdex-" + v for v in VARIANTS if v in models or v not in OPTIONAL] + avx2_names + PEERS
+
+    def ratio(task, thr, name, peer):
+        k1, k2 = (task, thr, name), (task, thr, peer)
+        if k1 not in res or k2 not in res:
+            return None
+        return med([x / y for x, y in zip(res[k1], res[k2]) if x and y])
+
     for task in tasks:
         for thr in thread_counts:
             for i, name in enumerate(all_names):
@@ -421,20 +589,39 @@ def main():
                 th = str(thr) if i == 0 else ""
                 if v is None:
                     why = "n/a" if name not in systems else "failed"
-                    p("%-22s %3s  %-13s %9s" % (lab, th, name, why))
+                    p("%-22s %3s  %-17s %9s" % (lab, th, name, why))
                     continue
                 g = v * task_gflop(task)
                 ratios = []
                 for rp in RATIO_PEERS:
-                    rr = None
-                    if name.startswith("clipdex-") and (task, thr, rp) in res:
-                        rr = med([x / y for x, y in zip(res[key], res[(task, thr, rp)]) if x and y])
+                    rr = ratio(task, thr, name, rp) if name.startswith("clipdex-") else None
                     ratios.append("%13s" % fmt(rr, ".2f", ""))
                 oth = med([x[0] for x in load.get(key, [])])
-                p("%-22s %3s  %-13s %9.2f %9.1f %8.1f %5.0f%% %5s%%  %s" %
-                  (lab, th, name, v, 1000.0 / v, g, med(pct[key]) or 0, fmt(oth, ".0f", "?"),
-                   "  ".join(ratios).rstrip()))
+                pc = med(pct.get(key, []))
+                p("%-22s %3s  %-17s %9.2f %9.1f %8.1f %6s %-11s %5s%%  %s" %
+                  (lab, th, name, v, 1000.0 / v, g, fmt(pc, ".0f", "?") + "%", peak_of.get(name) or "?",
+                   fmt(oth, ".0f", "?"), "  ".join(ratios).rstrip()))
         p("")
+    for name in bf16dot_of:
+        cells = ["%s %d thr %s%%" % (task_label(t), thr, fmt(med(pct2.get((t, thr, name), [])), ".0f"))
+                 for t in tasks for thr in thread_counts if pct2.get((t, thr, name))]
+        p("%s against the bf16 dot-product peak (%s): %s" % (name, bf16dot_of[name], ", ".join(cells)))
+        p("")
+
+    # ---- the speed issue's targets (2 threads)
+    p("targets (2 threads; ratios as in the table: same round, median; clipdex images include JPEG decoding)")
+    p("%-40s %-16s %10s %12s %8s  %s" % ("target", "task", "best path", "AVX2 path", "need", "verdict"))
+    for lab, v, peer, ttasks, need in TARGETS:
+        for t in ttasks:
+            r1 = ratio(t, 2, "clipdex-" + v, peer)
+            r2 = ratio(t, 2, "clipdex-%s-avx2" % v, peer)
+            verdict = "n/a" if r1 is None else ("met" if r1 >= need else "MISSED")
+            why = ""
+            if r1 is None:
+                why = " (no %s)" % ("clipdex-" + v if ("clipdex-" + v) not in systems else peer)
+            p("%-40s %-16s %10s %12s %8s  %s%s" % (lab, task_label(t), fmt(r1, ".2f"), fmt(r2, ".2f", "-"),
+                                                  ">= %.1f" % need, verdict, why))
+    p("")
     # a short query as the ONNX Runtime users run it: immich's OpenClipTextualEncoder pads every
     # query to context_length (77) before session.run, rclip and Roboflow use clip.tokenize (77)
     t6, t77 = ("text", "t6"), ("text", "t77")
@@ -471,13 +658,13 @@ def main():
             need = ("; 2x ort-fp32 would need %.1f GB/s" % (2 * ov * mb / 1e3)) if ov else ""
             p("  %d thread%s, 6 tokens: %s%s" % (thr, "s" if thr > 1 else "", ", ".join(cells), need))
         p("")
-    p("%-14s %14s %16s %18s" % ("system", "peak RSS MiB", "first text ms", "(its peak RSS MiB)"))
+    p("%-18s %14s %16s %18s" % ("system", "peak RSS MiB", "first text ms", "(its peak RSS MiB)"))
     for name in all_names:
         if name not in systems:
-            p("%-14s %14s" % (name, "n/a"))
+            p("%-18s %14s" % (name, "n/a"))
             continue
         s = systems[name]
-        p("%-14s %14s %16s %18s" % (name, fmt(s.rss_kb and s.rss_kb / 1024.0, ".0f"), fmt(med(first[name]), ".0f"),
+        p("%-18s %14s %16s %18s" % (name, fmt(s.rss_kb and s.rss_kb / 1024.0, ".0f"), fmt(med(first[name]), ".0f"),
                                     fmt(first_rss.get(name) and first_rss[name] / 1024.0, ".0f")))
     p("")
     p("peak RSS: the worker process after all tasks (weights + batch-16 activations; clipdex maps F32 weights")
@@ -492,6 +679,8 @@ def main():
         if med(allo) > 10:
             p("WARNING: the machine was busy with other work during this run: absolute figures are low and noisy;")
             p("         the interleaved ratios are less affected, but re-run on an idle machine before quoting them.")
+    for n in a.note:
+        p("note: %s" % n)
     errs = [(n, s.error()) for n, s in systems.items() if s.error()]
     for n, e in errs:
         p("note: %s: %s" % (n, e))
@@ -513,9 +702,10 @@ def machine():
         cps = kv.get("Core(s) per socket", "?").strip()
         tpc = kv.get("Thread(s) per core", "?").strip()
         flags = kv.get("Flags", "").split()
-        simd = "+".join(f for f in ("avx2", "fma", "avx512f", "avx_vnni", "avx512_vnni") if f in flags)
+        simd = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+                                    "avx512_bf16", "amx_int8") if f in flags)
         hyp = kv.get("Hypervisor vendor", "").strip()
-        return "%s, %d CPUs (%s cores/socket, %s threads/core)%s, %s, %s" % (
+        return "%s, %d CPUs (%s cores/socket, %s threads/core)%s, flags: %s; %s" % (
             model, cores, cps, tpc, (", " + hyp + " VM") if hyp else "", simd or "no AVX2", platform.platform())
     except (OSError, ValueError):
         return "%s, %d CPUs" % (model, cores)

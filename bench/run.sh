@@ -9,13 +9,18 @@
 #
 # Knobs (environment):
 #   BENCH_ROUNDS=3         interleaved rounds
+#   BENCH_AVX2_ROUNDS=2    rounds that also run clipdex fp32 and Q8 with CLIPDEX_ISA=avx2 (0: none;
+#                          skipped anyway when AVX2 is already the best path)
 #   BENCH_SECONDS=1        seconds per task, system and round
 #   BENCH_PEERS=all        all | none | a list of: ort torch
-#   BENCH_F16=PATH  BENCH_Q8=PATH  BENCH_Q4=PATH
-#                          clipdex models for the F16/Q8/Q4 columns (a directory or weight file
-#                          clipdex_model_load accepts); by default every clipdex column, fp32
-#                          included, runs BUILD/bench-models/b32-{f32p,f16p,q8p,q4p}: the seeded
-#                          fp32 model written by `clipdex quantize --layout packed`
+#   BENCH_F16=PATH  BENCH_BF16=PATH  BENCH_Q8=PATH  BENCH_Q4=PATH
+#                          clipdex models for the F16/BF16/Q8/Q4 columns (a directory or weight
+#                          file clipdex_model_load accepts); by default every clipdex column, fp32
+#                          included, runs BUILD/bench-models/b32-{f32p,f16p,bf16p,q8p,q4p}: the
+#                          seeded fp32 model written by `clipdex quantize --layout packed` (the
+#                          BF16 column is skipped, with a note, while `--type bf16` fails)
+#   BENCH_JPEG=DIR         JPEGs clipdex decodes in the image tasks (default: ../shared/data/
+#                          imagenet-samples if present, else synthetic ones)
 #   BENCH_ST=1             also run clipdex on the fp32 safetensors directory itself (the
 #                          row layout: weight panels are packed per call), as "clipdex-fp32st"
 #   PYTHON=/usr/bin/python3  NODE=node  CC=cc
@@ -60,20 +65,32 @@ gen b32-f32 f32
 # clipdex runs `clipdex quantize` output (packed panels, docs/quantized.md) for
 # every type, fp32 included: the conversion is done once, there, not per start.
 # The safetensors directory feeds the peers (ONNX export, PyTorch).
-quant() { # quant NAME TYPE
+quant() { # quant NAME TYPE; fails (leaving no model) if clipdex cannot write TYPE
     if [ ! -f "$MODELS/$1/model.gguf" ]; then
         say "quantizing $MODELS/b32-f32 to $2 (clipdex quantize, packed layout)"
         mkdir -p "$MODELS/$1"
         cp "$MODELS/b32-f32/vocab.json" "$MODELS/b32-f32/merges.txt" "$MODELS/$1/"
-        "$BUILD/clipdex" quantize --model "$MODELS/b32-f32" --type "$2" --layout packed \
-            --out "$MODELS/$1/model.gguf" >/dev/null
+        if ! "$BUILD/clipdex" quantize --model "$MODELS/b32-f32" --type "$2" --layout packed \
+            --out "$MODELS/$1/model.gguf" >/dev/null 2>"$MODELS/$1.err"; then
+            rm -rf "${MODELS:?}/$1"
+            return 1
+        fi
+        rm -f "$MODELS/$1.err"
     fi
 }
+NOTES=""
 quant b32-f32p f32
 set -- --model "fp32=$MODELS/b32-f32p"
 if [ -n "${BENCH_ST:-}" ]; then set -- "$@" --model "fp32st=$MODELS/b32-f32"; fi
 if [ -n "${BENCH_F16:-}" ]; then set -- "$@" --model "f16=$BENCH_F16"
 else quant b32-f16p f16; set -- "$@" --model "f16=$MODELS/b32-f16p"; fi
+if [ -n "${BENCH_BF16:-}" ]; then set -- "$@" --model "bf16=$BENCH_BF16"
+elif quant b32-bf16p bf16; then set -- "$@" --model "bf16=$MODELS/b32-bf16p"
+else
+    why=$(head -n 1 "$MODELS/b32-bf16p.err" 2>/dev/null)
+    say "no BF16 column: 'clipdex quantize --type bf16' failed: $why"
+    NOTES="no BF16 column: 'clipdex quantize --type bf16' failed ($why)"
+fi
 if [ -z "${BENCH_Q8:-}" ]; then quant b32-q8p q8; fi
 if [ -z "${BENCH_Q4:-}" ]; then quant b32-q4p q4; fi
 Q8=${BENCH_Q8:-$MODELS/b32-q8p}; [ -e "$Q8" ] && set -- "$@" --model "q8=$Q8"
@@ -89,13 +106,19 @@ if want torch || want ort; then
     else say "no PyTorch ($PYTHON -c 'import torch' fails: apt-get install python3-torch): PyTorch peer and ONNX export skipped"; fi
 fi
 ONNX=$MODELS/onnx
+# ONNX Runtime's int8 model at its best: full 8-bit weights where its u8 x s8 kernels
+# have VNNI (no int16 saturation; as fast as 7 bits and more accurate), 7 bits
+# (reduce_range) elsewhere; docs/benchmarks.md has the variants measured
+INT8_BITS=7
+if grep -qw -e avx512_vnni -e avx_vnni /proc/cpuinfo 2>/dev/null; then INT8_BITS=8; fi
 if want ort && [ $have_torch = yes ]; then
-    # re-export when missing or older than the model or the exporter
-    if [ ! -f "$ONNX/text-int8.onnx" ] ||
+    # re-export when missing, older than the model or the exporter, or of the other int8 range
+    if [ ! -f "$ONNX/text-int8.onnx" ] || [ "$(cat "$ONNX/int8-bits" 2>/dev/null)" != "$INT8_BITS" ] ||
        [ -n "$(find "$MODELS/b32-f32/model.safetensors" tools/export_onnx.py -newer "$ONNX/text-int8.onnx")" ]; then
-        say "exporting ONNX (tools/export_onnx.py, about 3 minutes with the float64 check)"
-        "$PYTHON" tools/export_onnx.py "$MODELS/b32-f32" "$ONNX" --int8 >&2
-        rm -f "$ONNX/checked"
+        say "exporting ONNX (tools/export_onnx.py --int8-bits $INT8_BITS, about 3 minutes with the float64 check)"
+        rm -f "$ONNX/checked" "$ONNX/int8-bits"
+        "$PYTHON" tools/export_onnx.py "$MODELS/b32-f32" "$ONNX" --int8 --int8-bits $INT8_BITS >&2
+        echo $INT8_BITS >"$ONNX/int8-bits"
     fi
 fi
 
@@ -121,6 +144,10 @@ if want ort && [ -f "$ONNX/image.onnx" ]; then
     fi
 fi
 [ $have_ort = yes ] && set -- "$@" --onnx "$ONNX"
+[ -n "$NOTES" ] && set -- "$@" --note "$NOTES"
+JPEG=${BENCH_JPEG:-}
+if [ -z "$JPEG" ] && [ -d ../shared/data/imagenet-samples ]; then JPEG=../shared/data/imagenet-samples; fi
+[ -n "$JPEG" ] && set -- "$@" --jpeg "$JPEG"
 want torch && [ $have_torch = yes ] && set -- "$@" --torch-model "$MODELS/b32-f32"
 
 # ---- build flags of the library, as the compiler recorded them (-g is in the Makefile's flags)
@@ -131,7 +158,7 @@ flags=$(readelf --debug-dump=info "$obj" 2>/dev/null | sed -n 's/.*DW_AT_produce
 src=$(git describe --always --dirty 2>/dev/null || echo unknown)
 
 exec "$PYTHON" bench/driver.py --build "$BUILD" "$@" --config "$MODELS/b32-f32/config.json" \
-    --rounds "${BENCH_ROUNDS:-3}" --seconds "${BENCH_SECONDS:-1}" \
+    --rounds "${BENCH_ROUNDS:-3}" --avx2-rounds "${BENCH_AVX2_ROUNDS:-2}" --seconds "${BENCH_SECONDS:-1}" \
     --python "$PYTHON" --node "$NODE" \
     --out "$BUILD/bench-results.txt" --raw "$BUILD/bench-raw.tsv" \
     --command "make bench BUILD=$BUILD${BENCH_ROUNDS:+ BENCH_ROUNDS=$BENCH_ROUNDS}${BENCH_SECONDS:+ BENCH_SECONDS=$BENCH_SECONDS}${BENCH_PEERS:+ BENCH_PEERS=\"$BENCH_PEERS\"}" \

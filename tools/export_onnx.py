@@ -10,7 +10,7 @@ exporter of Debian's torch 1.13, opset 17 so LayerNorm is one
 LayerNormalization node). torch.onnx.export needs no `onnx` Python package: the
 protobuf is written and checked by torch's own C++ code.
 
-  export_onnx.py MODEL_DIR OUT_DIR [--int8] [--no-check]
+  export_onnx.py MODEL_DIR OUT_DIR [--int8 [--int8-bits 7|8]] [--no-check]
 
 writes
   OUT_DIR/image.onnx         pixels float32 [B, 3, S, S] -> embeds float32 [B, E] (raw, not normalized)
@@ -18,7 +18,8 @@ writes
                              positions through the end token (pooling is at argmax(ids))
   OUT_DIR/image-int8.onnx    with --int8: the same graphs with every weight matrix of the
   OUT_DIR/text-int8.onnx     transformer blocks and the projection quantized to int8 per output
-                             column (7-bit range, see INT8_WMAX); activations quantized per tensor at run time to uint8
+                             column (7-bit range by default, 8-bit with --int8-bits 8: see
+                             INT8_WMAX); activations quantized per tensor at run time to uint8
                              (ONNX Runtime's `quantize_dynamic` recipe, written directly:
                              DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul -> Add, which
                              ONNX Runtime fuses into DynamicQuantizeMatMul)
@@ -47,9 +48,11 @@ sys.path.insert(0, HERE)
 import reference  # noqa: E402  (tools/reference.py: safetensors reader, layouts, float64 reference)
 
 OPSET = 17
-# int8 weights use 7 bits ([-63, 63]), ONNX Runtime's `reduce_range`: on x86 CPUs
-# without VNNI its u8 x s8 kernels add pairs of products in int16 (vpmaddubsw),
-# which saturates with full-range weights and wrecks the result.
+# int8 weights use 7 bits ([-63, 63]) by default, ONNX Runtime's `reduce_range`: on
+# x86 CPUs without VNNI its u8 x s8 kernels add pairs of products in int16
+# (vpmaddubsw), which saturates with full-range weights and wrecks the result.
+# With VNNI (vpdpbusd sums into int32) --int8-bits 8 uses [-127, 127]: as fast,
+# more accurate (bench/run.sh picks it on VNNI CPUs; docs/benchmarks.md).
 INT8_WMAX = 63.0
 
 
@@ -304,8 +307,12 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("out_dir")
     ap.add_argument("--int8", action="store_true", help="also write image-int8.onnx and text-int8.onnx")
+    ap.add_argument("--int8-bits", type=int, choices=(7, 8), default=7,
+                    help="int8 weight range: 7 = [-63, 63] (any x86 CPU), 8 = [-127, 127] (VNNI CPUs only)")
     ap.add_argument("--no-check", action="store_true", help="skip the float64 reference check")
     a = ap.parse_args()
+    global INT8_WMAX
+    INT8_WMAX = 127.0 if a.int8_bits == 8 else 63.0
     os.makedirs(a.out_dir, exist_ok=True)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -319,6 +326,7 @@ def main():
     n_tok = (ids.argmax(-1) + 1).tolist()
 
     meta = {"model_dir": os.path.abspath(a.model_dir), "opset": OPSET, "torch": torch.__version__,
+            "int8_bits": a.int8_bits if a.int8 else None,
             "cfg": cfg, "texts": texts, "n_tokens": n_tok,
             "bin": {"pixels": [list(pixels.shape), "float32"], "ids": [list(ids.shape), "int64"],
                     "ref_image": None, "ref_text": None}}
