@@ -60,6 +60,7 @@ static void fill_avxvnni(struct cdx_kernels *t)
 static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 {
     fill_avx2(t);
+    t->act_q8 = cdx_act_q8_avx512;
     if (c->avx512_vnni) {
         t->qgemm_tile = cdx_qgemm_tile_avx512;
         t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;

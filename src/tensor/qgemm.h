@@ -77,6 +77,7 @@ static inline int cdx_qp_act_max(int wtype) { return wtype == CDX_QP_Q8 ? CDX_QA
  * version is bitwise identical. */
 CDX_INTERNAL void cdx_act_q8_ref(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
 CDX_INTERNAL void cdx_act_q8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_act_q8_avx512(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
 
 /* C (m, n; stride ldc) (+)= act(product + bias) (the definition above);
  * wtype is CDX_QP_Q8 or CDX_QP_Q4, Wp the whole packed matrix, bias may be

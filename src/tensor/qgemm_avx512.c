@@ -9,6 +9,8 @@
  * Q4P: a 32-byte group holds rows 0-7 in the low nibbles and rows 8-15 in
  * the high ones; the two halves are joined into one zmm in Q8P's byte order.
  */
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "tensor/qgemm.h"
@@ -53,5 +55,33 @@ TGT static inline __attribute__((always_inline)) __m512i bcast4(const int8_t *p)
 }
 
 #include "tensor/qgemm_vnni.inc"
+
+/* Activation quantization (cdx_act_q8_ref's contract and float operations:
+ * max |x| is exact in any order, then one division for d, one for 1/d, one
+ * multiply and a round-half-even conversion per value), a block of 32 in two
+ * zmm; bitwise the reference. */
+TGT void cdx_act_q8_avx512(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
+{
+    const float fmax_q = (float)qmax;
+    for (size_t b = 0; b < k / CDX_QK; b++, x += CDX_QK, q += CDX_QK) {
+        __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        __m512 a0 = _mm512_abs_ps(v0), a1 = _mm512_abs_ps(v1);
+        const __m512 inf = _mm512_set1_ps(INFINITY);
+        if (_mm512_cmp_ps_mask(a0, inf, _CMP_LT_OQ) != 0xFFFF || _mm512_cmp_ps_mask(a1, inf, _CMP_LT_OQ) != 0xFFFF) {
+            memset(q, 0, CDX_QK); /* NaN or inf: as the reference */
+            d[b] = NAN;
+            s[b] = 0;
+            continue;
+        }
+        float amax = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1));
+        float db = amax / fmax_q, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
+        __m512 vid = _mm512_set1_ps(id);
+        __m512i i0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)), i1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, vid));
+        _mm_storeu_si128((__m128i *)(void *)q, _mm512_cvtsepi32_epi8(i0));
+        _mm_storeu_si128((__m128i *)(void *)(q + 16), _mm512_cvtsepi32_epi8(i1));
+        d[b] = id != 0.0f ? db : 0.0f;
+        s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
+    }
+}
 
 #endif /* x86 */
