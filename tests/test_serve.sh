@@ -409,6 +409,6 @@ stop_server
 
 # --- the packed page is up to date ----------------------------------------------------
 if [ -f tools/pack_assets.sh ] && [ -d web ]; then
-    sh tools/pack_assets.sh web "$TMP/assets.c" && check "app/web_assets.c matches web/ (run tools/pack_assets.sh)" cmp -s "$TMP/assets.c" app/web_assets.c
+    sh tools/pack_assets.sh web "$TMP/assets.c" && check "app/serve/web_assets.c matches web/ (run tools/pack_assets.sh)" cmp -s "$TMP/assets.c" app/serve/web_assets.c
 fi
 done_

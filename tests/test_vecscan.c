@@ -1,14 +1,15 @@
 /*
- * test_vecscan.c - the vector scan behind `clipdex search` (app/vecscan.c,
- * compiled in here): the int8 dot kernel against its scalar reference, and
- * the two-stage search (int8 scan + float32 re-rank) against the exact
- * float32 scan - identical hits, scores and order - on random and on
- * clustered data (where the error bound must send it to the fallback), for
- * several k, thresholds, thread counts and odd dimensions; the same for the
- * 4-bit stage (its kernel, its per-row upper bound checked against every
- * row's float32 score, and its cascade to the int8 stage and the scan).
+ * test_vecscan.c - the vector scan behind `clipdex search`
+ * (app/store/vecscan.c, compiled in here): the int8 dot kernel against its
+ * scalar reference, and the two-stage search (int8 scan + float32 re-rank)
+ * against the exact float32 scan - identical hits, scores and order - on
+ * random and on clustered data (where the error bound must send it to the
+ * fallback), for several k, thresholds, thread counts and odd dimensions;
+ * the same for the 4-bit stage (its kernel, its per-row upper bound checked
+ * against every row's float32 score, and its cascade to the int8 stage and
+ * the scan).
  */
-#include "../app/vecscan.c"
+#include "store/vecscan.c"
 
 #include "check.h"
 

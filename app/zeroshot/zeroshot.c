@@ -1,0 +1,381 @@
+/*
+ * zeroshot.c - zero-shot classification helpers: label/template lists,
+ * prompt-ensemble class embeddings (OpenAI's recipe), prompts.json written
+ * with the JSON writer (read in prompts_load.c), and softmax/top-k scoring.
+ */
+#include "zeroshot/zeroshot.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "util/json.h"
+
+#define ZS_TEXT_BATCH 64 /* texts per text-tower call */
+
+void zs_list_free(zs_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+int zs_list_add(zs_list *l, const char *s, size_t len)
+{
+    if (l->n >= ZS_MAX_LIST) return -1;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 16;
+        char **v = realloc(l->v, cap * sizeof *v);
+        if (!v) return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return -1;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    l->v[l->n++] = c;
+    return 0;
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Adds s[0..len) with surrounding white space trimmed, unless empty. */
+static int add_trimmed(zs_list *l, const char *s, size_t len)
+{
+    while (len && is_space(*s)) s++, len--;
+    while (len && is_space(s[len - 1])) len--;
+    if (len == 0) return 0;
+    return zs_list_add(l, s, len);
+}
+
+int zs_list_split(const char *csv, zs_list *out)
+{
+    const char *p = csv;
+    for (;;) {
+        const char *c = strchr(p, ',');
+        size_t len = c ? (size_t)(c - p) : strlen(p);
+        if (add_trimmed(out, p, len)) {
+            cli_error("too many labels or out of memory");
+            return CLI_FAIL;
+        }
+        if (!c) break;
+        p = c + 1;
+    }
+    return 0;
+}
+
+int zs_list_file(const char *path, zs_list *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error("cannot open '%s': %s", path, strerror(errno));
+        return CLI_FAIL;
+    }
+    char line[ZS_MAX_LINE + 2];
+    long no = 0;
+    int rc = 0;
+    while (fgets(line, sizeof line, f)) {
+        no++;
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n') {
+            cli_error("'%s' line %ld: longer than %d bytes", path, no, ZS_MAX_LINE);
+            rc = CLI_FAIL;
+            break;
+        }
+        const char *s = line;
+        while (*s && is_space(*s)) s++;
+        if (*s == '#') continue;
+        if (add_trimmed(out, line, len)) {
+            cli_error("'%s': too many lines or out of memory", path);
+            rc = CLI_FAIL;
+            break;
+        }
+    }
+    if (!rc && ferror(f)) {
+        cli_error("cannot read '%s': %s", path, strerror(errno));
+        rc = CLI_FAIL;
+    }
+    fclose(f);
+    if (!rc && out->n == 0) {
+        cli_error("'%s' holds no entries", path);
+        rc = CLI_FAIL;
+    }
+    return rc;
+}
+
+char *zs_fill(const char *tmpl, const char *label)
+{
+    size_t n_holes = 0, tl = strlen(tmpl), ll = strlen(label);
+    for (const char *p = tmpl; (p = strstr(p, "{}")) != NULL; p += 2) n_holes++;
+    if (n_holes > 0 && ll > (SIZE_MAX - tl - 1) / n_holes) return NULL;
+    char *s = malloc(tl + n_holes * ll + 1), *o = s;
+    if (!s) return NULL;
+    for (const char *p = tmpl; *p;) {
+        if (p[0] == '{' && p[1] == '}') {
+            memcpy(o, label, ll);
+            o += ll;
+            p += 2;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return s;
+}
+
+void zs_normalize(float *v, size_t dim)
+{
+    double n2 = 0;
+    for (size_t i = 0; i < dim; i++) n2 += (double)v[i] * v[i];
+    if (n2 <= 0) return;
+    double inv = 1.0 / sqrt(n2);
+    for (size_t i = 0; i < dim; i++) v[i] = (float)(v[i] * inv);
+}
+
+int zs_class_embed(clipdex_ctx *ctx, const clipdex_model *model, const zs_list *labels,
+                   const zs_list *templates, size_t dim, float *out)
+{
+    if (!clipdex_model_tokenizer(model)) {
+        cli_error("the model has no tokenizer (give --vocab, set CLIPDEX_VOCAB, or use --prompts)");
+        return CLI_MODEL;
+    }
+    size_t nt = templates->n, total = labels->n * nt;
+    char *texts[ZS_TEXT_BATCH];
+    float *e = malloc(ZS_TEXT_BATCH * dim * sizeof *e);
+    double *acc = calloc(dim, sizeof *acc);
+    int rc = 0;
+    if (!e || !acc) {
+        cli_error("out of memory");
+        rc = CLI_FAIL;
+    }
+    /* texts in (label, template) order; a label's sum is finished when its
+     * last template is done */
+    for (size_t i0 = 0; !rc && i0 < total; i0 += ZS_TEXT_BATCH) {
+        size_t m = total - i0 < ZS_TEXT_BATCH ? total - i0 : ZS_TEXT_BATCH;
+        size_t made = 0;
+        for (; made < m; made++) {
+            size_t t = i0 + made;
+            texts[made] = zs_fill(templates->v[t % nt], labels->v[t / nt]);
+            if (!texts[made]) break;
+        }
+        int st = CLIPDEX_OK;
+        if (made < m) {
+            cli_error("out of memory");
+            rc = CLI_FAIL;
+        } else {
+            st = clipdex_text_embed(ctx, model, (const char *const *)texts, m, e, m * dim, 0);
+            if (st != CLIPDEX_OK) {
+                char *msg = cli_errdup(ctx, st);
+                cli_error("cannot embed the prompt '%s': %s", texts[0], msg);
+                cli_msg_free(msg);
+                rc = CLI_FAIL;
+            }
+        }
+        for (size_t k = 0; k < made; k++) free(texts[k]);
+        for (size_t k = 0; !rc && k < m; k++) {
+            size_t t = i0 + k;
+            const float *v = e + k * dim; /* already L2-normalized */
+            for (size_t d = 0; d < dim; d++) acc[d] += v[d];
+            if (t % nt == nt - 1) {
+                float *o = out + (t / nt) * dim;
+                for (size_t d = 0; d < dim; d++) o[d] = (float)(acc[d] / (double)nt);
+                zs_normalize(o, dim);
+                memset(acc, 0, dim * sizeof *acc);
+            }
+        }
+    }
+    free(e);
+    free(acc);
+    return rc;
+}
+
+/* ---- prompts.json --------------------------------------------------------- */
+
+void zs_prompts_free(zs_prompts *p)
+{
+    zs_list_free(&p->label);
+    zs_list_free(&p->text);
+    free(p->emb);
+    memset(p, 0, sizeof *p);
+}
+
+int zs_prompts_save(const char *path, const zs_prompts *p)
+{
+    size_t tl = strlen(path) + 32;
+    char *tmp = malloc(tl);
+    if (!tmp) {
+        cli_error("out of memory");
+        return CLI_FAIL;
+    }
+    snprintf(tmp, tl, "%s.tmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        cli_error("cannot create '%s': %s", tmp, strerror(errno));
+        free(tmp);
+        return CLI_FAIL;
+    }
+    json_out j;
+    json_init(&j, f);
+    json_obj_begin(&j);
+    json_key(&j, "format");
+    json_str(&j, ZS_PROMPTS_FORMAT);
+    json_key(&j, "model_name");
+    json_str(&j, p->id.name);
+    json_key(&j, "model_hash");
+    json_str(&j, p->id.hash);
+    json_key(&j, "embed_dim");
+    json_uint(&j, p->dim);
+    json_key(&j, "prompts");
+    json_arr_begin(&j);
+    for (size_t i = 0; i < p->n; i++) {
+        fputs("\n", f);
+        json_obj_begin(&j);
+        json_key(&j, "label");
+        json_str(&j, p->label.v[i]);
+        json_key(&j, "text");
+        json_str(&j, p->text.v[i]);
+        json_key(&j, "embedding");
+        json_floats(&j, p->emb + i * p->dim, p->dim);
+        json_obj_end(&j);
+    }
+    json_arr_end(&j);
+    json_obj_end(&j);
+    json_newline(&j);
+    int bad = ferror(f) != 0;
+    if (fflush(f) || fsync(fileno(f))) bad = 1;
+    if (fclose(f)) bad = 1;
+    if (bad || rename(tmp, path)) {
+        cli_error("cannot write '%s': %s", bad ? tmp : path, strerror(errno));
+        unlink(tmp);
+        free(tmp);
+        return CLI_FAIL;
+    }
+    free(tmp);
+    return 0;
+}
+
+int zs_prompts_classes(const zs_prompts *p, zs_list *labels, float **emb)
+{
+    size_t dim = p->dim;
+    *emb = malloc((p->n ? p->n : 1) * dim * sizeof **emb);
+    double *acc = calloc(dim, sizeof *acc);
+    if (!*emb || !acc) goto nomem;
+    size_t cnt = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const float *v = p->emb + i * dim;
+        for (size_t d = 0; d < dim; d++) acc[d] += v[d];
+        cnt++;
+        if (i + 1 == p->n || strcmp(p->label.v[i + 1], p->label.v[i]) != 0) {
+            float *o = *emb + labels->n * dim;
+            for (size_t d = 0; d < dim; d++) o[d] = (float)(acc[d] / (double)cnt);
+            zs_normalize(o, dim);
+            if (zs_list_add(labels, p->label.v[i], strlen(p->label.v[i]))) goto nomem;
+            memset(acc, 0, dim * sizeof *acc);
+            cnt = 0;
+        }
+    }
+    free(acc);
+    return 0;
+nomem:
+    free(acc);
+    free(*emb);
+    *emb = NULL;
+    cli_error("out of memory");
+    return CLI_FAIL;
+}
+
+long zs_prompts_find(const zs_prompts *p, const char *s)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->text.v[i], s) == 0) return (long)i;
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->label.v[i], s) == 0) return (long)i;
+    return -1;
+}
+
+/* ---- scoring ----------------------------------------------------------------- */
+
+void zs_scores(const float *x, const float *cls, size_t n_classes, size_t dim, double scale,
+               double *cos, double *logit, double *prob)
+{
+    double max = -INFINITY, sum = 0;
+    for (size_t c = 0; c < n_classes; c++) {
+        const float *w = cls + c * dim;
+        double s = 0;
+        for (size_t d = 0; d < dim; d++) s += (double)x[d] * w[d];
+        cos[c] = s;
+        logit[c] = scale * s;
+        if (logit[c] > max) max = logit[c];
+    }
+    for (size_t c = 0; c < n_classes; c++) {
+        prob[c] = exp(logit[c] - max); /* the largest term is 1: no overflow */
+        sum += prob[c];
+    }
+    for (size_t c = 0; c < n_classes; c++) prob[c] /= sum;
+}
+
+size_t zs_topk(const double *v, size_t n, size_t k, size_t *idx)
+{
+    if (k > n) k = n;
+    if (k == 0) return 0;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) { /* insertion into a sorted list of k: k is small */
+        if (m == k && !(v[i] > v[idx[k - 1]])) continue;
+        size_t j = m < k ? m++ : k - 1;
+        while (j > 0 && v[i] > v[idx[j - 1]]) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = i;
+    }
+    return m;
+}
+
+int zs_classes_load(clipdex_ctx *ctx, const clipdex_model *model, const char *model_path,
+                    const zs_source *src, size_t dim, zs_list *labels, float **emb)
+{
+    *emb = NULL;
+    if (src->prompts) {
+        store_model_id id;
+        zs_prompts p;
+        int rc = store_model_identify(model, model_path, &id);
+        if (rc) return rc;
+        if ((rc = zs_prompts_load(src->prompts, &id, &p))) return rc;
+        if (p.n == 0) {
+            cli_error("prompts '%s' hold no entries", src->prompts);
+            rc = CLI_FAIL;
+        } else {
+            rc = zs_prompts_classes(&p, labels, emb);
+        }
+        zs_prompts_free(&p);
+        return rc;
+    }
+    zs_list templates = {0};
+    int rc = src->labels_file ? zs_list_file(src->labels_file, labels)
+                              : zs_list_split(src->labels ? src->labels : "", labels);
+    if (!rc && labels->n == 0) {
+        cli_error("no labels to classify with");
+        rc = CLI_FAIL;
+    }
+    if (!rc) rc = src->templates ? zs_list_file(src->templates, &templates)
+                                 : zs_list_add(&templates, "{}", 2) ? CLI_FAIL : 0;
+    if (!rc) {
+        *emb = malloc(labels->n * dim * sizeof **emb);
+        if (!*emb) {
+            cli_error("out of memory");
+            rc = CLI_FAIL;
+        }
+    }
+    if (!rc) rc = zs_class_embed(ctx, model, labels, &templates, dim, *emb);
+    zs_list_free(&templates);
+    if (rc) {
+        free(*emb);
+        *emb = NULL;
+    }
+    return rc;
+}
