@@ -84,7 +84,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, "\nTry 'clipdex %s --help'.\n", cmd);
-    return CLI_USAGE;
+    return APP_USAGE;
 }
 
 int cli_unknown_option(const cli_args *a)
@@ -100,6 +100,14 @@ void cli_error(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+void cli_report(enum report_kind kind, const char *msg)
+{
+    if (kind == REPORT_ERROR) fputs("clipdex: ", stderr);
+    fputs(msg, stderr);
+    fputc('\n', stderr);
+    fflush(stderr);
 }
 
 int cli_parse_int(const char *cmd, const char *name, const char *s, long min, long max, long *out)
@@ -129,11 +137,11 @@ int cli_ctx_new(int n_threads, clipdex_ctx **out)
     const char *isa = getenv("CLIPDEX_ISA");
     if (st == CLIPDEX_E_ARG && isa && isa[0]) {
         cli_error("CLIPDEX_ISA='%s' names no kernel path (use scalar, avx2, avx-vnni, avx512 or best)", isa);
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     if (st != CLIPDEX_OK) {
         cli_error("cannot create a context with %d threads: %s", n_threads, clipdex_status_str(st));
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     return 0;
 }
@@ -149,7 +157,7 @@ int cli_model_load(clipdex_ctx *ctx, const char *path, const char *vocab, clipde
             cli_error("%s", msg);
         else
             cli_error("cannot load model '%s': %s", path, clipdex_status_str(st));
-        return CLI_MODEL;
+        return APP_MODEL;
     }
     return 0;
 }
@@ -178,7 +186,7 @@ int cli_flush_stdout(void)
 {
     if (fflush(stdout) != 0 || ferror(stdout)) {
         cli_error("cannot write to standard output: %s", strerror(errno));
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     return 0;
 }

@@ -1,7 +1,7 @@
 /*
- * cli.h - what the clipdex program's commands share: exit codes, the command
- * entry points and usage texts, option parsing and model/context set-up with
- * the error reporting every command uses.
+ * cli.h - what the clipdex program's commands share: the command entry
+ * points and usage texts, option parsing and model/context set-up with the
+ * error reporting every command uses (the exit codes are util/report.h's).
  */
 #ifndef CLIPDEX_APP_CLI_H
 #define CLIPDEX_APP_CLI_H
@@ -9,14 +9,7 @@
 #include <stdio.h>
 
 #include "clipdex.h"
-
-/* Exit codes (documented in docs/cli.md). */
-enum {
-    CLI_OK = 0,     /* everything succeeded */
-    CLI_FAIL = 1,   /* some input failed, or a runtime error */
-    CLI_USAGE = 2,  /* bad command line */
-    CLI_MODEL = 3   /* the model (or vocabulary) could not be loaded */
-};
+#include "util/report.h" /* the exit codes APP_OK, APP_FAIL, APP_USAGE, APP_MODEL */
 
 /* Commands: argv[0] is the command name; each returns an exit code. */
 int cmd_embed(int argc, char **argv);
@@ -56,23 +49,26 @@ int cli_args_value(cli_args *a, const char *name, const char **val);
  * option, -1 (message printed) for "--flag=value". */
 int cli_args_flag(cli_args *a, const char *name);
 
-/* Prints "clipdex CMD: <message>" and a hint to stderr; returns CLI_USAGE. */
+/* Prints "clipdex CMD: <message>" and a hint to stderr; returns APP_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Reports the current argument as an unknown option; returns CLI_USAGE. */
+/* Reports the current argument as an unknown option; returns APP_USAGE. */
 int cli_unknown_option(const cli_args *a);
 /* Prints "clipdex: <message>" to stderr. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The sink main() installs for the layers below (util/report.h): an error as
+ * cli_error prints it, a note as is. */
+void cli_report(enum report_kind kind, const char *msg);
 
 /* Parses a decimal integer in [min, max] for option `name`; returns 0 or
- * CLI_USAGE (message printed). */
+ * APP_USAGE (message printed). */
 int cli_parse_int(const char *cmd, const char *name, const char *s, long min, long max, long *out);
 
 /* The model directory: `opt` if given, else $CLIPDEX_MODEL, else NULL. */
 const char *cli_model_path(const char *opt);
 
-/* Creates a context with n_threads (0: all CPUs); returns 0 or CLI_FAIL. */
+/* Creates a context with n_threads (0: all CPUs); returns 0 or APP_FAIL. */
 int cli_ctx_new(int n_threads, clipdex_ctx **out);
-/* Loads a model; returns 0, or CLI_MODEL after printing "clipdex: <errmsg>". */
+/* Loads a model; returns 0, or APP_MODEL after printing "clipdex: <errmsg>". */
 int cli_model_load(clipdex_ctx *ctx, const char *path, const char *vocab, clipdex_model **out);
 
 /* A malloc'd copy of the context's last error message (or of the status
@@ -82,7 +78,7 @@ void cli_msg_free(char *msg);
 /* A malloc'd copy of `msg` for the same lifecycle (never NULL). */
 char *cli_strdup(const char *msg);
 
-/* Flushes stdout; returns CLI_FAIL (message printed) on a write error. */
+/* Flushes stdout; returns APP_FAIL (message printed) on a write error. */
 int cli_flush_stdout(void);
 
 #endif

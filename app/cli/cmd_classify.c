@@ -69,15 +69,15 @@ static int classify_parse(int argc, char **argv, classify_opts *o)
                    (r = cli_args_value(&a, "--labels-file", &o->src.labels_file)) != 0 ||
                    (r = cli_args_value(&a, "--templates", &o->src.templates)) != 0 ||
                    (r = cli_args_value(&a, "--prompts", &o->src.prompts)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "-k", &val)) != 0 ||
                    (r = cli_args_value(&a, "--top", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--top", val, 1, 1000, &o->top)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--top", val, 1, 1000, &o->top)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);
@@ -121,7 +121,7 @@ static int classify_run(const classify_opts *o)
     if (rc) goto done;
     if (clipdex_model_get_info(model, &info) != CLIPDEX_OK || info.embed_dim <= 0) {
         cli_error("cannot describe the model '%s'", o->model);
-        rc = CLI_MODEL;
+        rc = APP_MODEL;
         goto done;
     }
     size_t dim = (size_t)info.embed_dim;
@@ -132,7 +132,7 @@ static int classify_run(const classify_opts *o)
     top = malloc(nc * sizeof *top);
     if (!x || !sc || !top) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     clipdex_image_params ip = clipdex_image_params_default();
@@ -182,7 +182,7 @@ static int classify_run(const classify_opts *o)
         if ((rc = cli_flush_stdout())) goto done;
     }
     rc = cli_flush_stdout();
-    if (!rc && any_failed) rc = CLI_FAIL;
+    if (!rc && any_failed) rc = APP_FAIL;
 done:
     zs_list_free(&labels);
     free(cls);
@@ -202,7 +202,7 @@ int cmd_classify(int argc, char **argv)
     o.images = calloc((size_t)argc + 1, sizeof *o.images);
     if (!o.images) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     int rc = classify_parse(argc, argv, &o);
     if (rc < 0) rc = classify_run(&o);

@@ -55,24 +55,24 @@ static int compare_parse(int argc, char **argv, compare_opts *o)
         if (cli_args_positional(&a)) {
             o->prompts[o->n_prompts++] = argv[a.i];
         } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->subject = val;
             o->subject_is_image = 1;
             n_subjects++;
         } else if ((r = cli_args_value(&a, "--text", &val)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->subject = val;
             o->subject_is_image = 0;
             n_subjects++;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);
@@ -183,13 +183,13 @@ static int compare_run(const compare_opts *o)
     int st = clipdex_model_get_info(model, &info);
     if (st != CLIPDEX_OK || info.embed_dim <= 0 || info.context_length <= 0) {
         cli_error("cannot describe the model '%s': %s", o->model, clipdex_status_str(st));
-        rc = CLI_MODEL;
+        rc = APP_MODEL;
         goto done;
     }
     const clipdex_tokenizer *tok = clipdex_model_tokenizer(model);
     if (!tok) {
         cli_error("the model '%s' has no tokenizer (give --vocab or set CLIPDEX_VOCAB)", o->model);
-        rc = CLI_MODEL;
+        rc = APP_MODEL;
         goto done;
     }
     size_t dim = (size_t)info.embed_dim, ctx_len = (size_t)info.context_length;
@@ -199,7 +199,7 @@ static int compare_run(const compare_opts *o)
     scores = calloc(3 * n, sizeof *scores);         /* cosine, logit, probability */
     if (!emb || !ids || !scores) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     st = embed_subject(ctx, model, tok, o, ids, ctx_len, emb, dim);
@@ -207,7 +207,7 @@ static int compare_run(const compare_opts *o)
         char *msg = cli_errdup(ctx, st);
         cli_error("%s", msg);
         cli_msg_free(msg);
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     st = embed_texts(ctx, model, tok, o->prompts, n, ids, ctx_len, emb + dim, dim);
@@ -215,7 +215,7 @@ static int compare_run(const compare_opts *o)
         char *msg = cli_errdup(ctx, st);
         cli_error("%s", msg);
         cli_msg_free(msg);
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     double *cosine = scores, *logit = scores + n, *prob = scores + 2 * n;
@@ -248,7 +248,7 @@ int cmd_compare(int argc, char **argv)
     o.prompts = calloc((size_t)argc + 1, sizeof *o.prompts);
     if (!o.prompts) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     int rc = compare_parse(argc, argv, &o);
     if (rc < 0) rc = compare_run(&o);

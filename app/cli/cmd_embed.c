@@ -248,25 +248,25 @@ static int embed_parse(int argc, char **argv, embed_opts *o)
             return cli_usage_error(a.cmd, "unexpected argument '%s' (give inputs with --image or --text)",
                                    argv[a.i]);
         if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->inputs[o->n_inputs].kind = INPUT_IMAGE;
             o->inputs[o->n_inputs++].arg = val;
         } else if ((r = cli_args_value(&a, "--text", &val)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->inputs[o->n_inputs].kind = INPUT_TEXT;
             o->inputs[o->n_inputs++].arg = val;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, EMBED_BATCH_MAX, &o->batch))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);
@@ -292,13 +292,13 @@ static int embed_run(const embed_opts *o)
     int st = clipdex_model_get_info(model, &info);
     if (st != CLIPDEX_OK || info.embed_dim <= 0 || info.context_length <= 0) {
         cli_error("cannot describe the model '%s': %s", o->model, clipdex_status_str(st));
-        rc = CLI_MODEL;
+        rc = APP_MODEL;
         goto done;
     }
     size_t batch = (size_t)o->batch < o->n_inputs ? (size_t)o->batch : o->n_inputs;
     if (window_alloc(&w, batch, (size_t)info.embed_dim, (size_t)info.context_length)) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     clipdex_image_params ip = clipdex_image_params_default();
@@ -313,7 +313,7 @@ static int embed_run(const embed_opts *o)
     }
     window_free(&w);
     rc = cli_flush_stdout();
-    if (!rc && failed) rc = CLI_FAIL;
+    if (!rc && failed) rc = APP_FAIL;
 done:
     clipdex_model_free(model);
     clipdex_ctx_free(ctx);
@@ -328,7 +328,7 @@ int cmd_embed(int argc, char **argv)
     o.inputs = calloc((size_t)argc + 1, sizeof *o.inputs);
     if (!o.inputs) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     int rc = embed_parse(argc, argv, &o);
     if (rc < 0) rc = embed_run(&o);

@@ -97,20 +97,20 @@ static int eval_parse(int argc, char **argv, eval_opts *o, int *ds)
                    (r = cli_args_value(&a, "--templates", &o->templates)) != 0 ||
                    (r = cli_args_value(&a, "--zeroshot", &o->zeroshot)) != 0 ||
                    (r = cli_args_value(&a, "--prompts", &o->prompts)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--limit", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--limit", val, 1, 1L << 30, &o->limit))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, 1024, &o->batch)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, 1024, &o->batch)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--per-image")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->per_image = 1;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->json = 1;
         } else {
             return cli_unknown_option(&a);
@@ -196,13 +196,13 @@ static int name_matches(const char *dir, const char *cls)
     return *dir == '\0' && *cls == '\0';
 }
 
-/* Lists the labelled images of the dataset. Returns 0 or CLI_FAIL. */
+/* Lists the labelled images of the dataset. Returns 0 or APP_FAIL. */
 static int list_samples(const eval_opts *o, int ds, const zs_list *names, samples *out)
 {
     DIR *d = opendir(o->path);
     if (!d) {
         cli_error("cannot read the dataset folder '%s': %s", o->path, strerror(errno));
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     struct dirent *de;
     int rc = 0;
@@ -214,7 +214,7 @@ static int list_samples(const eval_opts *o, int ds, const zs_list *names, sample
             long c = imagenet_class(nm);
             if (c < 0) {
                 cli_error("'%s/%s': not named nXXXXXXXX_*.JPEG with an ImageNet-1k id", o->path, nm);
-                rc = CLI_FAIL;
+                rc = APP_FAIL;
             } else if (samples_add(out, join(o->path, nm), (size_t)c)) {
                 rc = -1;
             }
@@ -229,11 +229,11 @@ static int list_samples(const eval_opts *o, int ds, const zs_list *names, sample
         } else if (!sd) {
             if (errno != ENOTDIR) {
                 cli_error("cannot read '%s': %s", sub, strerror(errno));
-                rc = CLI_FAIL;
+                rc = APP_FAIL;
             }
         } else if (c == names->n) {
             cli_error("'%s': '%s' is not a %s class", sub, nm, o->dataset);
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
         } else {
             struct dirent *se;
             while (!rc && (se = readdir(sd)) != NULL)
@@ -247,11 +247,11 @@ static int list_samples(const eval_opts *o, int ds, const zs_list *names, sample
     closedir(d);
     if (rc < 0) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
     }
     if (!rc && out->n == 0) {
         cli_error("no labelled images in '%s'", o->path);
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
     }
     if (!rc) qsort(out->v, out->n, sizeof *out->v, sample_cmp);
     return rc;
@@ -377,7 +377,7 @@ static int eval_run(const eval_opts *o, int ds)
     if (rc) goto done;
     if (clipdex_model_get_info(model, &info) != CLIPDEX_OK || info.embed_dim <= 0) {
         cli_error("cannot describe the model '%s'", o->model);
-        rc = CLI_MODEL;
+        rc = APP_MODEL;
         goto done;
     }
     size_t dim = (size_t)info.embed_dim;
@@ -385,14 +385,14 @@ static int eval_run(const eval_opts *o, int ds)
     tpath = o->templates ? strdup(o->templates) : zeroshot_file(o, ds, "templates");
     if (!cpath || !tpath) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     if ((rc = zs_list_file(cpath, &names))) goto done;
     size_t want = ds == DS_IMAGENET ? IMAGENET_N_CLASSES : ds == DS_CIFAR10 ? 10 : 100;
     if (names.n != want) {
         cli_error("'%s' holds %zu class names; %s has %zu", cpath, names.n, o->dataset, want);
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     if ((rc = list_samples(o, ds, &names, &sm))) goto done;
@@ -416,7 +416,7 @@ static int eval_run(const eval_opts *o, int ds)
         if (!same) {
             cli_error("the classes of '%s' (%zu) are not the %zu class names of '%s' in order",
                       o->prompts, labels.n, names.n, cpath);
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
             goto done;
         }
     } else {
@@ -424,7 +424,7 @@ static int eval_run(const eval_opts *o, int ds)
         cls = malloc(names.n * dim * sizeof *cls);
         if (!cls) {
             cli_error("out of memory");
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
             goto done;
         }
         if ((rc = zs_class_embed(ctx, model, &names, &templates, dim, cls))) goto done;
@@ -438,7 +438,7 @@ static int eval_run(const eval_opts *o, int ds)
     which = malloc(B * sizeof *which);
     if (!pixels || !emb || !sc || !which) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     double tstart = now_s();
@@ -452,7 +452,7 @@ static int eval_run(const eval_opts *o, int ds)
                 char *m = cli_errdup(ctx, e);
                 cli_error("inference failed: %s", m);
                 cli_msg_free(m);
-                rc = CLI_FAIL;
+                rc = APP_FAIL;
                 goto done;
             }
             score_batch(o, &sm, which, nb, emb, cls, nc, dim, sc, &st);
@@ -480,7 +480,7 @@ static int eval_run(const eval_opts *o, int ds)
     st.t_total = now_s() - tstart;
     eval_print(o, nc, &st);
     rc = cli_flush_stdout();
-    if (!rc && st.failed) rc = CLI_FAIL;
+    if (!rc && st.failed) rc = APP_FAIL;
 done:
     free(cpath);
     free(tpath);

@@ -588,9 +588,9 @@ static int run_pipeline(runner *R)
     pthread_t *tid = calloc((size_t)n_dec, sizeof *tid);
     if (!p.q || !pixels || !emb || !pd || !slot || !tid) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
     }
-    if (!b.ins_image || !b.upsert_file || !b.del_file) rc = CLI_FAIL;
+    if (!b.ins_image || !b.upsert_file || !b.del_file) rc = APP_FAIL;
     int started = 0;
     for (int t = 0; !rc && t < n_dec; t++) {
         p.producers_left++;
@@ -602,7 +602,7 @@ static int run_pipeline(runner *R)
     }
     if (!rc && started == 0) {
         cli_error("cannot start a decoding thread");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
     }
     size_t n_pd = 0, n_px = 0, done = 0;
     result r;
@@ -654,7 +654,7 @@ static int run_pipeline(runner *R)
         if (n_px == batch || n_pd >= INDEX_MAX_OPS || (!more && n_pd > 0)) {
             embed_batch(R, pixels, emb, pd, slot, n_px);
             if (batch_commit(R->s, &b, R->work, pd, n_pd, R->dim)) {
-                rc = CLI_FAIL;
+                rc = APP_FAIL;
             } else {
                 count_done(R, pd, n_pd);
             }
@@ -698,7 +698,7 @@ static int remove_missing(runner *R)
         if (!R->dbf.seen[i] && walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i]) &&
             !walk_under_unreadable(&R->wr, R->dbf.path[i], R->dbf.len[i]))
             n_del++;
-    if (store_exec(R->s, "BEGIN IMMEDIATE")) return CLI_FAIL;
+    if (store_exec(R->s, "BEGIN IMMEDIATE")) return APP_FAIL;
     sqlite3_stmt *st = store_prepare(R->s, "DELETE FROM files WHERE id = ?");
     if (!st) goto fail;
     for (size_t i = 0; i < R->dbf.n && n_del; i++) {
@@ -718,7 +718,7 @@ static int remove_missing(runner *R)
 fail:
     sqlite3_finalize(st);
     store_exec(R->s, "ROLLBACK");
-    return CLI_FAIL;
+    return APP_FAIL;
 }
 
 static void print_summary(const runner *R, double secs)
@@ -771,7 +771,7 @@ static int index_run(const index_opts *o)
     if (rc) goto done;
     if (clipdex_model_get_info(R.model, &R.info) != CLIPDEX_OK || R.info.embed_dim <= 0) {
         cli_error("cannot describe the model '%s'", o->model);
-        rc = CLI_MODEL;
+        rc = APP_MODEL;
         goto done;
     }
     R.dim = (size_t)R.info.embed_dim;
@@ -783,12 +783,12 @@ static int index_run(const index_opts *o)
     lock_fd = open(o->db, O_RDONLY | O_CLOEXEC);
     if (lock_fd < 0 || flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
         cli_error("another `clipdex index` is running on '%s'", o->db);
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     if ((rc = store_check_model(R.s, &id, 1))) goto done;
     if (walk_paths(o->paths, o->n_paths, &R.wr) || db_files_load(R.s, &R.dbf)) {
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     R.stats.skipped = R.wr.skipped;
@@ -796,7 +796,7 @@ static int index_run(const index_opts *o)
     R.work = calloc(R.wr.n ? R.wr.n : 1, sizeof *R.work);
     if (!R.work) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     for (size_t i = 0; i < R.wr.n; i++) {
@@ -818,7 +818,7 @@ static int index_run(const index_opts *o)
         R.work[R.n_work++].e = e;
     }
     if (known_load(R.s, &R.known, &R.known_buf, R.n_work, &R.n_known)) {
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     R.pr.mode = o->quiet || o->json ? 0 : isatty(STDERR_FILENO) ? 1 : 2;
@@ -843,7 +843,7 @@ static int index_run(const index_opts *o)
     vecindex_close(&vi);
     print_summary(&R, now_s() - R.stats.t0);
     rc = cli_flush_stdout();
-    if (!rc && R.stats.failed) rc = CLI_FAIL;
+    if (!rc && R.stats.failed) rc = APP_FAIL;
     if (index_interrupted) {
         cli_error("interrupted: the batches committed so far are kept; run again to finish");
         rc = CLI_INTERRUPTED;
@@ -869,7 +869,7 @@ int cmd_index(int argc, char **argv)
     o.paths = calloc((size_t)argc + 1, sizeof *o.paths);
     if (!o.paths) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     const char *val = NULL;
     int r, rc = -1;
@@ -882,25 +882,25 @@ int cmd_index(int argc, char **argv)
         } else if (cli_args_positional(&a)) {
             o.paths[o.n_paths++] = argv[a.i];
         } else if ((r = cli_args_value(&a, "--model", &o.model)) != 0) {
-            if (r < 0) rc = CLI_USAGE;
+            if (r < 0) rc = APP_USAGE;
         } else if ((r = cli_args_value(&a, "--db", &o.db)) != 0) {
-            if (r < 0) rc = CLI_USAGE;
+            if (r < 0) rc = APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, INDEX_BATCH_MAX, &o.batch))
-                rc = CLI_USAGE;
+                rc = APP_USAGE;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o.threads)) rc = CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o.threads)) rc = APP_USAGE;
         } else if ((r = cli_args_value(&a, "--decoders", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--decoders", val, 0, 1024, &o.decoders))
-                rc = CLI_USAGE;
+                rc = APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) rc = CLI_USAGE;
+            if (r < 0) rc = APP_USAGE;
             o.no_exif = 1;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
-            if (r < 0) rc = CLI_USAGE;
+            if (r < 0) rc = APP_USAGE;
             o.json = 1;
         } else if ((r = cli_args_flag(&a, "--quiet")) != 0 || (r = cli_args_flag(&a, "-q")) != 0) {
-            if (r < 0) rc = CLI_USAGE;
+            if (r < 0) rc = APP_USAGE;
             o.quiet = 1;
         } else {
             rc = cli_unknown_option(&a);

@@ -165,9 +165,9 @@ int cmd_info(int argc, char **argv)
         if (cli_args_positional(&a))
             return cli_usage_error(a.cmd, "unexpected argument '%s'", argv[a.i]);
         if ((r = cli_args_value(&a, "--model", &model_opt)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             as_json = 1;
         } else {
             return cli_unknown_option(&a);
@@ -186,7 +186,7 @@ int cmd_info(int argc, char **argv)
         int st = clipdex_model_get_info(model, &info);
         if (st != CLIPDEX_OK) {
             cli_error("cannot describe the model '%s': %s", path, clipdex_status_str(st));
-            rc = CLI_MODEL;
+            rc = APP_MODEL;
         } else {
             if (as_json)
                 info_print_json(ctx, path, &info);

@@ -65,15 +65,15 @@ static int prompts_parse(int argc, char **argv, prompts_opts *o)
                    (r = cli_args_value(&a, "--labels", &o->src.labels)) != 0 ||
                    (r = cli_args_value(&a, "--labels-file", &o->src.labels_file)) != 0 ||
                    (r = cli_args_value(&a, "--templates", &o->src.templates)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--interactive")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->interactive = 1;
         } else if ((r = cli_args_flag(&a, "--append")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->append = 1;
         } else {
             return cli_unknown_option(&a);
@@ -108,7 +108,7 @@ static int add_entries(zs_prompts *p, char *const *labels, char *const *texts, s
     return 0;
 nomem:
     cli_error("out of memory");
-    return CLI_FAIL;
+    return APP_FAIL;
 }
 
 /* Embeds texts (each its own label, no templates) and appends them. */
@@ -117,10 +117,10 @@ static int add_texts(clipdex_ctx *ctx, const clipdex_model *model, zs_prompts *p
 {
     zs_list labels = {0}, one = {0};
     float *v = malloc((n ? n : 1) * p->dim * sizeof *v);
-    int rc = v ? 0 : CLI_FAIL;
+    int rc = v ? 0 : APP_FAIL;
     for (size_t i = 0; !rc && i < n; i++)
-        if (zs_list_add(&labels, texts[i], strlen(texts[i]))) rc = CLI_FAIL;
-    if (!rc && zs_list_add(&one, "{}", 2)) rc = CLI_FAIL;
+        if (zs_list_add(&labels, texts[i], strlen(texts[i]))) rc = APP_FAIL;
+    if (!rc && zs_list_add(&one, "{}", 2)) rc = APP_FAIL;
     if (rc) cli_error("out of memory");
     if (!rc) rc = zs_class_embed(ctx, model, &labels, &one, p->dim, v);
     if (!rc) rc = add_entries(p, texts, texts, n, v);
@@ -173,7 +173,7 @@ static int prompts_run(const prompts_opts *o)
         }
         if (ferror(stdin)) {
             cli_error("cannot read standard input: %s", strerror(errno));
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
             goto done;
         }
         if (p.n == 0 && (rc = zs_prompts_save(o->out, &p))) goto done;
@@ -209,7 +209,7 @@ int cmd_prompts(int argc, char **argv)
     o.texts = calloc((size_t)argc + 1, sizeof *o.texts);
     if (!o.texts) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     int rc = prompts_parse(argc, argv, &o);
     if (rc < 0) rc = prompts_run(&o);

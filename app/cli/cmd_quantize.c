@@ -60,13 +60,13 @@ int cmd_quantize(int argc, char **argv)
         if (cli_args_positional(&a))
             return cli_usage_error(a.cmd, "unexpected argument '%s'", argv[a.i]);
         if ((r = cli_args_value(&a, "--model", &model_opt)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--type", &type_opt)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--layout", &layout_opt)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--out", &out)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else {
             return cli_unknown_option(&a);
         }
@@ -93,7 +93,7 @@ int cmd_quantize(int argc, char **argv)
             char *msg = cli_errdup(ctx, st);
             cli_error("%s", msg);
             cli_msg_free(msg);
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
         } else {
             struct stat sb;
             clipdex_model_info info;

@@ -120,39 +120,39 @@ static int search_parse(int argc, char **argv, search_opts *o)
             add_term(o, s, sign, 0);
             sign = 1;
         } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--db", &o->db)) != 0 ||
                    (r = cli_args_value(&a, "--prompts", &o->prompts)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             add_term(o, val, sign, 1);
             sign = 1;
         } else if ((r = cli_args_value(&a, "-k", &val)) != 0 ||
                    (r = cli_args_value(&a, "--top", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "-k", val, 1, SEARCH_K_MAX, &o->k)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "-k", val, 1, SEARCH_K_MAX, &o->k)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--threshold", &val)) != 0) {
             char *end = NULL;
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->threshold = strtod(val, &end);
             if (!val[0] || *end || !isfinite(o->threshold))
                 return cli_usage_error(a.cmd, "invalid value '%s' for --threshold", val);
             o->has_threshold = 1;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--copy-to", &o->copy_to)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--link-to", &o->link_to)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->json = 1;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->no_exif = 1;
         } else if ((r = cli_args_flag(&a, "--exact")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->exact = 1;
         } else if (s[1] != '-') {
             add_term(o, s + 1, -sign, 0); /* -fruit: a negative term */
@@ -176,7 +176,7 @@ static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_mod
     float *e = malloc(dim * sizeof *e);
     if (!e) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     clipdex_image_params ip = clipdex_image_params_default();
     ip.ignore_exif_orientation = o->no_exif;
@@ -190,7 +190,7 @@ static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_mod
             if (at < 0) {
                 cli_error("the query text '%s' is not in the prompts file (add it with "
                           "`clipdex prompts --append`)", t->arg);
-                rc = CLI_FAIL;
+                rc = APP_FAIL;
                 break;
             }
             memcpy(e, pr->emb + (size_t)at * dim, dim * sizeof *e);
@@ -198,7 +198,7 @@ static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_mod
         } else if (t->kind == TERM_TEXT) {
             if (!clipdex_model_tokenizer(model)) {
                 cli_error("the model has no tokenizer: text queries need one");
-                rc = CLI_MODEL;
+                rc = APP_MODEL;
                 break;
             }
             st = clipdex_text_embed(ctx, model, &t->arg, 1, e, dim, 0);
@@ -216,7 +216,7 @@ static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_mod
             cli_error("cannot embed the query %s '%s': %s", t->kind == TERM_TEXT ? "text" : "image",
                       t->arg, m);
             cli_msg_free(m);
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
             break;
         }
         for (size_t d = 0; d < dim; d++) q[d] += t->weight * e[d];
@@ -227,7 +227,7 @@ static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_mod
     for (size_t d = 0; d < dim; d++) n2 += (double)q[d] * q[d];
     if (n2 <= 1e-20) {
         cli_error("the query terms cancel out: the query vector is zero");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     float inv = (float)(1.0 / sqrt(n2));
     for (size_t d = 0; d < dim; d++) q[d] *= inv;
@@ -317,7 +317,7 @@ static int search_run(const search_opts *o)
     hits = malloc((size_t)o->k * sizeof *hits);
     if (!q || !hits) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     if ((rc = build_query(o, ctx, model, o->prompts ? &pr : NULL, dim, q))) goto done;
@@ -347,20 +347,20 @@ static int search_run(const search_opts *o)
                 qs.candidates, qs.reranked);
     if (n_hits < 0) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     if ((o->copy_to || o->link_to)) {
         const char *dir = o->copy_to ? o->copy_to : o->link_to;
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
             cli_error("cannot create '%s': %s", dir, strerror(errno));
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
             goto done;
         }
     }
     st = store_prepare(s, "SELECT path FROM files WHERE id = ?");
     if (!st) {
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     json_out j;
@@ -377,7 +377,7 @@ static int search_run(const search_opts *o)
         char *p = malloc(len + 1);
         if (!p) {
             sqlite3_reset(st);
-            rc = CLI_FAIL;
+            rc = APP_FAIL;
             break;
         }
         if (len) memcpy(p, path, len);
@@ -399,7 +399,7 @@ static int search_run(const search_opts *o)
             fwrite(p, 1, len, stdout);
             putchar('\n');
         }
-        if ((o->copy_to || o->link_to) && place_result(o, rank, (size_t)n_hits, p)) rc = CLI_FAIL;
+        if ((o->copy_to || o->link_to) && place_result(o, rank, (size_t)n_hits, p)) rc = APP_FAIL;
         free(p);
     }
     int frc = cli_flush_stdout();
@@ -424,7 +424,7 @@ int cmd_search(int argc, char **argv)
     o.terms = calloc((size_t)argc + 1, sizeof *o.terms);
     if (!o.terms) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     int rc = search_parse(argc, argv, &o);
     if (rc < 0) rc = search_run(&o);

@@ -62,36 +62,36 @@ static int serve_parse(int argc, char **argv, serve_opts *o)
             (r = cli_args_value(&a, "--listen", &o->listen)) != 0 ||
             (r = cli_args_value(&a, "--token", &o->token)) != 0 ||
             (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--root", &val)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             if (o->n_roots == SERVE_MAX_ROOTS)
                 return cli_usage_error(a.cmd, "more than %d --root folders", SERVE_MAX_ROOTS);
             o->roots[o->n_roots++] = val;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, 256, &o->batch)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, 256, &o->batch)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch-wait-us", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--batch-wait-us", val, 0, 1000000, &o->batch_wait_us))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--max-connections", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--max-connections", val, 1, 65536, &o->max_conn))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--timeout", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--timeout", val, 1, 86400, &o->timeout_s)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--timeout", val, 1, 86400, &o->timeout_s)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--request-timeout", &val)) != 0) {
             if (r < 0 ||
                 cli_parse_int(a.cmd, "--request-timeout", val, 0, 86400, &o->request_timeout_s))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--max-body", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--max-body", val, 1024, 1L << 30, &o->max_body))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--max-pixels", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--max-pixels", val, 1, 1000000000L, &v)) return CLI_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--max-pixels", val, 1, 1000000000L, &v)) return APP_USAGE;
             o->max_pixels = v;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
             o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);

@@ -53,12 +53,12 @@ static int tokenize_parse(int argc, char **argv, tokenize_opts *o)
         if (cli_args_positional(&a)) {
             o->strings[o->n_strings++] = argv[a.i];
         } else if ((r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
-            if (r < 0) return CLI_USAGE;
+            if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--context", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--context", val, 2, TOKENIZE_CONTEXT_MAX, &o->context))
-                return CLI_USAGE;
+                return APP_USAGE;
         } else {
             return cli_unknown_option(&a);
         }
@@ -93,7 +93,7 @@ static int tokenize_run(const tokenize_opts *o)
             char *msg = cli_errdup(ctx, st);
             cli_error("%s", msg);
             cli_msg_free(msg);
-            rc = CLI_MODEL;
+            rc = APP_MODEL;
             goto done;
         }
         tok = own_tok;
@@ -103,7 +103,7 @@ static int tokenize_run(const tokenize_opts *o)
         tok = clipdex_model_tokenizer(model);
         if (!tok) {
             cli_error("the model '%s' has no tokenizer (give --vocab or set CLIPDEX_VOCAB)", o->model);
-            rc = CLI_MODEL;
+            rc = APP_MODEL;
             goto done;
         }
         clipdex_model_info info;
@@ -114,7 +114,7 @@ static int tokenize_run(const tokenize_opts *o)
     ids = calloc(ctx_len, sizeof *ids);
     if (!ids) {
         cli_error("out of memory");
-        rc = CLI_FAIL;
+        rc = APP_FAIL;
         goto done;
     }
     json_out j;
@@ -146,7 +146,7 @@ static int tokenize_run(const tokenize_opts *o)
         json_newline(&j);
     }
     rc = cli_flush_stdout();
-    if (!rc && failed) rc = CLI_FAIL;
+    if (!rc && failed) rc = APP_FAIL;
 done:
     free(ids);
     clipdex_tokenizer_free(own_tok);
@@ -162,7 +162,7 @@ int cmd_tokenize(int argc, char **argv)
     o.strings = calloc((size_t)argc + 1, sizeof *o.strings);
     if (!o.strings) {
         cli_error("out of memory");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     int rc = tokenize_parse(argc, argv, &o);
     if (rc < 0) rc = tokenize_run(&o);

@@ -83,9 +83,10 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    report_set_sink(cli_report); /* what the layers below report goes to stderr */
     if (argc < 2) {
         fputs(usage_main, stderr);
-        return CLI_USAGE;
+        return APP_USAGE;
     }
     const char *name = argv[1];
     if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
         else
             fprintf(stderr, "clipdex: unknown command '%s'\n", name);
         fputs("Try 'clipdex --help'.\n", stderr);
-        return CLI_USAGE;
+        return APP_USAGE;
     }
     return c->run(argc - 1, argv + 1);
 }

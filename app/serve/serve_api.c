@@ -785,9 +785,9 @@ int server_init(server *srv, const serve_opts *o)
         srv->roots[i] = realpath(o->roots[i], NULL);
         struct stat st;
         if (!srv->roots[i] || stat(srv->roots[i], &st) != 0 || !S_ISDIR(st.st_mode)) {
-            cli_error("--root '%s' is not a folder", o->roots[i]);
+            report_error("--root '%s' is not a folder", o->roots[i]);
             srv->n_roots = i + 1;
-            return CLI_USAGE;
+            return APP_USAGE;
         }
         srv->n_roots = i + 1;
     }
@@ -795,8 +795,8 @@ int server_init(server *srv, const serve_opts *o)
     int rc = cli_ctx_new((int)o->threads, &ctx);
     if (!rc) rc = cli_model_load(ctx, o->model, o->vocab, &srv->model);
     if (!rc && clipdex_model_get_info(srv->model, &srv->info) != CLIPDEX_OK) {
-        cli_error("cannot describe the model '%s'", o->model);
-        rc = CLI_MODEL;
+        report_error("cannot describe the model '%s'", o->model);
+        rc = APP_MODEL;
     }
     if (rc) {
         clipdex_ctx_free(ctx);
@@ -808,10 +808,10 @@ int server_init(server *srv, const serve_opts *o)
     char err[256];
     if (batcher_new(srv->model, (int)o->threads, (size_t)o->batch, o->batch_wait_us, &srv->batch,
                     err, sizeof err)) {
-        cli_error("%s", err);
-        return CLI_FAIL;
+        report_error("%s", err);
+        return APP_FAIL;
     }
-    if (o->db && serve_index_open(srv)) return CLI_FAIL;
+    if (o->db && serve_index_open(srv)) return APP_FAIL;
     return 0;
 }
 

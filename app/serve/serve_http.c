@@ -14,17 +14,17 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "cli/cli.h"
 #include "serve/serve.h"
+#include "util/report.h"
 
 int serve_http_run(server *srv, const char *host, int port, int ipv6);
 
 #ifndef CLIPDEX_HAVE_MHD
 int serve_http_run(server *srv, const char *host, int port, int ipv6)
 {
-    cli_error("this clipdex was built without libmicrohttpd: `serve` is unavailable "
-              "(build with libmicrohttpd in APP_PKGS and -DCLIPDEX_HAVE_MHD)");
-    return CLI_FAIL;
+    report_error("this clipdex was built without libmicrohttpd: `serve` is unavailable "
+                 "(build with libmicrohttpd in APP_PKGS and -DCLIPDEX_HAVE_MHD)");
+    return APP_FAIL;
 }
 #else
 #include <microhttpd.h>
@@ -141,8 +141,8 @@ int serve_http_run(server *srv, const char *host, int port, int ipv6)
         a6.sin6_family = AF_INET6;
         a6.sin6_port = htons((uint16_t)port);
         if (inet_pton(AF_INET6, host, &a6.sin6_addr) != 1) {
-            cli_error("--listen: '%s' is not a numeric IPv6 address", host);
-            return CLI_USAGE;
+            report_error("--listen: '%s' is not a numeric IPv6 address", host);
+            return APP_USAGE;
         }
         sa = (struct sockaddr *)&a6;
     } else {
@@ -150,8 +150,8 @@ int serve_http_run(server *srv, const char *host, int port, int ipv6)
         a4.sin_port = htons((uint16_t)port);
         if (strcmp(host, "localhost") == 0) host = "127.0.0.1";
         if (inet_pton(AF_INET, host, &a4.sin_addr) != 1) {
-            cli_error("--listen: '%s' is not a numeric IPv4 address", host);
-            return CLI_USAGE;
+            report_error("--listen: '%s' is not a numeric IPv4 address", host);
+            return APP_USAGE;
         }
         sa = (struct sockaddr *)&a4;
     }
@@ -164,23 +164,23 @@ int serve_http_run(server *srv, const char *host, int port, int ipv6)
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
         (unsigned)256, MHD_OPTION_END);
     if (!d) {
-        cli_error("cannot listen on %s%s%s:%d (in use, or not an address of this machine)",
-                  ipv6 ? "[" : "", host, ipv6 ? "]" : "", port);
-        return CLI_FAIL;
+        report_error("cannot listen on %s%s%s:%d (in use, or not an address of this machine)",
+                     ipv6 ? "[" : "", host, ipv6 ? "]" : "", port);
+        return APP_FAIL;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     int bound = info ? (int)info->port : port;
-    fprintf(stderr, "clipdex serve: listening on http://%s%s%s:%d/ (model %s%s%s)\n",
-            ipv6 ? "[" : "", host, ipv6 ? "]" : "", bound, srv->model_name,
-            srv->random_weights ? ", random test weights" : "", srv->o.token ? ", token required" : "");
-    fflush(stderr);
+    report_note("clipdex serve: listening on http://%s%s%s:%d/ (model %s%s%s)", ipv6 ? "[" : "",
+                host, ipv6 ? "]" : "", bound, srv->model_name,
+                srv->random_weights ? ", random test weights" : "",
+                srv->o.token ? ", token required" : "");
     sigset_t set;
     int sig = 0;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigwait(&set, &sig);
-    fprintf(stderr, "clipdex serve: stopping (signal %d)\n", sig);
+    report_note("clipdex serve: stopping (signal %d)", sig);
     MHD_stop_daemon(d);
     return 0;
 }

@@ -19,11 +19,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "store/vecscan.h"
+#include "util/report.h"
 
 #ifndef SERVE_THUMB_SIZE
 #define SERVE_THUMB_SIZE 192              /* thumbnail side in pixels */
@@ -61,7 +61,7 @@ struct serve_index {
 };
 
 /* Opens the database when it exists (it may be created later by /v1/index).
- * Returns 0 (open or absent) or -1 (message printed). Called locked. */
+ * Returns 0 (open or absent) or -1 (message reported). Called locked. */
 static int index_connect(server *srv)
 {
     serve_index *ix = srv->index;
@@ -100,7 +100,7 @@ int serve_index_open(server *srv)
 {
     serve_index *ix = calloc(1, sizeof *ix);
     if (!ix) {
-        cli_error("out of memory");
+        report_error("out of memory");
         return -1;
     }
     pthread_mutex_init(&ix->mu, NULL);

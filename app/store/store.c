@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "util/report.h"
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
@@ -37,14 +37,14 @@ const char *store_db_path(const char *opt)
 
 void store_error(store *s, const char *what)
 {
-    cli_error("%s '%s': %s", what, s->path, sqlite3_errmsg(s->db));
+    report_error("%s '%s': %s", what, s->path, sqlite3_errmsg(s->db));
 }
 
 int store_exec(store *s, const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        cli_error("database '%s': %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+        report_error("database '%s': %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
         sqlite3_free(msg);
         return -1;
     }
@@ -76,16 +76,17 @@ int store_open(const char *path, int create, store **out)
     *out = NULL;
     store *s = calloc(1, sizeof *s);
     if (!s || !(s->path = str_cat(path, "")) || !(s->vec_path = str_cat(path, "-vectors"))) {
-        cli_error("out of memory");
+        report_error("out of memory");
         goto fail;
     }
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         if (!create && s->db && sqlite3_errcode(s->db) == SQLITE_CANTOPEN)
-            cli_error("cannot open database '%s': no such file (run `clipdex index` first)", path);
+            report_error("cannot open database '%s': no such file (run `clipdex index` first)",
+                         path);
         else
-            cli_error("cannot open database '%s': %s", path,
-                      s->db ? sqlite3_errmsg(s->db) : "out of memory");
+            report_error("cannot open database '%s': %s", path,
+                         s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(s->db, 30000);
@@ -101,15 +102,15 @@ int store_open(const char *path, int create, store **out)
     long long v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
     if (v != STORE_SCHEMA_VERSION) {
-        cli_error("database '%s' has schema version %lld; this clipdex reads version %d", path, v,
-                  STORE_SCHEMA_VERSION);
+        report_error("database '%s' has schema version %lld; this clipdex reads version %d",
+                     path, v, STORE_SCHEMA_VERSION);
         goto fail;
     }
     *out = s;
     return 0;
 fail:
     store_close(s);
-    return CLI_FAIL;
+    return APP_FAIL;
 }
 
 void store_close(store *s)
@@ -165,30 +166,30 @@ static int meta_set(store *s, const char *key, const char *val)
 int store_check_model(store *s, const store_model_id *id, int record)
 {
     char name[256], hash[128], dim[32];
-    if (record && store_exec(s, "BEGIN IMMEDIATE")) return CLI_FAIL;
+    if (record && store_exec(s, "BEGIN IMMEDIATE")) return APP_FAIL;
     meta_get(s, "model_hash", hash, sizeof hash);
     meta_get(s, "model_name", name, sizeof name);
     meta_get(s, "embed_dim", dim, sizeof dim);
     if (hash[0] == '\0') {
         if (!record) {
-            cli_error("database '%s' holds no index yet (run `clipdex index` first)", s->path);
-            return CLI_FAIL;
+            report_error("database '%s' holds no index yet (run `clipdex index` first)", s->path);
+            return APP_FAIL;
         }
         char d[32];
         snprintf(d, sizeof d, "%d", id->dim);
         if (meta_set(s, "model_hash", id->hash) || meta_set(s, "model_name", id->name) ||
             meta_set(s, "embed_dim", d) || store_exec(s, "COMMIT")) {
             store_exec(s, "ROLLBACK");
-            return CLI_FAIL;
+            return APP_FAIL;
         }
         return 0;
     }
     if (record) store_exec(s, "COMMIT");
     if (strcmp(hash, id->hash) != 0 || atoi(dim) != id->dim) {
-        cli_error("database '%s' was indexed with model '%s' (hash %.16s..., %s dimensions), "
-                  "not with '%s' (hash %.16s..., %d dimensions); use that model or another --db",
-                  s->path, name, hash, dim, id->name, id->hash, id->dim);
-        return CLI_FAIL;
+        report_error("database '%s' was indexed with model '%s' (hash %.16s..., %s dimensions), "
+                     "not with '%s' (hash %.16s..., %d dimensions); use that model or another --db",
+                     s->path, name, hash, dim, id->name, id->hash, id->dim);
+        return APP_FAIL;
     }
     return 0;
 }
@@ -198,8 +199,8 @@ int store_model_identify(const clipdex_model *model, const char *model_path, sto
     clipdex_model_info info;
     memset(id, 0, sizeof *id);
     if (clipdex_model_get_info(model, &info) != CLIPDEX_OK || !info.weights_path) {
-        cli_error("cannot describe the model '%s'", model_path);
-        return CLI_MODEL;
+        report_error("cannot describe the model '%s'", model_path);
+        return APP_MODEL;
     }
     id->dim = info.embed_dim;
     /* name: the last component of the model directory */
@@ -217,8 +218,8 @@ int store_model_identify(const clipdex_model *model, const char *model_path, sto
     /* hash: sha256(layout, dtype, embed_dim, file size, first and last MiB) */
     FILE *f = fopen(info.weights_path, "rb");
     if (!f) {
-        cli_error("cannot open '%s': %s", info.weights_path, strerror(errno));
-        return CLI_MODEL;
+        report_error("cannot open '%s': %s", info.weights_path, strerror(errno));
+        return APP_MODEL;
     }
     sha256_ctx c;
     sha256_init(&c);
@@ -243,8 +244,8 @@ int store_model_identify(const clipdex_model *model, const char *model_path, sto
     free(buf);
     fclose(f);
     if (err) {
-        cli_error("cannot read '%s'", info.weights_path);
-        return CLI_MODEL;
+        report_error("cannot read '%s'", info.weights_path);
+        return APP_MODEL;
     }
     unsigned char d[SHA256_LEN];
     sha256_final(&c, d);

@@ -34,27 +34,27 @@ typedef struct store {
 /* The database path: `opt`, else $CLIPDEX_DB, else ./clipdex.db. */
 const char *store_db_path(const char *opt);
 
-/* Computes the identity of a loaded model; returns 0 or CLI_MODEL (printed). */
+/* Computes the identity of a loaded model; returns 0 or APP_MODEL (reported). */
 int store_model_identify(const clipdex_model *model, const char *model_path, store_model_id *id);
 
-/* Opens (and with `create`, creates) the database; returns 0 or CLI_FAIL
- * after printing the reason. */
+/* Opens (and with `create`, creates) the database; returns 0 or APP_FAIL
+ * after reporting the reason. */
 int store_open(const char *path, int create, store **out);
 void store_close(store *s);
 
 /* Compares the model recorded in the database with `id`. An empty database
- * records `id` when `record` is set. Returns 0, or CLI_FAIL after printing
+ * records `id` when `record` is set. Returns 0, or APP_FAIL after reporting
  * which models differ. */
 int store_check_model(store *s, const store_model_id *id, int record);
 
-/* Runs SQL without results; returns 0 or -1 (message printed). */
+/* Runs SQL without results; returns 0 or -1 (message reported). */
 int store_exec(store *s, const char *sql);
-/* Prepares a statement; NULL (message printed) on failure. */
+/* Prepares a statement; NULL (message reported) on failure. */
 sqlite3_stmt *store_prepare(store *s, const char *sql);
 /* The generation counter: bumped by every transaction that changes files. */
 int64_t store_generation(store *s);
 int store_bump_generation(store *s);
-/* Prints "clipdex: WHAT 'db': sqlite message". */
+/* Reports "WHAT 'db': sqlite message" (util/report.h). */
 void store_error(store *s, const char *what);
 
 #endif

@@ -16,8 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "store/vecscan.h"
+#include "util/report.h"
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
 
@@ -57,7 +57,7 @@ int vecindex_build(store *s, int dim)
     int8_t *codes = NULL;
     uint8_t *codes4 = NULL;
     vec_q4_row_info *info4 = NULL;
-    int fd = -1, rc = CLI_FAIL, in_txn = 0;
+    int fd = -1, rc = APP_FAIL, in_txn = 0;
     sqlite3_stmt *st = NULL;
     if (!tmp) goto nomem;
     snprintf(tmp, tlen, "%s.tmp%ld", s->vec_path, (long)getpid());
@@ -73,7 +73,7 @@ int vecindex_build(store *s, int dim)
     if (!st) goto done;
     fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        cli_error("cannot create '%s': %s", tmp, strerror(errno));
+        report_error("cannot create '%s': %s", tmp, strerror(errno));
         goto done;
     }
     ids = malloc((n ? n : 1) * sizeof *ids);
@@ -139,16 +139,16 @@ int vecindex_build(store *s, int dim)
     close(fd);
     fd = -1;
     if (rename(tmp, s->vec_path)) {
-        cli_error("cannot rename '%s' to '%s': %s", tmp, s->vec_path, strerror(errno));
+        report_error("cannot rename '%s' to '%s': %s", tmp, s->vec_path, strerror(errno));
         goto done;
     }
     rc = 0;
     goto done;
 nomem:
-    cli_error("out of memory");
+    report_error("out of memory");
     goto done;
 ioerr:
-    cli_error("cannot write '%s': %s", tmp, strerror(errno));
+    report_error("cannot write '%s': %s", tmp, strerror(errno));
     goto done;
 sqlfail:
     store_error(s, "cannot read the vectors from");
@@ -225,14 +225,14 @@ int vecindex_open(store *s, int dim, vec_index *vi)
     int64_t gen = store_generation(s);
     if (gen < 0) {
         store_error(s, "cannot read");
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     if (try_map(s->vec_path, dim, gen, vi) == 0) return 0;
     /* the build reads generation >= gen in its own transaction */
-    if (vecindex_build(s, dim)) return CLI_FAIL;
+    if (vecindex_build(s, dim)) return APP_FAIL;
     if (try_map(s->vec_path, dim, gen, vi) == 0) return 0;
-    cli_error("cannot map the vector file '%s'", s->vec_path);
-    return CLI_FAIL;
+    report_error("cannot map the vector file '%s'", s->vec_path);
+    return APP_FAIL;
 }
 
 void vecindex_close(vec_index *vi)

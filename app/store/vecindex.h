@@ -34,10 +34,10 @@ typedef struct vec_index {
 } vec_index;
 
 /* Writes the matrix for the database's current state (atomically: a
- * temporary file renamed over the old one). Returns 0 or CLI_FAIL (printed). */
+ * temporary file renamed over the old one). Returns 0 or APP_FAIL (reported). */
 int vecindex_build(store *s, int dim);
 /* Maps the matrix, rebuilding it first when it is missing or older than the
- * database. Returns 0 or CLI_FAIL (printed). */
+ * database. Returns 0 or APP_FAIL (reported). */
 int vecindex_open(store *s, int dim, vec_index *vi);
 void vecindex_close(vec_index *vi);
 

@@ -13,8 +13,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "cli/cli.h"
 #include "util/hmap.h"
+#include "util/report.h"
 
 static const char *const image_exts[] = {"jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif",
                                          "bmp", "dib", "tif", "tiff", "pnm", "ppm", "pgm", "pbm"};
@@ -88,7 +88,7 @@ static void walk_one(walker *w, char *path, size_t len, int depth, int is_root)
 {
     struct stat sb;
     if (stat(path, &sb) != 0) {
-        cli_error("cannot read '%s': %s", path, strerror(errno));
+        report_error("cannot read '%s': %s", path, strerror(errno));
         w->r->failed++;
         return;
     }
@@ -97,7 +97,7 @@ static void walk_one(walker *w, char *path, size_t len, int depth, int is_root)
         if (v < 0) w->nomem = 1;
         if (v <= 0) return; /* seen already: a link loop or a second route */
         if (depth >= WALK_MAX_DEPTH) {
-            cli_error("cannot read '%s': more than %d directories deep", path, WALK_MAX_DEPTH);
+            report_error("cannot read '%s': more than %d directories deep", path, WALK_MAX_DEPTH);
             w->r->failed++;
             return;
         }
@@ -138,7 +138,7 @@ static void walk_dir(walker *w, char *path, size_t len, int depth)
 {
     DIR *d = opendir(path);
     if (!d) {
-        cli_error("cannot read directory '%s': %s", path, strerror(errno));
+        report_error("cannot read directory '%s': %s", path, strerror(errno));
         w->r->failed++;
         add_unreadable(w, path, len);
         return;
@@ -150,7 +150,7 @@ static void walk_dir(walker *w, char *path, size_t len, int depth)
         size_t nl = strlen(name);
         int slash = len > 0 && path[len - 1] != '/';
         if (len + slash + nl + 1 > PATH_MAX) {
-            cli_error("cannot read '%s/%s': path too long", path, name);
+            report_error("cannot read '%s/%s': path too long", path, name);
             w->r->failed++;
             continue;
         }
@@ -160,7 +160,7 @@ static void walk_dir(walker *w, char *path, size_t len, int depth)
         path[len] = '\0';
     }
     if (errno && !w->nomem) {
-        cli_error("cannot read directory '%s': %s", path, strerror(errno));
+        report_error("cannot read directory '%s': %s", path, strerror(errno));
         w->r->failed++;
         add_unreadable(w, path, len);
     }
@@ -180,7 +180,7 @@ int walk_paths(char *const *paths, size_t n, walk_result *out)
     for (size_t i = 0; i < n && !w.nomem; i++) {
         char *canon = realpath(paths[i], NULL);
         if (!canon) {
-            cli_error("cannot read '%s': %s", paths[i], strerror(errno));
+            report_error("cannot read '%s': %s", paths[i], strerror(errno));
             out->failed++;
             continue;
         }
@@ -193,7 +193,7 @@ int walk_paths(char *const *paths, size_t n, walk_result *out)
     free(w.dev_ino);
     hmap_free(&w.dirs);
     if (w.nomem) {
-        cli_error("out of memory while listing files");
+        report_error("out of memory while listing files");
         return -1;
     }
     return 0;

@@ -24,7 +24,7 @@ typedef struct walk_result {
     walk_entry *v;
     size_t n, cap;
     size_t skipped;   /* files that are not images (by extension) */
-    size_t failed;    /* paths that could not be read (reported on stderr) */
+    size_t failed;    /* paths that could not be read (each reported) */
     char **roots;     /* canonical roots; a file root is itself */
     size_t n_roots;
     char **unreadable; /* directories that could not be listed: what is indexed
@@ -32,7 +32,7 @@ typedef struct walk_result {
     size_t n_unreadable, cap_unreadable;
 } walk_result;
 
-/* Walks `paths`; returns 0, or -1 when memory ran out (printed). */
+/* Walks `paths`; returns 0, or -1 when memory ran out (reported). */
 int walk_paths(char *const *paths, size_t n, walk_result *out);
 void walk_result_free(walk_result *r);
 /* The name has an extension of a format the engine decodes. */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "util/report.h"
 #include "zeroshot/zeroshot.h"
 
 int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
@@ -17,8 +17,8 @@ int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
     json_error_t err;
     json_t *root = json_load_file(path, 0, &err);
     if (!root) {
-        cli_error("cannot read prompts '%s': %s (line %d)", path, err.text, err.line);
-        return CLI_FAIL;
+        report_error("cannot read prompts '%s': %s (line %d)", path, err.text, err.line);
+        return APP_FAIL;
     }
     const char *why = NULL;
     const char *fmt = json_string_value(json_object_get(root, "format"));
@@ -32,17 +32,17 @@ int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
         why = "\"model_hash\", \"embed_dim\" or \"prompts\" missing";
     }
     if (why) {
-        cli_error("cannot read prompts '%s': %s", path, why);
+        report_error("cannot read prompts '%s': %s", path, why);
         json_decref(root);
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     if (strcmp(hash, id->hash) != 0 || json_integer_value(jd) != id->dim) {
-        cli_error("prompts '%s' were made with model '%s' (hash %.16s..., %lld dimensions), "
-                  "not with '%s' (hash %.16s..., %d dimensions); run `clipdex prompts` again",
-                  path, name ? name : "?", hash, (long long)json_integer_value(jd), id->name,
-                  id->hash, id->dim);
+        report_error("prompts '%s' were made with model '%s' (hash %.16s..., %lld dimensions), "
+                     "not with '%s' (hash %.16s..., %d dimensions); run `clipdex prompts` again",
+                     path, name ? name : "?", hash, (long long)json_integer_value(jd), id->name,
+                     id->hash, id->dim);
         json_decref(root);
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     out->id = *id;
     out->dim = (size_t)id->dim;
@@ -50,8 +50,8 @@ int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
     out->emb = malloc((n ? n : 1) * out->dim * sizeof *out->emb);
     int rc = 0;
     if (!out->emb) {
-        cli_error("out of memory");
-        rc = CLI_FAIL;
+        report_error("out of memory");
+        rc = APP_FAIL;
     }
     for (size_t i = 0; !rc && i < n; i++) {
         json_t *e = json_array_get(arr, i);
@@ -59,25 +59,25 @@ int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
         const char *text = json_string_value(json_object_get(e, "text"));
         json_t *v = json_object_get(e, "embedding");
         if (!text && !label) {
-            cli_error("prompts '%s': entry %zu has neither \"text\" nor \"label\"", path, i + 1);
-            rc = CLI_FAIL;
+            report_error("prompts '%s': entry %zu has neither \"text\" nor \"label\"", path, i + 1);
+            rc = APP_FAIL;
             break;
         }
         if (!label) label = text;
         if (!text) text = label;
         if (!json_is_array(v) || json_array_size(v) != out->dim) {
-            cli_error("prompts '%s': entry %zu ('%s') has no embedding of %zu numbers", path, i + 1,
-                      label, out->dim);
-            rc = CLI_FAIL;
+            report_error("prompts '%s': entry %zu ('%s') has no embedding of %zu numbers", path,
+                         i + 1, label, out->dim);
+            rc = APP_FAIL;
             break;
         }
         float *o = out->emb + i * out->dim;
         for (size_t d = 0; d < out->dim; d++) {
             json_t *x = json_array_get(v, d);
             if (!json_is_number(x) || !isfinite(json_number_value(x))) {
-                cli_error("prompts '%s': entry %zu ('%s'): embedding[%zu] is not a number", path,
-                          i + 1, label, d);
-                rc = CLI_FAIL;
+                report_error("prompts '%s': entry %zu ('%s'): embedding[%zu] is not a number", path,
+                             i + 1, label, d);
+                rc = APP_FAIL;
                 break;
             }
             o[d] = (float)json_number_value(x);
@@ -86,8 +86,8 @@ int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
         zs_normalize(o, out->dim);
         if (zs_list_add(&out->label, label, strlen(label)) ||
             zs_list_add(&out->text, text, strlen(text))) {
-            cli_error("out of memory");
-            rc = CLI_FAIL;
+            report_error("out of memory");
+            rc = APP_FAIL;
             break;
         }
         out->n++;

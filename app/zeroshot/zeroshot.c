@@ -12,8 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli/cli.h"
 #include "util/json.h"
+#include "util/report.h"
 
 #define ZS_TEXT_BATCH 64 /* texts per text-tower call */
 
@@ -60,8 +60,8 @@ int zs_list_split(const char *csv, zs_list *out)
         const char *c = strchr(p, ',');
         size_t len = c ? (size_t)(c - p) : strlen(p);
         if (add_trimmed(out, p, len)) {
-            cli_error("too many labels or out of memory");
-            return CLI_FAIL;
+            report_error("too many labels or out of memory");
+            return APP_FAIL;
         }
         if (!c) break;
         p = c + 1;
@@ -73,8 +73,8 @@ int zs_list_file(const char *path, zs_list *out)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        cli_error("cannot open '%s': %s", path, strerror(errno));
-        return CLI_FAIL;
+        report_error("cannot open '%s': %s", path, strerror(errno));
+        return APP_FAIL;
     }
     char line[ZS_MAX_LINE + 2];
     long no = 0;
@@ -83,27 +83,27 @@ int zs_list_file(const char *path, zs_list *out)
         no++;
         size_t len = strlen(line);
         if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            cli_error("'%s' line %ld: longer than %d bytes", path, no, ZS_MAX_LINE);
-            rc = CLI_FAIL;
+            report_error("'%s' line %ld: longer than %d bytes", path, no, ZS_MAX_LINE);
+            rc = APP_FAIL;
             break;
         }
         const char *s = line;
         while (*s && is_space(*s)) s++;
         if (*s == '#') continue;
         if (add_trimmed(out, line, len)) {
-            cli_error("'%s': too many lines or out of memory", path);
-            rc = CLI_FAIL;
+            report_error("'%s': too many lines or out of memory", path);
+            rc = APP_FAIL;
             break;
         }
     }
     if (!rc && ferror(f)) {
-        cli_error("cannot read '%s': %s", path, strerror(errno));
-        rc = CLI_FAIL;
+        report_error("cannot read '%s': %s", path, strerror(errno));
+        rc = APP_FAIL;
     }
     fclose(f);
     if (!rc && out->n == 0) {
-        cli_error("'%s' holds no entries", path);
-        rc = CLI_FAIL;
+        report_error("'%s' holds no entries", path);
+        rc = APP_FAIL;
     }
     return rc;
 }
@@ -141,8 +141,9 @@ int zs_class_embed(clipdex_ctx *ctx, const clipdex_model *model, const zs_list *
                    const zs_list *templates, size_t dim, float *out)
 {
     if (!clipdex_model_tokenizer(model)) {
-        cli_error("the model has no tokenizer (give --vocab, set CLIPDEX_VOCAB, or use --prompts)");
-        return CLI_MODEL;
+        report_error(
+            "the model has no tokenizer (give --vocab, set CLIPDEX_VOCAB, or use --prompts)");
+        return APP_MODEL;
     }
     size_t nt = templates->n, total = labels->n * nt;
     char *texts[ZS_TEXT_BATCH];
@@ -150,8 +151,8 @@ int zs_class_embed(clipdex_ctx *ctx, const clipdex_model *model, const zs_list *
     double *acc = calloc(dim, sizeof *acc);
     int rc = 0;
     if (!e || !acc) {
-        cli_error("out of memory");
-        rc = CLI_FAIL;
+        report_error("out of memory");
+        rc = APP_FAIL;
     }
     /* texts in (label, template) order; a label's sum is finished when its
      * last template is done */
@@ -165,15 +166,15 @@ int zs_class_embed(clipdex_ctx *ctx, const clipdex_model *model, const zs_list *
         }
         int st = CLIPDEX_OK;
         if (made < m) {
-            cli_error("out of memory");
-            rc = CLI_FAIL;
+            report_error("out of memory");
+            rc = APP_FAIL;
         } else {
             st = clipdex_text_embed(ctx, model, (const char *const *)texts, m, e, m * dim, 0);
             if (st != CLIPDEX_OK) {
-                char *msg = cli_errdup(ctx, st);
-                cli_error("cannot embed the prompt '%s': %s", texts[0], msg);
-                cli_msg_free(msg);
-                rc = CLI_FAIL;
+                const char *msg = clipdex_ctx_errmsg(ctx);
+                report_error("cannot embed the prompt '%s': %s", texts[0],
+                             msg && msg[0] ? msg : clipdex_status_str(st));
+                rc = APP_FAIL;
             }
         }
         for (size_t k = 0; k < made; k++) free(texts[k]);
@@ -209,15 +210,15 @@ int zs_prompts_save(const char *path, const zs_prompts *p)
     size_t tl = strlen(path) + 32;
     char *tmp = malloc(tl);
     if (!tmp) {
-        cli_error("out of memory");
-        return CLI_FAIL;
+        report_error("out of memory");
+        return APP_FAIL;
     }
     snprintf(tmp, tl, "%s.tmp%ld", path, (long)getpid());
     FILE *f = fopen(tmp, "wb");
     if (!f) {
-        cli_error("cannot create '%s': %s", tmp, strerror(errno));
+        report_error("cannot create '%s': %s", tmp, strerror(errno));
         free(tmp);
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     json_out j;
     json_init(&j, f);
@@ -250,10 +251,10 @@ int zs_prompts_save(const char *path, const zs_prompts *p)
     if (fflush(f) || fsync(fileno(f))) bad = 1;
     if (fclose(f)) bad = 1;
     if (bad || rename(tmp, path)) {
-        cli_error("cannot write '%s': %s", bad ? tmp : path, strerror(errno));
+        report_error("cannot write '%s': %s", bad ? tmp : path, strerror(errno));
         unlink(tmp);
         free(tmp);
-        return CLI_FAIL;
+        return APP_FAIL;
     }
     free(tmp);
     return 0;
@@ -285,8 +286,8 @@ nomem:
     free(acc);
     free(*emb);
     *emb = NULL;
-    cli_error("out of memory");
-    return CLI_FAIL;
+    report_error("out of memory");
+    return APP_FAIL;
 }
 
 long zs_prompts_find(const zs_prompts *p, const char *s)
@@ -347,8 +348,8 @@ int zs_classes_load(clipdex_ctx *ctx, const clipdex_model *model, const char *mo
         if (rc) return rc;
         if ((rc = zs_prompts_load(src->prompts, &id, &p))) return rc;
         if (p.n == 0) {
-            cli_error("prompts '%s' hold no entries", src->prompts);
-            rc = CLI_FAIL;
+            report_error("prompts '%s' hold no entries", src->prompts);
+            rc = APP_FAIL;
         } else {
             rc = zs_prompts_classes(&p, labels, emb);
         }
@@ -359,16 +360,16 @@ int zs_classes_load(clipdex_ctx *ctx, const clipdex_model *model, const char *mo
     int rc = src->labels_file ? zs_list_file(src->labels_file, labels)
                               : zs_list_split(src->labels ? src->labels : "", labels);
     if (!rc && labels->n == 0) {
-        cli_error("no labels to classify with");
-        rc = CLI_FAIL;
+        report_error("no labels to classify with");
+        rc = APP_FAIL;
     }
     if (!rc) rc = src->templates ? zs_list_file(src->templates, &templates)
-                                 : zs_list_add(&templates, "{}", 2) ? CLI_FAIL : 0;
+                                 : zs_list_add(&templates, "{}", 2) ? APP_FAIL : 0;
     if (!rc) {
         *emb = malloc(labels->n * dim * sizeof **emb);
         if (!*emb) {
-            cli_error("out of memory");
-            rc = CLI_FAIL;
+            report_error("out of memory");
+            rc = APP_FAIL;
         }
     }
     if (!rc) rc = zs_class_embed(ctx, model, labels, &templates, dim, *emb);

@@ -30,10 +30,10 @@ void zs_list_free(zs_list *l);
 /* Appends a copy of s[0..len); returns 0 or -1 (out of memory, too many). */
 int zs_list_add(zs_list *l, const char *s, size_t len);
 /* "a, b,c" -> {"a","b","c"}: split at commas, spaces around items trimmed,
- * empty items dropped. Returns 0 or CLI_USAGE/CLI_FAIL (printed). */
+ * empty items dropped. Returns 0 or APP_USAGE/APP_FAIL (reported). */
 int zs_list_split(const char *csv, zs_list *out);
 /* One item per line ('\r' and surrounding spaces trimmed, empty lines and
- * lines starting with '#' skipped). Returns 0 or CLI_FAIL (printed). */
+ * lines starting with '#' skipped). Returns 0 or APP_FAIL (reported). */
 int zs_list_file(const char *path, zs_list *out);
 
 /* A malloc'd copy of `tmpl` with every "{}" replaced by `label` (a template
@@ -43,7 +43,7 @@ char *zs_fill(const char *tmpl, const char *label);
 /* OpenAI's prompt ensemble: for each label, embeds every template filled
  * with it, L2-normalizes each, averages and normalizes again.
  * out: [n_labels, dim]. Texts go through the text tower in batches.
- * Returns 0 or CLI_FAIL/CLI_MODEL (printed). */
+ * Returns 0 or APP_FAIL/APP_MODEL (reported). */
 int zs_class_embed(clipdex_ctx *ctx, const clipdex_model *model, const zs_list *labels,
                    const zs_list *templates, size_t dim, float *out);
 
@@ -58,10 +58,10 @@ typedef struct zs_prompts {
 
 void zs_prompts_free(zs_prompts *p);
 /* Writes p as prompts.json (a temporary file renamed over `path`).
- * Returns 0 or CLI_FAIL (printed). */
+ * Returns 0 or APP_FAIL (reported). */
 int zs_prompts_save(const char *path, const zs_prompts *p);
 /* Reads prompts.json and checks it was made by the model `id` (hash and
- * dimension). Returns 0 or CLI_FAIL (printed). */
+ * dimension). Returns 0 or APP_FAIL (reported). */
 int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out);
 /* Classes of a prompts file: consecutive entries with the same label form
  * one class, whose vector is the normalized mean of theirs. labels gets
@@ -84,7 +84,7 @@ typedef struct zs_source {
 } zs_source;
 
 /* Builds the class names and vectors [n, dim] (malloc'd) from `src`.
- * Returns 0 or CLI_FAIL/CLI_MODEL (printed). */
+ * Returns 0 or APP_FAIL/APP_MODEL (reported). */
 int zs_classes_load(clipdex_ctx *ctx, const clipdex_model *model, const char *model_path,
                     const zs_source *src, size_t dim, zs_list *labels, float **emb);
 
