@@ -1,7 +1,8 @@
 /*
  * prompts_load.c - reads a prompts.json (written by zs_prompts_save) with
- * jansson and checks the model identity it records. Kept apart from
- * zeroshot.c because jansson.h and the app's json.h both name json_null.
+ * jansson, checks the model identity it records, and frees what it read.
+ * Kept apart from zeroshot.c because jansson.h and the app's util/json.h
+ * both name json_null; it calls only lists.c below it.
  */
 #include <jansson.h>
 #include <math.h>
@@ -10,6 +11,14 @@
 
 #include "util/report.h"
 #include "zeroshot/zeroshot.h"
+
+void zs_prompts_free(zs_prompts *p)
+{
+    zs_list_free(&p->label);
+    zs_list_free(&p->text);
+    free(p->emb);
+    memset(p, 0, sizeof *p);
+}
 
 int zs_prompts_load(const char *path, const store_model_id *id, zs_prompts *out)
 {

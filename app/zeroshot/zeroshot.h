@@ -3,6 +3,9 @@
  * share: label and template lists, OpenAI's prompt-ensemble class
  * embeddings, the prompts.json file of cached text embeddings (with the
  * identity of the model that made them), and softmax scoring over classes.
+ * Three files, each calling only those before it: lists.c (lists, template
+ * filling, normalization), prompts_load.c (reading prompts.json) and
+ * zeroshot.c (the rest).
  */
 #ifndef CLIPDEX_APP_ZEROSHOT_H
 #define CLIPDEX_APP_ZEROSHOT_H
