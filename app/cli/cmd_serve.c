@@ -11,9 +11,6 @@
 #include "cli/cmd_serve.h"
 #include "serve/serve.h"
 
-/* serve_http.c */
-int serve_http_run(server *srv, const char *host, int port, int ipv6);
-
 const char usage_serve[] =
     "Usage: clipdex serve [--model DIR] [--db FILE] [--listen 127.0.0.1:8080] [OPTIONS]\n"
     "\n"
@@ -134,7 +131,13 @@ int cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     server srv;
+    clipdex_ctx *ctx = NULL;
+    clipdex_model *model = NULL;
     rc = server_init(&srv, &o);
+    if (!rc) rc = cli_ctx_new((int)o.threads, &ctx);
+    if (!rc) rc = cli_model_load(ctx, o.model, o.vocab, &model);
+    if (!rc) rc = server_start(&srv, ctx, model); /* srv owns the model from here */
+    clipdex_ctx_free(ctx);
     if (!rc) rc = serve_http_run(&srv, host, port, ipv6);
     server_free(&srv);
     return rc;

@@ -1,313 +1,27 @@
 /*
- * serve_api.c - the transport-free half of `clipdex serve`: start-up (model,
- * batcher, random-weights probe, roots), the route table, and the encoder
- * routes /v1/embed/text, /v1/embed/image, /v1/compare, /v1/health,
- * /v1/info and the packed web page. Every error is a JSON object
- * {"error": MESSAGE, "status": CODE} with that HTTP status.
+ * serve_api.c - the top of the transport-free half of `clipdex serve`:
+ * start-up around the model the command loads (roots, random-weights probe,
+ * batcher, index), the route table, and the encoder routes /v1/embed/text,
+ * /v1/embed/image, /v1/compare, /v1/health, /v1/info and the packed web
+ * page. Every error is a JSON object {"error": MESSAGE, "status": CODE}
+ * with that HTTP status.
  */
 #include "serve/serve.h"
 
-#include <errno.h>
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
-#include "cli/cli.h"
+#include "util/report.h"
 
-double serve_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-/* ---- responses ------------------------------------------------------------ */
-
-int resp_json_begin(resp_json *r)
-{
-    r->buf = NULL;
-    r->len = 0;
-    r->f = open_memstream(&r->buf, &r->len);
-    if (!r->f) return -1;
-    json_init(&r->j, r->f);
-    return 0;
-}
-
-void resp_json_end(resp_json *r, http_response *rs, int status)
-{
-    fputc('\n', r->f);
-    int bad = ferror(r->f);
-    fclose(r->f);
-    if (bad || !r->buf) {
-        free(r->buf);
-        resp_error(rs, 500, "out of memory writing the response");
-        return;
-    }
-    http_response_free(rs);
-    rs->status = status;
-    rs->content_type = "application/json";
-    rs->body = (unsigned char *)r->buf;
-    rs->len = r->len;
-    rs->body_static = 0;
-}
-
-void http_response_free(http_response *rs)
-{
-    if (!rs->body_static) free(rs->body);
-    rs->body = NULL;
-    rs->len = 0;
-    rs->body_static = 0;
-}
-
-static const char resp_nomem[] = "{\"error\":\"out of memory\",\"status\":500}\n";
-
-void resp_error(http_response *rs, int status, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    http_response_free(rs);
-    rs->status = status;
-    rs->content_type = "application/json";
-    rs->cache_control = NULL;
-    rs->etag[0] = '\0';
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (f) {
-        json_out j;
-        json_init(&j, f);
-        json_obj_begin(&j);
-        json_key(&j, "error");
-        json_str(&j, msg);
-        json_key(&j, "status");
-        json_int(&j, status);
-        json_obj_end(&j);
-        fputc('\n', f);
-        fclose(f);
-    }
-    if (!f || !buf) {
-        free(buf);
-        rs->status = 500;
-        rs->body = (unsigned char *)resp_nomem;
-        rs->len = sizeof resp_nomem - 1;
-        rs->body_static = 1;
-        return;
-    }
-    rs->body = (unsigned char *)buf;
-    rs->len = len;
-}
+/* ---- routes ---------------------------------------------------------------- */
 
 static void resp_err(http_response *rs, const http_err *e)
 {
     resp_error(rs, e->status ? e->status : 500, "%s", e->msg);
 }
-
-/* ---- contexts -------------------------------------------------------------- */
-
-clipdex_ctx *server_ctx_get(server *srv)
-{
-    clipdex_ctx *ctx = NULL;
-    pthread_mutex_lock(&srv->mu);
-    if (srv->n_ctx_free) ctx = srv->ctx_free[--srv->n_ctx_free];
-    pthread_mutex_unlock(&srv->mu);
-    if (!ctx) {
-        clipdex_ctx_params p = clipdex_ctx_params_default();
-        p.n_threads = 1;
-        if (clipdex_ctx_new(&ctx, &p) != CLIPDEX_OK) return NULL;
-    }
-    return ctx;
-}
-
-void server_ctx_put(server *srv, clipdex_ctx *ctx)
-{
-    if (!ctx) return;
-    pthread_mutex_lock(&srv->mu);
-    if (srv->n_ctx_free == srv->cap_ctx_free) {
-        size_t cap = srv->cap_ctx_free ? 2 * srv->cap_ctx_free : 16;
-        clipdex_ctx **v = realloc(srv->ctx_free, cap * sizeof *v);
-        if (!v) {
-            pthread_mutex_unlock(&srv->mu);
-            clipdex_ctx_free(ctx);
-            return;
-        }
-        srv->ctx_free = v;
-        srv->cap_ctx_free = cap;
-    }
-    srv->ctx_free[srv->n_ctx_free++] = ctx;
-    pthread_mutex_unlock(&srv->mu);
-}
-
-static const char *ctx_msg(clipdex_ctx *ctx, int st)
-{
-    const char *m = clipdex_ctx_errmsg(ctx);
-    return m && m[0] ? m : clipdex_status_str(st);
-}
-
-/* ---- embedding ------------------------------------------------------------- */
-
-/* The error of a request whose deadline passed (batcher_run said BATCH_TIMEOUT). */
-static int deadline_fail(server *srv, http_err *e)
-{
-    return http_fail(e, 503,
-                     "the encoders did not finish this request within %ld s (--request-timeout): "
-                     "the server is busy, try again later",
-                     srv->o.request_timeout_s);
-}
-
-int serve_embed_texts(server *srv, const api_text *texts, size_t n, float *out, double deadline,
-                      http_err *e)
-{
-    if (!srv->tok) return http_fail(e, 503, "the model has no tokenizer: text is unavailable");
-    size_t cl = (size_t)srv->info.context_length;
-    int32_t *ids = malloc(n * cl * sizeof *ids);
-    if (!ids) return http_fail(e, 500, "out of memory");
-    clipdex_ctx *ctx = server_ctx_get(srv);
-    int rc = 0;
-    batcher_begin(srv->batch);
-    for (size_t i = 0; i < n && !rc; i++) {
-        int st = clipdex_text_tokenize(ctx, srv->tok, texts[i].s, texts[i].len, ids + i * cl, cl,
-                                       NULL, NULL);
-        if (st != CLIPDEX_OK) rc = http_fail(e, 400, "text %zu: %s", i, ctx_msg(ctx, st));
-    }
-    server_ctx_put(srv, ctx);
-    if (rc) {
-        batcher_cancel(srv->batch);
-        free(ids);
-    } else { /* the batcher owns ids from here */
-        char err[512];
-        int st = batcher_run(srv->batch, BATCH_TEXT, ids, n, out, deadline, err, sizeof err);
-        if (st == BATCH_TIMEOUT)
-            rc = deadline_fail(srv, e);
-        else if (st != CLIPDEX_OK)
-            rc = http_fail(e, 500, "text encoder: %s", err);
-    }
-    return rc;
-}
-
-/* `path` (NUL-terminated) resolves inside one of the --root folders:
- * returns the malloc'd canonical path, or NULL with e set. */
-char *serve_path_in_roots(server *srv, const char *path, http_err *e)
-{
-    if (srv->n_roots == 0) {
-        http_fail(e, 403, "images by path need the server to be started with --root DIR");
-        return NULL;
-    }
-    char *real = realpath(path, NULL);
-    if (!real) {
-        http_fail(e, 404, "cannot resolve '%s': %s", path, strerror(errno));
-        return NULL;
-    }
-    for (size_t i = 0; i < srv->n_roots; i++) {
-        size_t rl = strlen(srv->roots[i]);
-        if (strncmp(real, srv->roots[i], rl) == 0 &&
-            (real[rl] == '/' || real[rl] == '\0' || (rl == 1 && srv->roots[i][0] == '/')))
-            return real;
-    }
-    free(real);
-    http_fail(e, 403, "'%s' is outside the folders given with --root", path);
-    return NULL;
-}
-
-/* Reads a whole regular file of at most max bytes. */
-static int read_small_file(const char *path, size_t max, unsigned char **out, size_t *len,
-                           http_err *e)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return http_fail(e, 404, "cannot open '%s': %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return http_fail(e, 400, "'%s' is not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > max) {
-        fclose(f);
-        return http_fail(e, 413, "'%s' is larger than %zu bytes", path, max);
-    }
-    unsigned char *buf = malloc((size_t)st.st_size + 1);
-    if (!buf) {
-        fclose(f);
-        return http_fail(e, 500, "out of memory");
-    }
-    size_t n = fread(buf, 1, (size_t)st.st_size, f);
-    fclose(f);
-    if (n != (size_t)st.st_size) {
-        free(buf);
-        return http_fail(e, 500, "cannot read '%s'", path);
-    }
-    *out = buf;
-    *len = n;
-    return 0;
-}
-
-/* Turns path and ID images into bytes. */
-static int images_load(server *srv, api_image *images, size_t n, http_err *e)
-{
-    for (size_t i = 0; i < n; i++) {
-        api_image *im = &images[i];
-        if (im->kind == API_IMAGE_PATH) {
-            char *real = serve_path_in_roots(srv, im->path, e);
-            if (!real) return -1;
-            int r = read_small_file(real, (size_t)srv->o.max_body, &im->data, &im->len, e);
-            free(real);
-            if (r) return -1;
-            im->kind = API_IMAGE_BYTES;
-        } else if (im->kind == API_IMAGE_ID) {
-            char *p = NULL;
-            if (serve_index_read(srv, im->id, &im->data, &im->len, &p, e)) return -1;
-            free(p);
-            im->kind = API_IMAGE_BYTES;
-        }
-    }
-    return 0;
-}
-
-int serve_embed_images(server *srv, api_image *images, size_t n, float *out, double deadline,
-                       http_err *e)
-{
-    if (images_load(srv, images, n, e)) return -1;
-    size_t S = (size_t)srv->info.image_size, per = 3 * S * S;
-    float *pix = malloc(n * per * sizeof *pix);
-    if (!pix) return http_fail(e, 500, "out of memory");
-    clipdex_ctx *ctx = server_ctx_get(srv);
-    clipdex_image_params ip = clipdex_image_params_default();
-    ip.max_pixels = (uint64_t)srv->o.max_pixels;
-    ip.ignore_exif_orientation = srv->o.no_exif;
-    int rc = 0;
-    batcher_begin(srv->batch);
-    for (size_t i = 0; i < n && !rc; i++) {
-        clipdex_image *img = NULL;
-        int st = clipdex_image_decode(ctx, images[i].data, images[i].len, &ip, &img);
-        if (st == CLIPDEX_OK)
-            st = clipdex_image_preprocess(ctx, img, (int)S, srv->info.mean, srv->info.std,
-                                          pix + i * per, per);
-        clipdex_image_free(img);
-        if (st != CLIPDEX_OK)
-            rc = http_fail(e, st == CLIPDEX_E_LIMIT ? 413 : st == CLIPDEX_E_NOMEM ? 500 : 400,
-                           "image %zu: %s", i, ctx_msg(ctx, st));
-    }
-    server_ctx_put(srv, ctx);
-    if (rc) {
-        batcher_cancel(srv->batch);
-        free(pix);
-    } else { /* the batcher owns pix from here */
-        char err[512];
-        int st = batcher_run(srv->batch, BATCH_IMAGE, pix, n, out, deadline, err, sizeof err);
-        if (st == BATCH_TIMEOUT)
-            rc = deadline_fail(srv, e);
-        else if (st != CLIPDEX_OK)
-            rc = http_fail(e, 500, "image encoder: %s", err);
-    }
-    return rc;
-}
-
-/* ---- routes ---------------------------------------------------------------- */
 
 static void write_embeddings(json_out *j, const float *emb, size_t n, size_t dim)
 {
@@ -359,7 +73,7 @@ static long request_images(server *srv, const http_request *rq, api_image *image
         if (!root) return -1;
         long n = api_parse_images(root, images, e);
         /* paths point into the document: load them before it goes */
-        if (n > 0 && images_load(srv, images, (size_t)n, e)) {
+        if (n > 0 && serve_images_load(srv, images, (size_t)n, e)) {
             api_images_free(images, (size_t)n);
             n = -1;
         }
@@ -428,6 +142,14 @@ static void route_embed_image(server *srv, const http_request *rq, http_response
     free(emb);
 }
 
+/* Embeds images that may be named by path or ID (read first). */
+static int embed_images(server *srv, api_image *images, size_t n, float *out, double deadline,
+                        http_err *e)
+{
+    if (serve_images_load(srv, images, n, e)) return -1;
+    return serve_embed_images(srv, images, n, out, deadline, e);
+}
+
 /* Cosine in double precision (the vectors are normalized, but be exact). */
 static double cosine_f64(const float *a, const float *b, size_t n)
 {
@@ -459,10 +181,10 @@ static void route_compare(server *srv, const http_request *rq, http_response *rs
         goto fail;
     }
     double dl = rq->deadline;
-    int r = c.subject_is_image ? serve_embed_images(srv, &c.subject_image, 1, emb, dl, &e)
+    int r = c.subject_is_image ? embed_images(srv, &c.subject_image, 1, emb, dl, &e)
                                : serve_embed_texts(srv, &c.subject_text, 1, emb, dl, &e);
     if (r) goto fail;
-    r = c.prompt_is_image ? serve_embed_images(srv, c.prompt_image, n, emb + dim, dl, &e)
+    r = c.prompt_is_image ? embed_images(srv, c.prompt_image, n, emb + dim, dl, &e)
                           : serve_embed_texts(srv, c.prompt_text, n, emb + dim, dl, &e);
     if (r) goto fail;
     double *cosv = sc, *logit = sc + n, *prob = sc + 2 * n, max = -INFINITY, sum = 0.0;
@@ -791,20 +513,19 @@ int server_init(server *srv, const serve_opts *o)
         }
         srv->n_roots = i + 1;
     }
-    clipdex_ctx *ctx = NULL;
-    int rc = cli_ctx_new((int)o->threads, &ctx);
-    if (!rc) rc = cli_model_load(ctx, o->model, o->vocab, &srv->model);
-    if (!rc && clipdex_model_get_info(srv->model, &srv->info) != CLIPDEX_OK) {
+    return 0;
+}
+
+int server_start(server *srv, clipdex_ctx *ctx, clipdex_model *model)
+{
+    const serve_opts *o = &srv->o;
+    srv->model = model;
+    if (clipdex_model_get_info(srv->model, &srv->info) != CLIPDEX_OK) {
         report_error("cannot describe the model '%s'", o->model);
-        rc = APP_MODEL;
-    }
-    if (rc) {
-        clipdex_ctx_free(ctx);
-        return rc;
+        return APP_MODEL;
     }
     srv->tok = clipdex_model_tokenizer(srv->model);
     probe_weights(srv, ctx);
-    clipdex_ctx_free(ctx);
     char err[256];
     if (batcher_new(srv->model, (int)o->threads, (size_t)o->batch, o->batch_wait_us, &srv->batch,
                     err, sizeof err)) {

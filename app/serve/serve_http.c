@@ -17,8 +17,6 @@
 #include "serve/serve.h"
 #include "util/report.h"
 
-int serve_http_run(server *srv, const char *host, int port, int ipv6);
-
 #ifndef CLIPDEX_HAVE_MHD
 int serve_http_run(server *srv, const char *host, int port, int ipv6)
 {

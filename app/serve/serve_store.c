@@ -4,8 +4,9 @@
  * memory-mapped vector matrix of store/vecindex.c), POST/GET /v1/index (runs
  * `clipdex index` on a folder under a --root as a child process and reports
  * its progress), GET /v1/thumb/ID (a cached JPEG thumbnail) and
- * GET /v1/image/ID (the original). Only files recorded in the index are
- * ever served, looked up by ID; a URL never names a path.
+ * GET /v1/image/ID (the original), and the reading of images that requests
+ * name by path (under a --root) or by ID. Only files recorded in the index
+ * are ever served, looked up by ID; a URL never names a path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -225,6 +226,60 @@ int serve_index_read(server *srv, int64_t id, unsigned char **data, size_t *len,
     return 0;
 }
 
+/* ---- images by reference ------------------------------------------------ */
+
+/* Reads a whole regular file of at most max bytes. */
+static int read_small_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                           http_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return http_fail(e, 404, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return http_fail(e, 400, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        fclose(f);
+        return http_fail(e, 413, "'%s' is larger than %zu bytes", path, max);
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(f);
+        return http_fail(e, 500, "out of memory");
+    }
+    size_t n = fread(buf, 1, (size_t)st.st_size, f);
+    fclose(f);
+    if (n != (size_t)st.st_size) {
+        free(buf);
+        return http_fail(e, 500, "cannot read '%s'", path);
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int serve_images_load(server *srv, api_image *images, size_t n, http_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        api_image *im = &images[i];
+        if (im->kind == API_IMAGE_PATH) {
+            char *real = serve_path_in_roots(srv, im->path, e);
+            if (!real) return -1;
+            int r = read_small_file(real, (size_t)srv->o.max_body, &im->data, &im->len, e);
+            free(real);
+            if (r) return -1;
+            im->kind = API_IMAGE_BYTES;
+        } else if (im->kind == API_IMAGE_ID) {
+            char *p = NULL;
+            if (serve_index_read(srv, im->id, &im->data, &im->len, &p, e)) return -1;
+            free(p);
+            im->kind = API_IMAGE_BYTES;
+        }
+    }
+    return 0;
+}
+
 /* ---- search ------------------------------------------------------------- */
 
 void serve_route_search(server *srv, const http_request *rq, http_response *rs)
@@ -270,6 +325,7 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
     }
     int r = nt ? serve_embed_texts(srv, texts, nt, tmp, rq->deadline, &e) : 0;
     for (size_t k = 0; !r && k < nt; k++) memcpy(emb + ti[k] * dim, tmp + k * dim, dim * sizeof *tmp);
+    if (!r && ni) r = serve_images_load(srv, images, ni, &e);
     if (!r && ni) r = serve_embed_images(srv, images, ni, tmp, rq->deadline, &e);
     for (size_t k = 0; k < ni; k++) { /* the loaded bytes now belong to images[] */
         q.terms[ii[k]].image.data = images[k].data;
