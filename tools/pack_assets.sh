@@ -1,7 +1,7 @@
 #!/bin/sh
 # tools/pack_assets.sh - packs the files of web/ into app/serve/web_assets.c, the
 # table `clipdex serve` serves the page from (no files needed at run time).
-# Run it after editing web/; tests/test_serve.sh fails when the committed
+# Run it after editing web/; tests/app/serve/test_serve.sh fails when the committed
 # app/serve/web_assets.c is stale. Usage: sh tools/pack_assets.sh [WEBDIR [OUT]]
 set -eu
 WEB=${1:-web}

@@ -1,31 +1,13 @@
 #!/bin/sh
-# tests/test_cli.sh - end-to-end tests of the clipdex program: help and exit
+# tests/app/cli/test_cli.sh - end-to-end tests of the clipdex program: help and exit
 # codes, JSON validity for hostile names and texts, tokenize ids, and - with a
 # tiny seeded model from $BUILD/tools/genmodel - embed order, error objects in
 # place, unit norms, batch/thread invariance, compare vs embed consistency,
 # softmax sums and CLIPDEX_MODEL. JSON is checked by a small jansson program
 # compiled here (jansson is a build dependency), so no Python or jq is needed.
 # Parts that need ../shared or genmodel are skipped (counted) when missing.
-BUILD=${BUILD:-build}
-CLIPDEX=$BUILD/clipdex
-SHARED=${CLIPDEX_SHARED:-../shared}
-GENMODEL=$BUILD/tools/genmodel
 NAME=test_cli
-passed=0; failed=0; skipped=0
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $NAME: $*" >&2; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $NAME: $*" >&2; }
-# check DESCRIPTION COMMAND...: passes when COMMAND succeeds.
-check() { d=$1; shift; if "$@"; then ok; else fail "$d"; fi; }
-# near A B TOL: |A - B| <= TOL
-near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= t) }'; }
-done_() {
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
+. "$(dirname "$0")/../lib.sh"
 
 if [ ! -x "$CLIPDEX" ]; then
     fail "$CLIPDEX is missing (build it first)"

@@ -1,4 +1,4 @@
--- tests/load/post.lua - wrk script: POSTs the JSON body in $WRK_BODY and
+-- tests/app/serve/load/post.lua - wrk script: POSTs the JSON body in $WRK_BODY and
 -- prints one machine-readable RESULT line (throughput, p50/p99, errors).
 wrk.method = "POST"
 wrk.body = os.getenv("WRK_BODY")

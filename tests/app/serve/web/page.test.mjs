@@ -1,4 +1,4 @@
-// tests/web/page.test.mjs - drives the page `clipdex serve` serves in
+// tests/app/serve/web/page.test.mjs - drives the page `clipdex serve` serves in
 // headless Chromium (Debian's /usr/bin/chromium through playwright-core):
 // types a query and checks the grid ranks as POST /v1/search does, clicks
 // "more like this" (image-to-image), searches by uploading an image, checks

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/test_http_docs.sh - proves that the curl examples of docs/http.md
+# tests/app/serve/test_http_docs.sh - proves that the curl examples of docs/http.md
 # work: every command of the page's ```sh blocks that starts with `curl` (or
 # pipes into `curl`), backslash continuations joined, runs against a real
 # `clipdex serve` (tiny seeded model, an index of a few photos) on 127.0.0.1
@@ -25,36 +25,10 @@
 # from the page's option table. Skipped (counted) without curl, ../shared, genmodel or
 # libmicrohttpd support; the servers are always killed. CLIPDEX_HTTP_DOC=FILE
 # checks another page (e.g. an old version, to see the test catch it).
-BUILD=${BUILD:-build}
-CLIPDEX=$BUILD/clipdex
-SHARED=${CLIPDEX_SHARED:-../shared}
-GENMODEL=$BUILD/tools/genmodel
-DOC=${CLIPDEX_HTTP_DOC:-docs/http.md}
 NAME=test_http_docs
-passed=0; failed=0; skipped=0
-SRV_PID=""
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $NAME: $*" >&2; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $NAME: $*" >&2; }
-# stop_server: SIGTERM, wait, and fail on sanitizer reports in the log (leaks
-# are reported at exit, after the last request)
-stop_server() {
-    if [ -n "$SRV_PID" ]; then
-        kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
-        if [ -f "$TMP/serve.log" ] && grep -Eq 'Sanitizer|runtime error' "$TMP/serve.log"; then
-            sed -n '/Sanitizer\|runtime error/,+12p' "$TMP/serve.log" >&2; fail "sanitizer report from the server"
-        fi
-    fi
-}
-done_() {
-    stop_server
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
-trap 'stop_server; [ -n "$TMP" ] && rm -rf "$TMP"' EXIT INT TERM
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/server.sh"
+DOC=${CLIPDEX_HTTP_DOC:-docs/http.md}
 
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
 if [ ! -f "$DOC" ]; then fail "$DOC is missing (run from the repository root)"; done_; fi
@@ -153,30 +127,7 @@ cp "$PHOTOS/flower.jpg" "$WORK/q.jpg"
     { cat "$TMP/index.log" >&2; fail "clipdex index"; done_; }
 TOKEN=docs-t0ken
 
-# start_server ARGS...: clipdex serve with the index on a free port; sets U.
-start_server() {
-    stop_server
-    rm -f "$TMP/serve.log"
-    "$CLIPDEX" serve --model "$M" --db "$DB" --root "$ROOT" --listen 127.0.0.1:0 --threads 2 "$@" \
-        2>"$TMP/serve.log" &
-    SRV_PID=$!
-    i=0
-    while [ $i -lt 100 ]; do
-        grep -q 'listening on' "$TMP/serve.log" 2>/dev/null && break
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1; i=$((i + 1))
-    done
-    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/serve.log")
-    U=http://127.0.0.1:$PORT
-    [ -n "$PORT" ]
-}
-
-if ! start_server; then
-    if grep -q 'without libmicrohttpd' "$TMP/serve.log"; then
-        skip "this clipdex was built without libmicrohttpd"; done_
-    fi
-    cat "$TMP/serve.log" >&2; fail "the server did not start"; done_
-fi
+first_server --db "$DB" --root "$ROOT"
 
 # two IDs of the index stand for the page's 5 and 12
 curl -s -o "$TMP/ids.json" -d '{"text":"a photo","k":2}' "$U/v1/search"
@@ -253,7 +204,7 @@ wait_index
 stop_server
 
 # --- pass 2: a server with --token -----------------------------------------------------------
-start_server --token "$TOKEN" || { cat "$TMP/serve.log" >&2; fail "the server with --token did not start"; done_; }
+start_server --db "$DB" --root "$ROOT" --token "$TOKEN" || { cat "$TMP/serve.log" >&2; fail "the server with --token did not start"; done_; }
 while IFS=$tab read -r ln cmd; do
     if is_token_example "$cmd"; then
         run_example "$ln" "$cmd" plain

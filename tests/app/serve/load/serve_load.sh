@@ -1,9 +1,9 @@
 #!/bin/sh
-# tests/load/serve_load.sh - the load test of `clipdex serve` with wrk:
+# tests/app/serve/load/serve_load.sh - the load test of `clipdex serve` with wrk:
 # POST /v1/embed/text and POST /v1/search at 1, 8 and 64 connections for
 # DURATION seconds each, against a server on a free loopback port. Prints a
 # Markdown table (requests/s, p50, p99, errors) and the batching counters.
-# Usage: sh tests/load/serve_load.sh CLIPDEX MODEL DB [DURATION]
+# Usage: sh tests/app/serve/load/serve_load.sh CLIPDEX MODEL DB [DURATION]
 # (DB must be an index made with MODEL; not part of `make test`.)
 set -eu
 CLIPDEX=$1; MODEL=$2; DB=$3; DUR=${4:-30}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/test_serve.sh - `clipdex serve` over loopback: every route and every
+# tests/app/serve/test_serve.sh - `clipdex serve` over loopback: every route and every
 # error path (bad JSON, wrong types, oversize body and image, too many texts,
 # corrupt image, unknown ID, ../ and out-of-root paths, missing or wrong
 # token, unknown route, wrong method, a request past --request-timeout while
@@ -11,35 +11,9 @@
 # originals. Servers bind 127.0.0.1 on a free port and are always killed.
 # Skipped (counted) when the binary was built without libmicrohttpd, or
 # genmodel/curl/../shared are missing.
-BUILD=${BUILD:-build}
-CLIPDEX=$BUILD/clipdex
-SHARED=${CLIPDEX_SHARED:-../shared}
-GENMODEL=$BUILD/tools/genmodel
 NAME=test_serve
-passed=0; failed=0; skipped=0
-SRV_PID=""
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $NAME: $*" >&2; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $NAME: $*" >&2; }
-# stop_server: SIGTERM, wait, and fail on sanitizer reports in the log (leaks
-# are reported at exit, after the last request)
-stop_server() {
-    if [ -n "$SRV_PID" ]; then
-        kill "$SRV_PID" 2>/dev/null; wait "$SRV_PID" 2>/dev/null; SRV_PID=""
-        if [ -f "$TMP/serve.log" ] && grep -Eq 'Sanitizer|runtime error' "$TMP/serve.log"; then
-            sed -n '/Sanitizer\|runtime error/,+12p' "$TMP/serve.log" >&2; fail "sanitizer report from the server"
-        fi
-    fi
-}
-done_() {
-    stop_server
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
-trap 'stop_server; [ -n "$TMP" ] && rm -rf "$TMP"' EXIT INT TERM
+. "$(dirname "$0")/../lib.sh"
+. "$(dirname "$0")/server.sh"
 
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
 if ! command -v curl >/dev/null 2>&1; then skip "curl is not installed"; done_; fi
@@ -89,23 +63,6 @@ JFLAGS=$(pkg-config --cflags --libs jansson 2>/dev/null || echo -ljansson)
 cc -o "$TMP/jget" "$TMP/jget.c" $JFLAGS -lm 2>"$TMP/cc.err" || { cat "$TMP/cc.err" >&2; fail "cannot build jget"; done_; }
 J=$TMP/jget
 
-# start_server ARGS...: starts clipdex serve on a free port; sets U.
-start_server() {
-    stop_server
-    rm -f "$TMP/serve.log"
-    "$CLIPDEX" serve --model "$M" --listen 127.0.0.1:0 --threads 2 "$@" 2>"$TMP/serve.log" &
-    SRV_PID=$!
-    i=0
-    while [ $i -lt 100 ]; do
-        grep -q 'listening on' "$TMP/serve.log" 2>/dev/null && break
-        kill -0 "$SRV_PID" 2>/dev/null || break
-        sleep 0.1; i=$((i + 1))
-    done
-    PORT=$(sed -n 's|.*listening on http://127.0.0.1:\([0-9]*\)/.*|\1|p' "$TMP/serve.log")
-    U=http://127.0.0.1:$PORT
-    [ -n "$PORT" ]
-}
-
 # req STATUS DESCRIPTION CURL-ARGS...: body in $TMP/body; checks the status
 # and, for JSON answers, that the body parses.
 req() {
@@ -115,16 +72,9 @@ req() {
     if [ "$rwant" -ge 400 ] && ! "$J" "$TMP/body" error >/dev/null; then fail "$d: error body is not {\"error\":...}"; return 1; fi
     ok
 }
-near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= t) }'; }
-check() { d=$1; shift; if "$@"; then ok; else fail "$d"; fi; }
 
 # --- availability -------------------------------------------------------------
-if ! start_server; then
-    if grep -q 'without libmicrohttpd' "$TMP/serve.log"; then
-        skip "this clipdex was built without libmicrohttpd"; done_
-    fi
-    cat "$TMP/serve.log" >&2; fail "the server did not start"; done_
-fi
+first_server
 check "listens on 127.0.0.1 by default" grep -q 'random test weights' "$TMP/serve.log"
 
 IMGDIR=$SHARED/data/images/photos
@@ -390,15 +340,15 @@ req 404 "image ID not a number" "$U/v1/image/1abc"
 req 200 "info with the index" "$U/v1/info"
 check "info: vectors" test "$("$J" "$TMP/body" vectors)" = "$n_img"
 
-# --- the page in headless Chromium (tests/web/page.test.mjs) ---------------------------
-# Needs node, Debian's chromium and `npm ci --prefix tests/web` (playwright-core);
+# --- the page in headless Chromium (tests/app/serve/web/page.test.mjs) ----------------
+# Needs node, Debian's chromium and `npm ci --prefix tests/app/serve/web` (playwright-core);
 # screenshots are kept in tests/out/.
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
-if ! command -v node >/dev/null 2>&1 || [ ! -x "$CHROMIUM" ] || [ ! -d tests/web/node_modules/playwright-core ]; then
-    skip "browser test: needs node, $CHROMIUM and tests/web/node_modules (npm ci --prefix tests/web)"
+if ! command -v node >/dev/null 2>&1 || [ ! -x "$CHROMIUM" ] || [ ! -d tests/app/serve/web/node_modules/playwright-core ]; then
+    skip "browser test: needs node, $CHROMIUM and tests/app/serve/web/node_modules (npm ci --prefix tests/app/serve/web)"
 else
     mkdir -p tests/out
-    if (cd tests/web && CHROMIUM=$CHROMIUM timeout 180 node page.test.mjs "$U" "$ROOT/sub/$name" ../out) >"$TMP/page.log" 2>&1; then
+    if (cd tests/app/serve/web && CHROMIUM=$CHROMIUM timeout 180 node page.test.mjs "$U" "$ROOT/sub/$name" ../../../out) >"$TMP/page.log" 2>&1; then
         ok
     else
         cat "$TMP/page.log" >&2; fail "the page in headless Chromium"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/test_index.sh - end-to-end tests of `clipdex index` and `clipdex
+# tests/app/store/test_index.sh - end-to-end tests of `clipdex index` and `clipdex
 # search` with a tiny seeded model from $BUILD/tools/genmodel on ../shared/data:
 # index twice (second run embeds nothing); modify, delete, rename and
 # duplicate files between runs; a folder of broken files (truncated JPEG,
@@ -10,24 +10,8 @@
 # --link-to; the 4-bit and int8 search stages give exactly the --exact
 # results (CLIPDEX_SEARCH_DEBUG names the stage); a model mismatch is refused. No Python, no jq: JSON fields are
 # read with sed from the one-line summaries clipdex prints.
-BUILD=${BUILD:-build}
-CLIPDEX=$BUILD/clipdex
-SHARED=${CLIPDEX_SHARED:-../shared}
-GENMODEL=$BUILD/tools/genmodel
 NAME=test_index
-passed=0; failed=0; skipped=0
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $NAME: $*" >&2; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $NAME: $*" >&2; }
-check() { d=$1; shift; if "$@"; then ok; else fail "$d"; fi; }
-near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= t) }'; }
-done_() {
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
+. "$(dirname "$0")/../lib.sh"
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-index.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_DB

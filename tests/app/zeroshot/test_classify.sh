@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/test_classify.sh - end-to-end tests of `clipdex classify`, `clipdex
+# tests/app/zeroshot/test_classify.sh - end-to-end tests of `clipdex classify`, `clipdex
 # prompts`, `clipdex eval` and `clipdex search --prompts` with a tiny seeded
 # model from $BUILD/tools/genmodel: classify with labels and templates equals
 # classify from a saved prompts.json; probabilities sum to 1; a prompts file
@@ -9,24 +9,8 @@
 # class vectors are the embeddings of one image per class (a prompts.json
 # assembled from `clipdex embed`) it must score exactly the expected top-1.
 # No Python or jq: numbers are read with sed and compared with awk.
-BUILD=${BUILD:-build}
-CLIPDEX=$BUILD/clipdex
-SHARED=${CLIPDEX_SHARED:-../shared}
-GENMODEL=$BUILD/tools/genmodel
 NAME=test_classify
-passed=0; failed=0; skipped=0
-
-ok() { passed=$((passed + 1)); }
-fail() { failed=$((failed + 1)); echo "FAIL $NAME: $*" >&2; }
-skip() { skipped=$((skipped + 1)); echo "SKIP $NAME: $*" >&2; }
-check() { d=$1; shift; if "$@"; then ok; else fail "$d"; fi; }
-near() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && b != "" && d <= t) }'; }
-done_() {
-    [ -n "$TMP" ] && rm -rf "$TMP"
-    echo "$NAME: $passed passed, $failed failed, $skipped skipped"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
+. "$(dirname "$0")/../lib.sh"
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-classify.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_DB CLIPDEX_ZEROSHOT
