@@ -23,12 +23,25 @@ static void resp_err(http_response *rs, const http_err *e)
     resp_error(rs, e->status ? e->status : 500, "%s", e->msg);
 }
 
-static void write_embeddings(json_out *j, const float *emb, size_t n, size_t dim)
+/* 200 {"dim": D, "embeddings": [[...] x n], "time": seconds since t0} */
+static void reply_embeddings(http_response *rs, const float *emb, size_t n, size_t dim, double t0)
 {
-    json_key(j, "embeddings");
-    json_arr_begin(j);
-    for (size_t i = 0; i < n; i++) json_floats(j, emb + i * dim, dim);
-    json_arr_end(j);
+    resp_json r;
+    if (resp_json_begin(&r)) {
+        resp_error(rs, 500, "out of memory");
+        return;
+    }
+    json_obj_begin(&r.j);
+    json_key(&r.j, "dim");
+    json_int(&r.j, (long long)dim);
+    json_key(&r.j, "embeddings");
+    json_arr_begin(&r.j);
+    for (size_t i = 0; i < n; i++) json_floats(&r.j, emb + i * dim, dim);
+    json_arr_end(&r.j);
+    json_key(&r.j, "time");
+    json_num(&r.j, serve_now() - t0);
+    json_obj_end(&r.j);
+    resp_json_end(&r, rs, 200);
 }
 
 static void route_embed_text(server *srv, const http_request *rq, http_response *rs)
@@ -41,23 +54,10 @@ static void route_embed_text(server *srv, const http_request *rq, http_response 
     size_t dim = (size_t)srv->info.embed_dim;
     float *emb = n > 0 ? malloc((size_t)n * dim * sizeof *emb) : NULL;
     if (n > 0 && !emb) http_fail(&e, 500, "out of memory");
-    if (emb && serve_embed_texts(srv, texts, (size_t)n, emb, rq->deadline, &e) == 0) {
-        resp_json r;
-        if (resp_json_begin(&r) == 0) {
-            json_obj_begin(&r.j);
-            json_key(&r.j, "dim");
-            json_int(&r.j, (long long)dim);
-            write_embeddings(&r.j, emb, (size_t)n, dim);
-            json_key(&r.j, "time");
-            json_num(&r.j, serve_now() - t0);
-            json_obj_end(&r.j);
-            resp_json_end(&r, rs, 200);
-        } else {
-            resp_error(rs, 500, "out of memory");
-        }
-    } else {
+    if (emb && serve_embed_texts(srv, texts, (size_t)n, emb, rq->deadline, &e) == 0)
+        reply_embeddings(rs, emb, (size_t)n, dim, t0);
+    else
         resp_err(rs, &e);
-    }
     free(emb);
     api_json_free(root);
 }
@@ -121,23 +121,10 @@ static void route_embed_image(server *srv, const http_request *rq, http_response
     size_t dim = (size_t)srv->info.embed_dim;
     float *emb = n > 0 ? malloc((size_t)n * dim * sizeof *emb) : NULL;
     if (n > 0 && !emb) http_fail(&e, 500, "out of memory");
-    if (emb && serve_embed_images(srv, images, (size_t)n, emb, rq->deadline, &e) == 0) {
-        resp_json r;
-        if (resp_json_begin(&r) == 0) {
-            json_obj_begin(&r.j);
-            json_key(&r.j, "dim");
-            json_int(&r.j, (long long)dim);
-            write_embeddings(&r.j, emb, (size_t)n, dim);
-            json_key(&r.j, "time");
-            json_num(&r.j, serve_now() - t0);
-            json_obj_end(&r.j);
-            resp_json_end(&r, rs, 200);
-        } else {
-            resp_error(rs, 500, "out of memory");
-        }
-    } else {
+    if (emb && serve_embed_images(srv, images, (size_t)n, emb, rq->deadline, &e) == 0)
+        reply_embeddings(rs, emb, (size_t)n, dim, t0);
+    else
         resp_err(rs, &e);
-    }
     if (n > 0) api_images_free(images, (size_t)n);
     free(emb);
 }
