@@ -142,25 +142,66 @@ static void run_jobs(void *(*fn)(void *), void *jobs, size_t size, size_t nt)
     }
 }
 
+/* One thread's share of a scan: rows [begin, end) and the heap of its best. */
+typedef struct scan_part {
+    size_t begin, end;
+    heap hp;
+} scan_part;
+
+/* How many threads scan n rows: n_threads, at least 1, at most
+ * VEC_MAX_THREADS and no more than there are blocks. */
+static size_t scan_threads(size_t n, int n_threads)
+{
+    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
+    if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
+    if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    return nt;
+}
+
+/* Splits n rows into nt contiguous, block-aligned parts; part t keeps up to
+ * cap hits in buf + t * cap. */
+static void scan_parts_init(scan_part *parts, size_t nt, size_t n, vec_hit *buf, size_t cap)
+{
+    size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    for (size_t t = 0; t < nt; t++) {
+        parts[t].begin = blocks * t / nt * VEC_BLOCK;
+        parts[t].end = blocks * (t + 1) / nt * VEC_BLOCK;
+        if (parts[t].end > n) parts[t].end = n;
+        parts[t].hp = (heap){buf + t * cap, 0, cap};
+    }
+}
+
+/* Moves the hits the nt parts kept to the front of buf (their heaps live in
+ * it, in order); returns how many. */
+static size_t scan_parts_gather(const scan_part *parts, size_t nt, vec_hit *buf)
+{
+    size_t total = 0;
+    for (size_t t = 0; t < nt; t++) {
+        memmove(buf + total, parts[t].hp.h, parts[t].hp.n * sizeof *buf);
+        total += parts[t].hp.n;
+    }
+    return total;
+}
+
 typedef struct scan_job {
     const float *m, *q;
-    size_t dim, begin, end;
+    size_t dim;
     float threshold;
     dot_fn dot;
-    heap hp;
+    scan_part *pt;
 } scan_job;
 
 static void *scan_run(void *arg)
 {
     scan_job *j = arg;
     float s[VEC_BLOCK];
-    for (size_t r0 = j->begin; r0 < j->end; r0 += VEC_BLOCK) {
-        size_t nr = j->end - r0 < VEC_BLOCK ? j->end - r0 : VEC_BLOCK;
+    for (size_t r0 = j->pt->begin; r0 < j->pt->end; r0 += VEC_BLOCK) {
+        size_t nr = j->pt->end - r0 < VEC_BLOCK ? j->pt->end - r0 : VEC_BLOCK;
         j->dot(j->m + r0 * j->dim, nr, j->dim, j->q, s);
         for (size_t i = 0; i < nr; i++) {
             if (!(s[i] >= j->threshold)) continue;
-            if (j->hp.n == j->hp.k && s[i] < j->hp.h[0].score) continue;
-            heap_push(&j->hp, (vec_hit){s[i], (uint32_t)(r0 + i)});
+            if (j->pt->hp.n == j->pt->hp.k && s[i] < j->pt->hp.h[0].score) continue;
+            heap_push(&j->pt->hp, (vec_hit){s[i], (uint32_t)(r0 + i)});
         }
     }
     return NULL;
@@ -179,34 +220,19 @@ long vec_topk(const float *m, size_t n, size_t dim, const float *q, size_t k, fl
 {
     if (k == 0 || n == 0) return 0;
     if (k > n) k = n;
-    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
-    if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
-    if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    size_t nt = scan_threads(n, n_threads);
     scan_job jobs[VEC_MAX_THREADS];
+    scan_part parts[VEC_MAX_THREADS];
     vec_hit *all = malloc(nt * k * sizeof *all);
     if (!all) return -1;
     dot_fn dot = pick_kernel(NULL);
-    /* contiguous chunks, block-aligned */
-    size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
-    for (size_t t = 0; t < nt; t++) {
-        scan_job *j = &jobs[t];
-        j->m = m;
-        j->q = q;
-        j->dim = dim;
-        j->begin = blocks * t / nt * VEC_BLOCK;
-        j->end = blocks * (t + 1) / nt * VEC_BLOCK;
-        if (j->end > n) j->end = n;
-        j->threshold = threshold;
-        j->dot = dot;
-        j->hp = (heap){all + t * k, 0, k};
-    }
+    scan_parts_init(parts, nt, n, all, k);
+    for (size_t t = 0; t < nt; t++)
+        jobs[t] = (scan_job){.m = m, .q = q, .dim = dim, .threshold = threshold, .dot = dot,
+                             .pt = &parts[t]};
     run_jobs(scan_run, jobs, sizeof jobs[0], nt);
     /* merge: compact the heaps, sort, keep k */
-    size_t total = 0;
-    for (size_t t = 0; t < nt; t++) {
-        memmove(all + total, jobs[t].hp.h, jobs[t].hp.n * sizeof *all);
-        total += jobs[t].hp.n;
-    }
+    size_t total = scan_parts_gather(parts, nt, all);
     qsort(all, total, sizeof *all, hit_cmp);
     if (total > k) total = k;
     memcpy(out, all, total * sizeof *out);
@@ -322,33 +348,33 @@ typedef struct scan8_job {
     const int8_t *c, *p;
     const float *scale;
     double qscale;
-    size_t dim, begin, end;
+    size_t dim;
     dot8_fn dot;
-    heap hp;
+    scan_part *pt;
 } scan8_job;
 
 static void *scan8_run(void *arg)
 {
     scan8_job *j = arg;
     int32_t d[4];
-    size_t r = j->begin;
+    size_t r = j->pt->begin;
 #ifdef HAVE_AVX2_KERNEL
     if (j->dot == dot8_avx2 && j->dim % 32 == 0) { /* same integers, four rows at a time */
-        for (; r + 4 <= j->end; r += 4) {
+        for (; r + 4 <= j->pt->end; r += 4) {
             dot8_rows4_avx2(j->c + r * j->dim, j->dim, j->p, d);
             for (int i = 0; i < 4; i++) {
                 float s = (float)((double)d[i] * j->scale[r + i] * j->qscale);
-                if (j->hp.n == j->hp.k && s < j->hp.h[0].score) continue;
-                heap_push(&j->hp, (vec_hit){s, (uint32_t)(r + i)});
+                if (j->pt->hp.n == j->pt->hp.k && s < j->pt->hp.h[0].score) continue;
+                heap_push(&j->pt->hp, (vec_hit){s, (uint32_t)(r + i)});
             }
         }
     }
 #endif
-    for (; r < j->end; r++) {
+    for (; r < j->pt->end; r++) {
         d[0] = j->dot(j->c + r * j->dim, j->p, j->dim);
         float s = (float)((double)d[0] * j->scale[r] * j->qscale);
-        if (j->hp.n == j->hp.k && s < j->hp.h[0].score) continue;
-        heap_push(&j->hp, (vec_hit){s, (uint32_t)r});
+        if (j->pt->hp.n == j->pt->hp.k && s < j->pt->hp.h[0].score) continue;
+        heap_push(&j->pt->hp, (vec_hit){s, (uint32_t)r});
     }
     return NULL;
 }
@@ -367,9 +393,7 @@ long vec_topk_q8(const int8_t *c, const float *scale, vec_q8_bounds b, const flo
         stats->candidates = n;
         return vec_topk(m, n, dim, q, k, threshold, n_threads, out);
     }
-    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
-    if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
-    if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    size_t nt = scan_threads(n, n_threads);
     /* the query in int8, and the bound on |float32 score - int8 score| */
     int8_t *p = malloc(dim);
     vec_hit *all = malloc(nt * n_cand * sizeof *all);
@@ -395,26 +419,13 @@ long vec_topk_q8(const int8_t *c, const float *scale, vec_q8_bounds b, const flo
                (smax / 2.0) * (1 + 1e-6) * q1 + 2.0 * (double)dim * u * l1 * qmax + 1e-6;
     dot8_fn dot = pick_kernel8(NULL);
     scan8_job jobs[VEC_MAX_THREADS];
-    size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
-    for (size_t t = 0; t < nt; t++) {
-        scan8_job *j = &jobs[t];
-        j->c = c;
-        j->p = p;
-        j->scale = scale;
-        j->qscale = ts;
-        j->dim = dim;
-        j->begin = blocks * t / nt * VEC_BLOCK;
-        j->end = blocks * (t + 1) / nt * VEC_BLOCK;
-        if (j->end > n) j->end = n;
-        j->dot = dot;
-        j->hp = (heap){all + t * n_cand, 0, n_cand};
-    }
+    scan_part parts[VEC_MAX_THREADS];
+    scan_parts_init(parts, nt, n, all, n_cand);
+    for (size_t t = 0; t < nt; t++)
+        jobs[t] = (scan8_job){.c = c, .p = p, .scale = scale, .qscale = ts, .dim = dim, .dot = dot,
+                              .pt = &parts[t]};
     run_jobs(scan8_run, jobs, sizeof jobs[0], nt);
-    size_t total = 0;
-    for (size_t t = 0; t < nt; t++) {
-        memmove(all + total, jobs[t].hp.h, jobs[t].hp.n * sizeof *all);
-        total += jobs[t].hp.n;
-    }
+    size_t total = scan_parts_gather(parts, nt, all);
     qsort(all, total, sizeof *all, hit_cmp);
     if (total > n_cand) total = n_cand;
     /* every row left out scores at most a_min + E in float32 */
@@ -592,11 +603,11 @@ typedef struct scan4_job {
     const uint8_t *c;
     const int8_t *p;
     const vec_q4_row_info *info;
-    size_t rb, dp, begin, end;
+    size_t rb, dp;
     int32_t psum8;         /* 8 * sum(p): the nibble offset */
     double t, cn, cr;      /* query scale; factors of norm and resid */
     int avx2;
-    heap hp;
+    scan_part *pt;
 } scan4_job;
 
 /* u(r) >= the float32 score of row r (see vec_topk_q4), rounded up to float */
@@ -612,24 +623,24 @@ static float q4_upper(const scan4_job *j, size_t r, int32_t raw)
 static void scan4_push(scan4_job *j, size_t r, int32_t raw)
 {
     float u = q4_upper(j, r, raw);
-    if (j->hp.n == j->hp.k && u < j->hp.h[0].score) return;
-    heap_push(&j->hp, (vec_hit){u, (uint32_t)r});
+    if (j->pt->hp.n == j->pt->hp.k && u < j->pt->hp.h[0].score) return;
+    heap_push(&j->pt->hp, (vec_hit){u, (uint32_t)r});
 }
 
 static void *scan4_run(void *arg)
 {
     scan4_job *j = arg;
-    size_t r = j->begin;
+    size_t r = j->pt->begin;
 #ifdef HAVE_AVX2_KERNEL
     if (j->avx2) {
         int32_t d[4];
-        for (; r + 4 <= j->end; r += 4) {
+        for (; r + 4 <= j->pt->end; r += 4) {
             dot4_rows4_avx2(j->c + r * j->rb, j->rb, j->dp, j->p, d);
             for (size_t i = 0; i < 4; i++) scan4_push(j, r + i, d[i]);
         }
     }
 #endif
-    for (; r < j->end; r++) scan4_push(j, r, dot4_scalar(j->c + r * j->rb, j->p, j->dp));
+    for (; r < j->pt->end; r++) scan4_push(j, r, dot4_scalar(j->c + r * j->rb, j->p, j->dp));
     return NULL;
 }
 
@@ -661,9 +672,7 @@ long vec_topk_q4(const uint8_t *c, const vec_q4_row_info *info, const float *m, 
     if (k == 0 || n == 0) return 0;
     if (k > n) k = n;
     if (n_cand < k) n_cand = k;
-    size_t nt = n_threads < 1 ? 1 : (size_t)n_threads;
-    if (nt > VEC_MAX_THREADS) nt = VEC_MAX_THREADS;
-    if (nt > (n + VEC_BLOCK - 1) / VEC_BLOCK) nt = (n + VEC_BLOCK - 1) / VEC_BLOCK;
+    size_t nt = scan_threads(n, n_threads);
     size_t dp = (dim + 63) / 64 * 64, rb = vec_q4_row_bytes(dim);
     int8_t *p = calloc(dp, 1);
     vec_hit *all = malloc(nt * n_cand * sizeof *all), *top = malloc(k * sizeof *top);
@@ -690,35 +699,21 @@ long vec_topk_q4(const uint8_t *c, const vec_q4_row_info *info, const float *m, 
      * 2 dim u sum|x_i q_i| <= 2 dim u (norm + resid) ||q|| */
     double rho = 2.0 * (double)dim / (double)(1 << 24) * qn;
     scan4_job jobs[VEC_MAX_THREADS];
+    scan_part parts[VEC_MAX_THREADS];
     int avx2 = q4_use_avx2(NULL);
-    size_t blocks = (n + VEC_BLOCK - 1) / VEC_BLOCK;
-    for (size_t th = 0; th < nt; th++) {
-        scan4_job *j = &jobs[th];
-        j->c = c;
-        j->p = p;
-        j->info = info;
-        j->rb = rb;
-        j->dp = dp;
-        j->begin = blocks * th / nt * VEC_BLOCK;
-        j->end = blocks * (th + 1) / nt * VEC_BLOCK;
-        if (j->end > n) j->end = n;
-        j->psum8 = 8 * psum;
-        j->t = t;
-        j->cn = dn + rho;
-        j->cr = qn + rho;
-        j->avx2 = avx2;
-        j->hp = (heap){all + th * n_cand, 0, n_cand};
-    }
+    scan_parts_init(parts, nt, n, all, n_cand);
+    for (size_t th = 0; th < nt; th++)
+        jobs[th] = (scan4_job){.c = c, .p = p, .info = info, .rb = rb, .dp = dp,
+                               .psum8 = 8 * psum, .t = t, .cn = dn + rho, .cr = qn + rho,
+                               .avx2 = avx2, .pt = &parts[th]};
     run_jobs(scan4_run, jobs, sizeof jobs[0], nt);
     /* every row a thread left out has u <= that thread's smallest kept u */
     double bound = -INFINITY;
-    size_t total = 0;
     for (size_t th = 0; th < nt; th++) {
-        const heap *hp = &jobs[th].hp;
+        const heap *hp = &parts[th].hp;
         if (hp->n == hp->k && (double)hp->h[0].score > bound) bound = hp->h[0].score;
-        memmove(all + total, hp->h, hp->n * sizeof *all);
-        total += hp->n;
     }
+    size_t total = scan_parts_gather(parts, nt, all);
     stats->candidates = total;
     /* a hopeless case gives up at once: the proof needs the k-th exact score
      * above the bound, and the k-th best centre estimate (u less its error
