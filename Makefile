@@ -39,11 +39,16 @@ CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisib
               -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 
-LIB_SRC  := $(sort $(wildcard src/*/*.c))
+# Sources are found by folder, at any depth: a new file (or a new folder of
+# files) needs no edit here. Objects mirror the source paths under $(BUILD)/obj/.
+# The application includes its headers as "folder/file.h" (-Iapp), as the
+# engine does with -Isrc. Tests: tests/test_*.c test the engine, tests/app/
+# mirrors app/ (tests/app/store/test_vecscan.c tests app/store/vecscan.c).
+LIB_SRC  := $(sort $(shell find src -name '*.c'))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-APP_SRC  := $(sort $(wildcard app/*.c))
+APP_SRC  := $(sort $(shell find app -name '*.c'))
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
-TEST_SRC := $(sort $(wildcard tests/test_*.c))
+TEST_SRC := $(sort $(shell find tests -name 'test_*.c' -not -path '*/node_modules/*'))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
 TOOL_BIN := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
@@ -74,14 +79,16 @@ $(BUILD)/clipdex.pc: clipdex.pc.in Makefile
 
 $(BUILD)/obj/app/%.o: app/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) $(APP_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS_ALL) -Iapp $(APP_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/clipdex: $(APP_OBJ) $(BUILD)/libclipdex.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS)
 
+# A test may compile application sources in (tests/app/store/test_vecscan.c
+# includes "store/vecscan.c"), hence -Iapp and the dependency files.
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -o $@ $< $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -Itests -Iapp -MMD -MP -o $@ $< $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
 
 $(BUILD)/tools/%: tools/%.c $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
@@ -91,7 +98,7 @@ $(BUILD)/tools/%: tools/%.c $(BUILD)/libclipdex.a
 # builds the libFuzzer versions with clang into $(BUILD)/libfuzzer/.
 $(BUILD)/fuzz/%: fuzz/%.c fuzz/main.c $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -o $@ $< fuzz/main.c $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -Iapp -o $@ $< fuzz/main.c $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
 
 FUZZ_CC ?= clang
 fuzz:
@@ -99,7 +106,7 @@ fuzz:
 	  CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/libclipdex.a
 	@mkdir -p build-fuzz/libfuzzer
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc $(PKG_CFLAGS) \
+	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Iapp $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -o build-fuzz/libfuzzer/$$n $$f \
 	    build-fuzz/libclipdex.a $(PKG_LIBS) || exit 1; done
 
@@ -123,4 +130,4 @@ install: all
 clean:
 	rm -rf build build-san build-fuzz
 
--include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(TEST_BIN:=.d)

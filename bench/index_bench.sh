@@ -11,7 +11,7 @@ MODEL=$2
 SHARED=${CLIPDEX_SHARED:-../shared}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iapp -o "$OUT/index_search" bench/index_search.c app/vecscan.c -lpthread -lm || exit 1
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iapp -o "$OUT/index_search" bench/index_search.c app/store/vecscan.c -lpthread -lm || exit 1
 for n in 10000 100000 1000000; do  # data: see bench/index_search.c
     "$OUT/index_search" $n 512 21 random 1 2
     "$OUT/index_search" $n 512 21 clustered 1 2

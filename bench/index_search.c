@@ -1,6 +1,6 @@
 /*
  * index_search.c - search latency of the vector scan behind `clipdex search`
- * (app/vecscan.c) on synthetic L2-normalized vectors: N rows of DIM floats,
+ * (app/store/vecscan.c) on synthetic L2-normalized vectors: N rows of DIM floats,
  * top-10 of a query, median of REPS runs per thread count, for the float32
  * scan (vec_topk), the int8 scan + float32 re-rank of 4096 candidates
  * (vec_topk_q8), and the 4-bit scan with its per-row bound (vec_topk_q4,
@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "vecscan.h"
+#include "store/vecscan.h"
 
 #define N_CENTRES 1000
 static size_t n_centres = N_CENTRES;

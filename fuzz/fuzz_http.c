@@ -1,6 +1,6 @@
 /*
  * fuzz_http.c - fuzz target for the request-parsing layer of `clipdex serve`
- * (app/http_parse.c, compiled in here): every input is run through the JSON
+ * (app/serve/http_parse.c, compiled in here): every input is run through the JSON
  * body parsers of all routes (jansson + the type and limit checks), the
  * multipart splitter (the first line is the Content-Type), base64, and the
  * listen-address, URL-ID and bearer-token parsers. Nothing may crash, leak
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../app/http_parse.c"
+#include "serve/http_parse.c"
 
 static void check_json(const char *data, size_t size)
 {

@@ -1,14 +1,16 @@
 #!/bin/sh
-# tests/run.sh - runs every test program in $BUILD/tests and every tests/test_*.sh,
+# tests/run.sh - runs every test program under $BUILD/tests and every test_*.sh
+# under tests/ (at any depth: tests/test_* test the engine, tests/app/ mirrors app/),
 # then prints the totals as "N passed, N failed, N skipped". Each test prints its own
 # "name: N passed, N failed, N skipped" line; a test that crashes counts as a failure.
 BUILD=${BUILD:-build}
 export BUILD
 passed=0; failed=0; skipped=0; crashed=""
 log=$(mktemp)
-for t in "$BUILD"/tests/test_* tests/test_*.sh; do
+progs=$(find "$BUILD/tests" -type f -name 'test_*' ! -name '*.d' ! -name '*.o' 2>/dev/null | LC_ALL=C sort)
+scripts=$(find tests -name node_modules -prune -o -type f -name 'test_*.sh' -print | LC_ALL=C sort)
+for t in $progs $scripts; do
     [ -f "$t" ] || continue
-    case "$t" in *.d|*.o) continue ;; esac
     case "$t" in *.sh) cmd="sh $t" ;; *) cmd="$t" ;; esac
     start=$(date +%s)
     $cmd >"$log" 2>&1

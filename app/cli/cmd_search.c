@@ -1,0 +1,433 @@
+/*
+ * cmd_search.c - `clipdex search`: builds one query vector from texts and
+ * images with weights and signs (rclip's syntax: "2:golden retriever",
+ * ./pool.jpg, -fruit), scans the memory-mapped vector matrix of the index
+ * (store/vecscan.c: 4-bit, then int8 stage, each proven or falling back) for
+ * the k best, and prints or copies/links the results in rank order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cmd_store.h"
+#include "store/store.h"
+#include "store/vecindex.h"
+#include "store/vecscan.h"
+#include "util/json.h"
+#include "zeroshot/zeroshot.h"
+
+#define SEARCH_K_DEFAULT 10
+#define SEARCH_K_MAX 100000
+#ifndef SEARCH_CANDIDATES
+#define SEARCH_CANDIDATES 4096 /* rows re-ranked in float32 after the int8 scan */
+#endif
+#ifndef SEARCH_Q4_CANDIDATES
+#define SEARCH_Q4_CANDIDATES 16384 /* rows each thread keeps in the 4-bit scan */
+#endif
+
+const char usage_search[] =
+    "Usage: clipdex search [--model DIR] [--db FILE] [QUERY]... [--image PATH]... [OPTIONS]\n"
+    "\n"
+    "Finds the indexed images closest to a query and prints rank, similarity\n"
+    "and path, best first. The query is the weighted sum of its terms, each an\n"
+    "L2-normalized embedding:\n"
+    "  TEXT          a text (\"golden retriever\")\n"
+    "  PATH          an existing image file is an image term (./pool.jpg)\n"
+    "  W:TERM        weight W (\"2:golden retriever\", \"0.5:./pool.jpg\")\n"
+    "  -TERM, - TERM subtract the term (-fruit); a lone + is ignored\n"
+    "  --image PATH  an image term, whatever its name\n"
+    "\n"
+    "Options:\n"
+    "  --model DIR        model directory (default: $CLIPDEX_MODEL); must be the\n"
+    "                     model the index was made with\n"
+    "  --db FILE          index database (default: $CLIPDEX_DB, then ./clipdex.db)\n"
+    "  -k, --top N        results to show, 1..100000 (default 10)\n"
+    "  --threshold T      only results with similarity >= T\n"
+    "  --json             one JSON object per result: {\"rank\",\"similarity\",\"path\"}\n"
+    "  --copy-to DIR      copy the results into DIR as 001_NAME, 002_NAME, ...\n"
+    "  --link-to DIR      the same with symbolic links\n"
+    "  --prompts P        take text terms from P (`clipdex prompts`; matched by text,\n"
+    "                     then label) instead of running the text tower\n"
+    "  --exact            scan the float32 rows only (no 4-bit or int8 first\n"
+    "                     stage; the results are the same, see docs/search.md)\n"
+    "  --threads N        threads for the scan and the query, 0 = all CPUs (default 0)\n"
+    "  --no-exif          ignore the EXIF orientation tag of query images\n"
+    "  -h, --help         print this text\n";
+
+enum { TERM_TEXT, TERM_IMAGE };
+
+typedef struct term {
+    int kind;
+    const char *arg;
+    float weight; /* signed */
+} term;
+
+typedef struct search_opts {
+    const char *model, *db, *copy_to, *link_to, *prompts;
+    long k, threads;
+    double threshold;
+    int has_threshold, json, no_exif, exact;
+    term *terms;
+    size_t n_terms;
+} search_opts;
+
+/* Parses "W:rest" into the weight; returns rest, or s when there is none. */
+static const char *parse_weight(const char *s, float *w)
+{
+    const char *colon = strchr(s, ':');
+    if (!colon || colon == s) return s;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (end != colon || !isfinite(v)) return s;
+    *w = (float)v;
+    return colon + 1;
+}
+
+static void add_term(search_opts *o, const char *arg, int sign, int force_image)
+{
+    float w = 1;
+    const char *s = force_image ? arg : parse_weight(arg, &w);
+    struct stat sb;
+    term *t = &o->terms[o->n_terms++];
+    t->kind = force_image || (stat(s, &sb) == 0 && S_ISREG(sb.st_mode)) ? TERM_IMAGE : TERM_TEXT;
+    t->arg = s;
+    t->weight = (float)sign * w;
+}
+
+static int search_parse(int argc, char **argv, search_opts *o)
+{
+    const char *val = NULL;
+    int r, sign = 1;
+    cli_args a;
+    cli_args_init(&a, argc, argv);
+    while (cli_args_next(&a)) {
+        const char *s = argv[a.i];
+        if (cli_args_is_help(&a)) {
+            fputs(usage_search, stdout);
+            return cli_flush_stdout();
+        }
+        if (cli_args_positional(&a)) {
+            if (!a.opts_done && strcmp(s, "+") == 0) continue;
+            if (!a.opts_done && strcmp(s, "-") == 0) {
+                sign = -sign;
+                continue;
+            }
+            add_term(o, s, sign, 0);
+            sign = 1;
+        } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
+            if (r < 0) return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--db", &o->db)) != 0 ||
+                   (r = cli_args_value(&a, "--prompts", &o->prompts)) != 0) {
+            if (r < 0) return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
+            if (r < 0) return APP_USAGE;
+            add_term(o, val, sign, 1);
+            sign = 1;
+        } else if ((r = cli_args_value(&a, "-k", &val)) != 0 ||
+                   (r = cli_args_value(&a, "--top", &val)) != 0) {
+            if (r < 0 || cli_parse_int(a.cmd, "-k", val, 1, SEARCH_K_MAX, &o->k)) return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--threshold", &val)) != 0) {
+            char *end = NULL;
+            if (r < 0) return APP_USAGE;
+            o->threshold = strtod(val, &end);
+            if (!val[0] || *end || !isfinite(o->threshold))
+                return cli_usage_error(a.cmd, "invalid value '%s' for --threshold", val);
+            o->has_threshold = 1;
+        } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
+            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
+                return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--copy-to", &o->copy_to)) != 0) {
+            if (r < 0) return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--link-to", &o->link_to)) != 0) {
+            if (r < 0) return APP_USAGE;
+        } else if ((r = cli_args_flag(&a, "--json")) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->json = 1;
+        } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->no_exif = 1;
+        } else if ((r = cli_args_flag(&a, "--exact")) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->exact = 1;
+        } else if (s[1] != '-') {
+            add_term(o, s + 1, -sign, 0); /* -fruit: a negative term */
+            sign = 1;
+        } else {
+            return cli_unknown_option(&a);
+        }
+    }
+    o->model = cli_model_path(o->model);
+    o->db = store_db_path(o->db);
+    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (o->n_terms == 0) return cli_usage_error(a.cmd, "no query: give a text, an image or both");
+    if (o->copy_to && o->link_to) return cli_usage_error(a.cmd, "give --copy-to or --link-to, not both");
+    return -1;
+}
+
+/* Embeds every term and sums them into q (dim), normalized. */
+static int build_query(const search_opts *o, clipdex_ctx *ctx, const clipdex_model *model,
+                       const zs_prompts *pr, size_t dim, float *q)
+{
+    float *e = malloc(dim * sizeof *e);
+    if (!e) {
+        cli_error("out of memory");
+        return APP_FAIL;
+    }
+    clipdex_image_params ip = clipdex_image_params_default();
+    ip.ignore_exif_orientation = o->no_exif;
+    memset(q, 0, dim * sizeof *q);
+    int rc = 0;
+    for (size_t i = 0; i < o->n_terms && !rc; i++) {
+        const term *t = &o->terms[i];
+        int st;
+        if (t->kind == TERM_TEXT && pr) {
+            long at = zs_prompts_find(pr, t->arg);
+            if (at < 0) {
+                cli_error("the query text '%s' is not in the prompts file (add it with "
+                          "`clipdex prompts --append`)", t->arg);
+                rc = APP_FAIL;
+                break;
+            }
+            memcpy(e, pr->emb + (size_t)at * dim, dim * sizeof *e);
+            st = CLIPDEX_OK;
+        } else if (t->kind == TERM_TEXT) {
+            if (!clipdex_model_tokenizer(model)) {
+                cli_error("the model has no tokenizer: text queries need one");
+                rc = APP_MODEL;
+                break;
+            }
+            st = clipdex_text_embed(ctx, model, &t->arg, 1, e, dim, 0);
+        } else {
+            clipdex_image *img = NULL;
+            st = clipdex_image_load(ctx, t->arg, &ip, &img);
+            if (st == CLIPDEX_OK) {
+                const clipdex_image *one = img;
+                st = clipdex_image_embed(ctx, model, &one, 1, e, dim, 0);
+            }
+            clipdex_image_free(img);
+        }
+        if (st != CLIPDEX_OK) {
+            char *m = cli_errdup(ctx, st);
+            cli_error("cannot embed the query %s '%s': %s", t->kind == TERM_TEXT ? "text" : "image",
+                      t->arg, m);
+            cli_msg_free(m);
+            rc = APP_FAIL;
+            break;
+        }
+        for (size_t d = 0; d < dim; d++) q[d] += t->weight * e[d];
+    }
+    free(e);
+    if (rc) return rc;
+    double n2 = 0;
+    for (size_t d = 0; d < dim; d++) n2 += (double)q[d] * q[d];
+    if (n2 <= 1e-20) {
+        cli_error("the query terms cancel out: the query vector is zero");
+        return APP_FAIL;
+    }
+    float inv = (float)(1.0 / sqrt(n2));
+    for (size_t d = 0; d < dim; d++) q[d] *= inv;
+    return 0;
+}
+
+static int copy_file(const char *src, const char *dst)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return -1;
+    int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return -1;
+    }
+    char buf[1 << 16];
+    ssize_t n;
+    int rc = 0;
+    while ((n = read(in, buf, sizeof buf)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            rc = -1;
+            break;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                rc = -1;
+                break;
+            }
+            off += w;
+        }
+        if (rc) break;
+    }
+    close(in);
+    if (close(out)) rc = -1;
+    return rc;
+}
+
+/* Copies or links result `rank` (1-based) into dir as NNN_basename. */
+static int place_result(const search_opts *o, size_t rank, size_t n, const char *path)
+{
+    const char *dir = o->copy_to ? o->copy_to : o->link_to;
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int width = n >= 1000 ? (n >= 10000 ? (n >= 100000 ? 6 : 5) : 4) : 3;
+    size_t len = strlen(dir) + strlen(base) + 16;
+    char *dst = malloc(len);
+    if (!dst) return -1;
+    snprintf(dst, len, "%s/%0*zu_%s", dir, width, rank, base);
+    int rc;
+    if (o->copy_to) {
+        rc = copy_file(path, dst);
+    } else {
+        unlink(dst);
+        rc = symlink(path, dst);
+    }
+    if (rc) cli_error("cannot %s '%s' to '%s': %s", o->copy_to ? "copy" : "link", path, dst,
+                      strerror(errno));
+    free(dst);
+    return rc;
+}
+
+static int search_run(const search_opts *o)
+{
+    clipdex_ctx *ctx = NULL;
+    clipdex_model *model = NULL;
+    store *s = NULL;
+    vec_index vi;
+    memset(&vi, 0, sizeof vi);
+    float *q = NULL;
+    vec_hit *hits = NULL;
+    sqlite3_stmt *st = NULL;
+    store_model_id id;
+    zs_prompts pr;
+    memset(&pr, 0, sizeof pr);
+    int rc = cli_ctx_new((int)o->threads, &ctx);
+    if (!rc) rc = cli_model_load(ctx, o->model, NULL, &model);
+    if (!rc) rc = store_model_identify(model, o->model, &id);
+    if (!rc) rc = store_open(o->db, 0, &s);
+    if (!rc) rc = store_check_model(s, &id, 0);
+    if (!rc && o->prompts) rc = zs_prompts_load(o->prompts, &id, &pr);
+    if (rc) goto done;
+    size_t dim = (size_t)id.dim;
+    q = malloc(dim * sizeof *q);
+    hits = malloc((size_t)o->k * sizeof *hits);
+    if (!q || !hits) {
+        cli_error("out of memory");
+        rc = APP_FAIL;
+        goto done;
+    }
+    if ((rc = build_query(o, ctx, model, o->prompts ? &pr : NULL, dim, q))) goto done;
+    if ((rc = vecindex_open(s, (int)dim, &vi))) goto done;
+    long nt = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
+    float thr = o->has_threshold ? (float)o->threshold : -INFINITY;
+    int nthr = nt > 0 ? (int)nt : 1;
+    long n_hits;
+    size_t cand = 4 * (size_t)o->k > SEARCH_CANDIDATES ? 4 * (size_t)o->k : SEARCH_CANDIDATES;
+    size_t cand4 = 4 * (size_t)o->k > SEARCH_Q4_CANDIDATES ? 4 * (size_t)o->k : SEARCH_Q4_CANDIDATES;
+    const char *env = getenv("CLIPDEX_SEARCH_CANDIDATES"); /* tuning and tests */
+    int forced = env && atol(env) > 0;
+    if (forced) cand = cand4 = (size_t)atol(env);
+    const char *dbg = getenv("CLIPDEX_SEARCH_DEBUG"); /* which stage answered, on stderr */
+    vec_q4_stats qs = {0, 0, 32};
+    /* below ~8 x the candidates the float32 scan alone is as fast */
+    if (o->exact || (!forced && vi.n < 8 * cand)) {
+        n_hits = vec_topk(vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, hits);
+    } else {
+        vec_q8_set q8 = {vi.q8, vi.scale, {vi.max_scale, vi.max_l1}, cand};
+        n_hits = vec_topk_q4(vi.q4, vi.q4info, vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, cand4,
+                             &q8, hits, &qs);
+    }
+    if (dbg && dbg[0] && strcmp(dbg, "0") != 0)
+        fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
+                "%zu re-ranked)\n", vi.n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
+                qs.candidates, qs.reranked);
+    if (n_hits < 0) {
+        cli_error("out of memory");
+        rc = APP_FAIL;
+        goto done;
+    }
+    if ((o->copy_to || o->link_to)) {
+        const char *dir = o->copy_to ? o->copy_to : o->link_to;
+        if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+            cli_error("cannot create '%s': %s", dir, strerror(errno));
+            rc = APP_FAIL;
+            goto done;
+        }
+    }
+    st = store_prepare(s, "SELECT path FROM files WHERE id = ?");
+    if (!st) {
+        rc = APP_FAIL;
+        goto done;
+    }
+    json_out j;
+    json_init(&j, stdout);
+    size_t rank = 0;
+    for (long i = 0; i < n_hits; i++) {
+        sqlite3_bind_int64(st, 1, vi.ids[hits[i].row]);
+        if (sqlite3_step(st) != SQLITE_ROW) { /* removed since the matrix was built */
+            sqlite3_reset(st);
+            continue;
+        }
+        const char *path = sqlite3_column_blob(st, 0);
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        char *p = malloc(len + 1);
+        if (!p) {
+            sqlite3_reset(st);
+            rc = APP_FAIL;
+            break;
+        }
+        if (len) memcpy(p, path, len);
+        p[len] = '\0';
+        sqlite3_reset(st);
+        rank++;
+        if (o->json) {
+            json_obj_begin(&j);
+            json_key(&j, "rank");
+            json_uint(&j, rank);
+            json_key(&j, "similarity");
+            json_num(&j, hits[i].score);
+            json_key(&j, "path");
+            json_strn(&j, p, len);
+            json_obj_end(&j);
+            json_newline(&j);
+        } else {
+            printf("%zu\t%.4f\t", rank, (double)hits[i].score);
+            fwrite(p, 1, len, stdout);
+            putchar('\n');
+        }
+        if ((o->copy_to || o->link_to) && place_result(o, rank, (size_t)n_hits, p)) rc = APP_FAIL;
+        free(p);
+    }
+    int frc = cli_flush_stdout();
+    if (!rc) rc = frc;
+done:
+    sqlite3_finalize(st);
+    vecindex_close(&vi);
+    zs_prompts_free(&pr);
+    store_close(s);
+    free(q);
+    free(hits);
+    clipdex_model_free(model);
+    clipdex_ctx_free(ctx);
+    return rc;
+}
+
+int cmd_search(int argc, char **argv)
+{
+    search_opts o;
+    memset(&o, 0, sizeof o);
+    o.k = SEARCH_K_DEFAULT;
+    o.terms = calloc((size_t)argc + 1, sizeof *o.terms);
+    if (!o.terms) {
+        cli_error("out of memory");
+        return APP_FAIL;
+    }
+    int rc = search_parse(argc, argv, &o);
+    if (rc < 0) rc = search_run(&o);
+    free(o.terms);
+    return rc;
+}

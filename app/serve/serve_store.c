@@ -1,0 +1,722 @@
+/*
+ * serve_store.c - the index routes of `clipdex serve`: POST /v1/search (a
+ * weighted query of texts, images and indexed IDs, scanned over the
+ * memory-mapped vector matrix of store/vecindex.c), POST/GET /v1/index (runs
+ * `clipdex index` on a folder under a --root as a child process and reports
+ * its progress), GET /v1/thumb/ID (a cached JPEG thumbnail) and
+ * GET /v1/image/ID (the original), and the reading of images that requests
+ * name by path (under a --root) or by ID. Only files recorded in the index
+ * are ever served, looked up by ID; a URL never names a path.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h> /* before jpeglib.h, which needs FILE */
+#include <jpeglib.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "serve/serve.h"
+#include "store/store.h"
+#include "store/vecindex.h"
+#include "store/vecscan.h"
+#include "util/report.h"
+
+#ifndef SERVE_THUMB_SIZE
+#define SERVE_THUMB_SIZE 192              /* thumbnail side in pixels */
+#endif
+#ifndef SERVE_THUMB_CACHE_BYTES
+#define SERVE_THUMB_CACHE_BYTES (64u << 20)
+#endif
+#ifndef SERVE_MAX_FILE
+#define SERVE_MAX_FILE (256u << 20)        /* largest original served or read */
+#endif
+
+typedef struct thumb {
+    int64_t id;
+    unsigned char *jpeg;
+    size_t len;
+} thumb_entry;
+
+struct serve_index {
+    pthread_mutex_t mu;       /* store, vi, thumbs, job */
+    store *s;                 /* NULL until the database exists */
+    store_model_id mid;
+    vec_index vi;
+    int have_vi;
+    thumb_entry *thumbs;           /* FIFO cache */
+    size_t n_thumbs, cap_thumbs, thumb_bytes;
+    /* the indexing child */
+    pid_t pid;
+    int running;
+    char *job_path;
+    char last_line[512];
+    int exit_code;
+    double job_started, job_ended;
+    pthread_t reader;
+    int have_reader;
+};
+
+/* Opens the database when it exists (it may be created later by /v1/index).
+ * Returns 0 (open or absent) or -1 (message reported). Called locked. */
+static int index_connect(server *srv)
+{
+    serve_index *ix = srv->index;
+    if (ix->s) return 0;
+    struct stat st;
+    if (stat(srv->o.db, &st) != 0) return 0;
+    if (store_open(srv->o.db, 0, &ix->s)) return -1;
+    if (store_check_model(ix->s, &ix->mid, 0)) {
+        store_close(ix->s);
+        ix->s = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Maps the matrix matching the database's generation. Called locked. */
+static int index_matrix(server *srv)
+{
+    serve_index *ix = srv->index;
+    if (!ix->s) return 0;
+    int64_t gen = store_generation(ix->s);
+    if (ix->have_vi && ix->vi.generation == gen) return 0;
+    if (ix->have_vi) vecindex_close(&ix->vi);
+    ix->have_vi = 0;
+    memset(&ix->vi, 0, sizeof ix->vi);
+    if (vecindex_open(ix->s, ix->mid.dim, &ix->vi)) return -1;
+    ix->have_vi = 1;
+    /* thumbnails of changed files must not outlive a generation */
+    for (size_t i = 0; i < ix->n_thumbs; i++) free(ix->thumbs[i].jpeg);
+    ix->n_thumbs = 0;
+    ix->thumb_bytes = 0;
+    return 0;
+}
+
+int serve_index_open(server *srv)
+{
+    serve_index *ix = calloc(1, sizeof *ix);
+    if (!ix) {
+        report_error("out of memory");
+        return -1;
+    }
+    pthread_mutex_init(&ix->mu, NULL);
+    ix->exit_code = -1;
+    srv->index = ix;
+    if (store_model_identify(srv->model, srv->o.model, &ix->mid)) return -1;
+    pthread_mutex_lock(&ix->mu);
+    int rc = index_connect(srv);
+    if (!rc) rc = index_matrix(srv);
+    pthread_mutex_unlock(&ix->mu);
+    return rc;
+}
+
+void serve_index_close(server *srv)
+{
+    serve_index *ix = srv->index;
+    if (!ix) return;
+    pthread_mutex_lock(&ix->mu);
+    if (ix->running && ix->pid > 0) kill(ix->pid, SIGTERM);
+    pthread_mutex_unlock(&ix->mu);
+    if (ix->have_reader) pthread_join(ix->reader, NULL);
+    if (ix->have_vi) vecindex_close(&ix->vi);
+    store_close(ix->s);
+    for (size_t i = 0; i < ix->n_thumbs; i++) free(ix->thumbs[i].jpeg);
+    free(ix->thumbs);
+    free(ix->job_path);
+    pthread_mutex_destroy(&ix->mu);
+    free(ix);
+    srv->index = NULL;
+}
+
+void serve_index_info(server *srv, json_out *j)
+{
+    serve_index *ix = srv->index;
+    json_key(j, "vectors");
+    if (!ix) {
+        json_null(j);
+        return;
+    }
+    pthread_mutex_lock(&ix->mu);
+    if (index_connect(srv) == 0) index_matrix(srv);
+    size_t n = ix->have_vi ? ix->vi.n : 0;
+    pthread_mutex_unlock(&ix->mu);
+    json_uint(j, n);
+    json_key(j, "db");
+    json_str(j, srv->o.db);
+    json_key(j, "roots");
+    json_arr_begin(j);
+    for (size_t i = 0; i < srv->n_roots; i++) json_str(j, srv->roots[i]);
+    json_arr_end(j);
+}
+
+/* The path of file `id` (malloc'd, NUL-terminated); -1 with e set. Locked. */
+static int id_path(server *srv, int64_t id, char **out, http_err *e)
+{
+    serve_index *ix = srv->index;
+    *out = NULL;
+    if (!ix->s) return http_fail(e, 404, "no image %lld: the index is empty", (long long)id);
+    sqlite3_stmt *st = store_prepare(ix->s, "SELECT path FROM files WHERE id = ?");
+    if (!st) return http_fail(e, 500, "cannot query the index");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        size_t len = (size_t)sqlite3_column_bytes(st, 0);
+        const void *p = sqlite3_column_blob(st, 0);
+        char *s = malloc(len + 1);
+        if (s) {
+            if (len) memcpy(s, p, len);
+            s[len] = '\0';
+            *out = s;
+            rc = 0;
+        } else {
+            http_fail(e, 500, "out of memory");
+        }
+    } else {
+        http_fail(e, 404, "no image with ID %lld in the index", (long long)id);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int read_file(const char *path, unsigned char **out, size_t *len, http_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return http_fail(e, 404, "the indexed file is gone: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > SERVE_MAX_FILE) {
+        close(fd);
+        return http_fail(e, 404, "the indexed file is not a readable image any more");
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (!buf || got != (size_t)st.st_size) {
+        free(buf);
+        return http_fail(e, 500, "cannot read the indexed file");
+    }
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int serve_index_read(server *srv, int64_t id, unsigned char **data, size_t *len, char **path,
+                     http_err *e)
+{
+    serve_index *ix = srv->index;
+    if (!ix) return http_fail(e, 404, "no index: start the server with --db FILE");
+    pthread_mutex_lock(&ix->mu);
+    int rc = index_connect(srv) ? http_fail(e, 500, "cannot open the index") : id_path(srv, id, path, e);
+    pthread_mutex_unlock(&ix->mu);
+    if (rc) return -1;
+    if (read_file(*path, data, len, e)) {
+        free(*path);
+        *path = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- images by reference ------------------------------------------------ */
+
+/* Reads a whole regular file of at most max bytes. */
+static int read_small_file(const char *path, size_t max, unsigned char **out, size_t *len,
+                           http_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return http_fail(e, 404, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return http_fail(e, 400, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        fclose(f);
+        return http_fail(e, 413, "'%s' is larger than %zu bytes", path, max);
+    }
+    unsigned char *buf = malloc((size_t)st.st_size + 1);
+    if (!buf) {
+        fclose(f);
+        return http_fail(e, 500, "out of memory");
+    }
+    size_t n = fread(buf, 1, (size_t)st.st_size, f);
+    fclose(f);
+    if (n != (size_t)st.st_size) {
+        free(buf);
+        return http_fail(e, 500, "cannot read '%s'", path);
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int serve_images_load(server *srv, api_image *images, size_t n, http_err *e)
+{
+    for (size_t i = 0; i < n; i++) {
+        api_image *im = &images[i];
+        if (im->kind == API_IMAGE_PATH) {
+            char *real = serve_path_in_roots(srv, im->path, e);
+            if (!real) return -1;
+            int r = read_small_file(real, (size_t)srv->o.max_body, &im->data, &im->len, e);
+            free(real);
+            if (r) return -1;
+            im->kind = API_IMAGE_BYTES;
+        } else if (im->kind == API_IMAGE_ID) {
+            char *p = NULL;
+            if (serve_index_read(srv, im->id, &im->data, &im->len, &p, e)) return -1;
+            free(p);
+            im->kind = API_IMAGE_BYTES;
+        }
+    }
+    return 0;
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+void serve_route_search(server *srv, const http_request *rq, http_response *rs)
+{
+    serve_index *ix = srv->index;
+    if (!ix) {
+        resp_error(rs, 503, "no index: start the server with --db FILE");
+        return;
+    }
+    http_err e = {0, ""};
+    double t0 = serve_now();
+    api_search q;
+    memset(&q, 0, sizeof q);
+    size_t dim = (size_t)srv->info.embed_dim;
+    float *emb = NULL, *qv = NULL;
+    vec_hit *hits = NULL;
+    struct json_t *root = api_json_load((const char *)rq->body, rq->body_len, &e);
+    if (!root || api_parse_search(root, &q, &e)) goto fail;
+    emb = malloc(q.n_terms * dim * sizeof *emb);
+    qv = calloc(dim, sizeof *qv);
+    hits = malloc((size_t)q.k * sizeof *hits);
+    if (!emb || !qv || !hits) {
+        http_fail(&e, 500, "out of memory");
+        goto fail;
+    }
+    /* embed the terms: texts in one batch, images in another */
+    api_text texts[HTTP_MAX_TERMS];
+    api_image images[HTTP_MAX_TERMS];
+    size_t nt = 0, ni = 0, ti[HTTP_MAX_TERMS], ii[HTTP_MAX_TERMS];
+    for (size_t i = 0; i < q.n_terms; i++) {
+        if (q.terms[i].is_image) {
+            images[ni] = q.terms[i].image;
+            ii[ni++] = i;
+        } else {
+            texts[nt] = q.terms[i].text;
+            ti[nt++] = i;
+        }
+    }
+    float *tmp = malloc(q.n_terms * dim * sizeof *tmp);
+    if (!tmp) {
+        http_fail(&e, 500, "out of memory");
+        goto fail;
+    }
+    int r = nt ? serve_embed_texts(srv, texts, nt, tmp, rq->deadline, &e) : 0;
+    for (size_t k = 0; !r && k < nt; k++) memcpy(emb + ti[k] * dim, tmp + k * dim, dim * sizeof *tmp);
+    if (!r && ni) r = serve_images_load(srv, images, ni, &e);
+    if (!r && ni) r = serve_embed_images(srv, images, ni, tmp, rq->deadline, &e);
+    for (size_t k = 0; k < ni; k++) { /* the loaded bytes now belong to images[] */
+        q.terms[ii[k]].image.data = images[k].data;
+        if (!r) memcpy(emb + ii[k] * dim, tmp + k * dim, dim * sizeof *tmp);
+    }
+    free(tmp);
+    if (r) goto fail;
+    double norm = 0.0;
+    for (size_t i = 0; i < q.n_terms; i++)
+        for (size_t d = 0; d < dim; d++) qv[d] += (float)q.terms[i].weight * emb[i * dim + d];
+    for (size_t d = 0; d < dim; d++) norm += (double)qv[d] * qv[d];
+    if (!(norm > 0.0)) {
+        http_fail(&e, 400, "the weighted query is the zero vector (terms cancel out)");
+        goto fail;
+    }
+    for (size_t d = 0; d < dim; d++) qv[d] = (float)(qv[d] / sqrt(norm));
+    resp_json o;
+    if (resp_json_begin(&o)) {
+        http_fail(&e, 500, "out of memory");
+        goto fail;
+    }
+    json_obj_begin(&o.j);
+    json_key(&o.j, "results");
+    json_arr_begin(&o.j);
+    pthread_mutex_lock(&ix->mu);
+    size_t total = 0;
+    if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
+        total = ix->vi.n;
+        long nh = vec_topk(ix->vi.m, ix->vi.n, ix->vi.dim, qv, (size_t)q.k,
+                           q.has_threshold ? (float)q.threshold : -INFINITY, 1, hits);
+        sqlite3_stmt *st = nh > 0 ? store_prepare(ix->s, "SELECT path FROM files WHERE id = ?") : NULL;
+        size_t rank = 0;
+        for (long i = 0; st && i < nh; i++) {
+            int64_t id = ix->vi.ids[hits[i].row];
+            sqlite3_bind_int64(st, 1, id);
+            if (sqlite3_step(st) == SQLITE_ROW) {
+                char url[64];
+                json_obj_begin(&o.j);
+                json_key(&o.j, "rank");
+                json_uint(&o.j, ++rank);
+                json_key(&o.j, "id");
+                json_int(&o.j, id);
+                json_key(&o.j, "similarity");
+                json_num(&o.j, hits[i].score);
+                json_key(&o.j, "path");
+                json_strn(&o.j, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+                json_key(&o.j, "thumbnail");
+                snprintf(url, sizeof url, "/v1/thumb/%lld", (long long)id);
+                json_str(&o.j, url);
+                json_key(&o.j, "image");
+                snprintf(url, sizeof url, "/v1/image/%lld", (long long)id);
+                json_str(&o.j, url);
+                json_obj_end(&o.j);
+            }
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&ix->mu);
+    json_arr_end(&o.j);
+    json_key(&o.j, "vectors");
+    json_uint(&o.j, total);
+    json_key(&o.j, "time");
+    json_num(&o.j, serve_now() - t0);
+    json_obj_end(&o.j);
+    resp_json_end(&o, rs, 200);
+    goto done;
+fail:
+    resp_error(rs, e.status ? e.status : 500, "%s", e.msg);
+done:
+    api_search_free(&q);
+    api_json_free(root);
+    free(emb);
+    free(qv);
+    free(hits);
+}
+
+/* ---- thumbnails and originals ---------------------------------------------- */
+
+/* Encodes an RGB image as JPEG (quality 80) into a malloc'd buffer. */
+static int jpeg_encode(const uint8_t *rgb, int w, int h, unsigned char **out, size_t *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr err;
+    unsigned char *buf = NULL;
+    unsigned long size = 0;
+    c.err = jpeg_std_error(&err); /* errors here are bugs (memory dest, valid input) */
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &buf, &size);
+    c.image_width = (JDIMENSION)w;
+    c.image_height = (JDIMENSION)h;
+    c.input_components = 3;
+    c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 80, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = (JSAMPROW)(rgb + (size_t)c.next_scanline * (size_t)w * 3);
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    if (!buf) return -1;
+    *out = buf;
+    *len = size;
+    return 0;
+}
+
+static const char *sniff_type(const unsigned char *d, size_t n)
+{
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8) return "image/jpeg";
+    if (n >= 8 && memcmp(d, "\x89PNG", 4) == 0) return "image/png";
+    if (n >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0) return "image/webp";
+    if (n >= 6 && memcmp(d, "GIF8", 4) == 0) return "image/gif";
+    if (n >= 2 && memcmp(d, "BM", 2) == 0) return "image/bmp";
+    if (n >= 4 && (memcmp(d, "II*\0", 4) == 0 || memcmp(d, "MM\0*", 4) == 0)) return "image/tiff";
+    return "application/octet-stream";
+}
+
+void serve_route_file(server *srv, const http_request *rq, http_response *rs, int thumb)
+{
+    serve_index *ix = srv->index;
+    int64_t id = 0;
+    http_parse_id(rq->url, thumb ? "/v1/thumb/" : "/v1/image/", &id);
+    if (!ix) {
+        resp_error(rs, 404, "no index: start the server with --db FILE");
+        return;
+    }
+    if (thumb) { /* the cache first */
+        pthread_mutex_lock(&ix->mu);
+        if (index_connect(srv) == 0) index_matrix(srv);
+        for (size_t i = 0; i < ix->n_thumbs; i++) {
+            if (ix->thumbs[i].id != id) continue;
+            unsigned char *copy = malloc(ix->thumbs[i].len);
+            if (copy) {
+                memcpy(copy, ix->thumbs[i].jpeg, ix->thumbs[i].len);
+                rs->status = 200;
+                rs->content_type = "image/jpeg";
+                rs->body = copy;
+                rs->len = ix->thumbs[i].len;
+                rs->cache_control = "private, max-age=60";
+            }
+            break;
+        }
+        pthread_mutex_unlock(&ix->mu);
+        if (rs->body) return;
+    }
+    http_err e = {0, ""};
+    unsigned char *data = NULL;
+    size_t len = 0;
+    char *path = NULL;
+    if (serve_index_read(srv, id, &data, &len, &path, &e)) {
+        resp_error(rs, e.status, "%s", e.msg);
+        return;
+    }
+    free(path);
+    if (!thumb) {
+        rs->status = 200;
+        rs->content_type = sniff_type(data, len);
+        rs->body = data;
+        rs->len = len;
+        rs->cache_control = "private, max-age=60";
+        return;
+    }
+    clipdex_ctx *ctx = server_ctx_get(srv);
+    clipdex_image *img = NULL;
+    clipdex_image_params ip = clipdex_image_params_default();
+    ip.ignore_exif_orientation = srv->o.no_exif;
+    uint8_t *rgb = malloc((size_t)SERVE_THUMB_SIZE * SERVE_THUMB_SIZE * 3);
+    unsigned char *jpeg = NULL;
+    size_t jlen = 0;
+    int st = rgb ? clipdex_image_decode(ctx, data, len, &ip, &img) : CLIPDEX_E_NOMEM;
+    if (st == CLIPDEX_OK)
+        st = clipdex_image_crop_rgb(ctx, img, SERVE_THUMB_SIZE, rgb,
+                                    (size_t)SERVE_THUMB_SIZE * SERVE_THUMB_SIZE * 3);
+    if (st == CLIPDEX_OK && jpeg_encode(rgb, SERVE_THUMB_SIZE, SERVE_THUMB_SIZE, &jpeg, &jlen))
+        st = CLIPDEX_E_NOMEM;
+    if (st != CLIPDEX_OK) {
+        const char *m = clipdex_ctx_errmsg(ctx);
+        resp_error(rs, 500, "cannot make the thumbnail of image %lld: %s", (long long)id,
+                   m && m[0] ? m : clipdex_status_str(st));
+    }
+    clipdex_image_free(img);
+    server_ctx_put(srv, ctx);
+    free(rgb);
+    free(data);
+    if (st != CLIPDEX_OK) return;
+    /* keep a copy in the cache (oldest out first) */
+    pthread_mutex_lock(&ix->mu);
+    while (ix->n_thumbs && ix->thumb_bytes + jlen > SERVE_THUMB_CACHE_BYTES) {
+        ix->thumb_bytes -= ix->thumbs[0].len;
+        free(ix->thumbs[0].jpeg);
+        memmove(ix->thumbs, ix->thumbs + 1, (ix->n_thumbs - 1) * sizeof *ix->thumbs);
+        ix->n_thumbs--;
+    }
+    if (ix->n_thumbs == ix->cap_thumbs) {
+        size_t cap = ix->cap_thumbs ? ix->cap_thumbs * 2 : 64;
+        thumb_entry *v = realloc(ix->thumbs, cap * sizeof *v);
+        if (v) {
+            ix->thumbs = v;
+            ix->cap_thumbs = cap;
+        }
+    }
+    unsigned char *copy = ix->n_thumbs < ix->cap_thumbs ? malloc(jlen) : NULL;
+    if (copy) {
+        memcpy(copy, jpeg, jlen);
+        ix->thumbs[ix->n_thumbs++] = (thumb_entry){id, copy, jlen};
+        ix->thumb_bytes += jlen;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    rs->status = 200;
+    rs->content_type = "image/jpeg";
+    rs->body = jpeg; /* from libjpeg's malloc */
+    rs->len = jlen;
+    rs->cache_control = "private, max-age=60";
+}
+
+/* ---- indexing ----------------------------------------------------------- */
+
+typedef struct reader_arg {
+    server *srv;
+    int fd;
+} reader_arg;
+
+/* Reads the child's stderr; keeps the last line; reaps the child. */
+static void *reader_main(void *arg)
+{
+    reader_arg *ra = arg;
+    serve_index *ix = ra->srv->index;
+    char buf[4096], line[512];
+    size_t ll = 0;
+    ssize_t n;
+    while ((n = read(ra->fd, buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            char c = buf[i];
+            if (c == '\n' || c == '\r') {
+                if (ll == 0) continue;
+                line[ll] = '\0';
+                pthread_mutex_lock(&ix->mu);
+                snprintf(ix->last_line, sizeof ix->last_line, "%s", line);
+                pthread_mutex_unlock(&ix->mu);
+                ll = 0;
+            } else if (ll + 1 < sizeof line) {
+                line[ll++] = c;
+            }
+        }
+    }
+    close(ra->fd);
+    int status = 0;
+    pid_t pid = ix->pid;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pthread_mutex_lock(&ix->mu);
+    ix->running = 0;
+    ix->exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    ix->job_ended = serve_now();
+    if (ix->s) { /* see the new rows */
+        if (ix->have_vi) vecindex_close(&ix->vi);
+        ix->have_vi = 0;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    free(ra);
+    return NULL;
+}
+
+static void index_status(server *srv, http_response *rs, int status)
+{
+    serve_index *ix = srv->index;
+    resp_json o;
+    if (resp_json_begin(&o)) {
+        resp_error(rs, 500, "out of memory");
+        return;
+    }
+    pthread_mutex_lock(&ix->mu);
+    json_obj_begin(&o.j);
+    json_key(&o.j, "running");
+    json_bool(&o.j, ix->running);
+    json_key(&o.j, "path");
+    json_str(&o.j, ix->job_path);
+    json_key(&o.j, "progress");
+    json_str(&o.j, ix->last_line);
+    json_key(&o.j, "exit_code");
+    if (ix->running || !ix->job_path)
+        json_null(&o.j);
+    else
+        json_int(&o.j, ix->exit_code);
+    json_key(&o.j, "seconds");
+    json_num(&o.j, ix->job_path ? (ix->running ? serve_now() : ix->job_ended) - ix->job_started : 0);
+    pthread_mutex_unlock(&ix->mu);
+    serve_index_info(srv, &o.j);
+    json_obj_end(&o.j);
+    resp_json_end(&o, rs, status);
+}
+
+void serve_route_index(server *srv, const http_request *rq, http_response *rs)
+{
+    serve_index *ix = srv->index;
+    if (!ix) {
+        resp_error(rs, 503, "no index: start the server with --db FILE");
+        return;
+    }
+    if (strcmp(rq->method, "POST") != 0) {
+        index_status(srv, rs, 200);
+        return;
+    }
+    http_err e = {0, ""};
+    const char *path = NULL;
+    struct json_t *root = api_json_load((const char *)rq->body, rq->body_len, &e);
+    char *real = NULL;
+    if (!root || api_parse_index(root, &path, &e) || !(real = serve_path_in_roots(srv, path, &e))) {
+        resp_error(rs, e.status, "%s", e.msg);
+        api_json_free(root);
+        return;
+    }
+    api_json_free(root);
+    pthread_mutex_lock(&ix->mu);
+    if (ix->running) {
+        pthread_mutex_unlock(&ix->mu);
+        free(real);
+        resp_error(rs, 409, "an index run is in progress (GET /v1/index for its progress)");
+        return;
+    }
+    if (ix->have_reader) { /* the previous run's reader has finished */
+        pthread_join(ix->reader, NULL);
+        ix->have_reader = 0;
+    }
+    int fds[2];
+    reader_arg *ra = malloc(sizeof *ra);
+    if (!ra || pipe2(fds, O_CLOEXEC) != 0) {
+        pthread_mutex_unlock(&ix->mu);
+        free(ra);
+        free(real);
+        resp_error(rs, 500, "cannot start indexing: %s", strerror(errno));
+        return;
+    }
+    char threads[32];
+    snprintf(threads, sizeof threads, "%ld", srv->o.threads);
+    const char *argv[16];
+    int a = 0;
+    argv[a++] = "clipdex";
+    argv[a++] = "index";
+    argv[a++] = "--model";
+    argv[a++] = srv->o.model;
+    argv[a++] = "--db";
+    argv[a++] = srv->o.db;
+    argv[a++] = "--threads";
+    argv[a++] = threads;
+    if (srv->o.no_exif) argv[a++] = "--no-exif";
+    argv[a++] = "--";
+    argv[a++] = real;
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        sigset_t none;
+        sigemptyset(&none);
+        pthread_sigmask(SIG_SETMASK, &none, NULL);
+        dup2(fds[1], 2);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+        }
+        execv("/proc/self/exe", (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        pthread_mutex_unlock(&ix->mu);
+        free(ra);
+        free(real);
+        resp_error(rs, 500, "cannot start indexing: %s", strerror(errno));
+        return;
+    }
+    free(ix->job_path);
+    ix->job_path = real;
+    ix->pid = pid;
+    ix->running = 1;
+    ix->exit_code = -1;
+    ix->last_line[0] = '\0';
+    ix->job_started = serve_now();
+    ra->srv = srv;
+    ra->fd = fds[0];
+    if (pthread_create(&ix->reader, NULL, reader_main, ra) == 0) {
+        ix->have_reader = 1;
+    } else { /* no reader: wait here */
+        close(fds[0]);
+        free(ra);
+        waitpid(pid, NULL, 0);
+        ix->running = 0;
+    }
+    pthread_mutex_unlock(&ix->mu);
+    index_status(srv, rs, 202);
+}

@@ -1,0 +1,44 @@
+/*
+ * vecindex.h - the memory-mapped vector matrix kept beside the index
+ * database (`DB-vectors`, format in docs/schema.md). It holds every indexed
+ * file's embedding in one contiguous float32 matrix with the files.id of
+ * each row, stamped with the database generation it was built from, an
+ * int8 copy (per-row scale) and a 4-bit copy (per-row scale and error norms)
+ * that searches scan first; a stale or missing matrix is rebuilt from
+ * SQLite in one read transaction.
+ */
+#ifndef CLIPDEX_APP_VECINDEX_H
+#define CLIPDEX_APP_VECINDEX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "store/vecscan.h"
+
+#define VECINDEX_MAGIC "CDXVEC03"
+#define VECINDEX_HEADER 64
+
+typedef struct vec_index {
+    void *map;          /* the whole mapped file */
+    size_t map_len;
+    size_t n, dim;      /* rows, columns */
+    int64_t generation; /* the database generation it matches */
+    const int64_t *ids; /* [n] files.id of each row */
+    const float *m;     /* [n, dim] row-major, 64-byte aligned in the file */
+    const int8_t *q8;   /* [n, dim] int8 codes: m[r][i] ~= scale[r] * q8[r][i] */
+    const float *scale; /* [n] */
+    float max_scale, max_l1; /* error terms of the int8 copy (vec_q8_bounds) */
+    const uint8_t *q4;  /* [n, vec_q4_row_bytes(dim)] 4-bit codes (vec_q4_row) */
+    const vec_q4_row_info *q4info; /* [n] their scales and error norms */
+} vec_index;
+
+/* Writes the matrix for the database's current state (atomically: a
+ * temporary file renamed over the old one). Returns 0 or APP_FAIL (reported). */
+int vecindex_build(store *s, int dim);
+/* Maps the matrix, rebuilding it first when it is missing or older than the
+ * database. Returns 0 or APP_FAIL (reported). */
+int vecindex_open(store *s, int dim, vec_index *vi);
+void vecindex_close(vec_index *vi);
+
+#endif
