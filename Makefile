@@ -13,13 +13,13 @@ PKGS    := libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansso
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
 # the application layer only (the engine never links these)
-APP_PKGS   := sqlite3
+APP_PKGS   := sqlite3 libcurl
 # `clipdex serve` needs libmicrohttpd; without it the rest still builds
 ifeq ($(shell pkg-config --exists libmicrohttpd && echo yes),yes)
 APP_PKGS   += libmicrohttpd
 APP_DEFS   := -DCLIPDEX_HAVE_MHD
 endif
-APP_CFLAGS := $(shell pkg-config --cflags $(APP_PKGS)) $(APP_DEFS)
+APP_CFLAGS := $(shell pkg-config --cflags $(APP_PKGS)) $(APP_DEFS) -Iapp
 APP_LIBS   := $(shell pkg-config --libs $(APP_PKGS))
 
 ifdef SANITIZE
@@ -42,6 +42,7 @@ LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 LIB_SRC  := $(sort $(wildcard src/*/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_SRC  := $(sort $(wildcard app/*.c))
+APP_SRC  += $(sort $(wildcard app/hub/*.c))
 APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
