@@ -222,6 +222,7 @@ static int fetch_file(const hub_http *h, const char *repo, const char *dir, cons
     snprintf(name, sizeof name, "%s.part", f->path);
     if (hub_path_join(final, sizeof final, dir, f->path, e) || hub_path_join(part, sizeof part, dir, name, e))
         return -1;
+    m->linked_etag[0] = '\0'; /* X-Linked-Etag is per file */
     hub_err ignore;
     if (access(final, F_OK) == 0) { /* left by an unfinished get: verified when renamed */
         if (verify(final, repo, f, m, &ignore) == 0) return 0;
