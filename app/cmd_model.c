@@ -37,6 +37,7 @@ typedef struct progress {
     int tty;
     char file[64];
     int line_open;      /* a bar is on the terminal without its newline */
+    uint64_t shown;     /* bytes the bar shows */
     struct timespec last;
 } progress;
 
@@ -76,8 +77,9 @@ static void on_bytes(void *arg, const char *file, uint64_t done, uint64_t total)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     double dt = (double)(now.tv_sec - p->last.tv_sec) + (double)(now.tv_nsec - p->last.tv_nsec) * 1e-9;
-    if (!fresh && dt < 0.1 && done < total) return;
+    if (!fresh && (done == p->shown || (dt < 0.1 && done < total))) return;
     p->last = now;
+    p->shown = done;
     bar_draw(p, file, done, total);
 }
 

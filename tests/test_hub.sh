@@ -98,6 +98,7 @@ expect_rc 0 "get ViT-B-32" model get ViT-B-32
 check "get prints the model's path" test "$(cat "$TMP/out")" = "$B32"
 check "the weights arrived intact" cmp -s "$B32/model.safetensors" "$TMP/hf/model.safetensors"
 check "the vocabulary arrived" cmp -s "$B32/vocab.json" "$TMP/hf/vocab.json"
+check "no second vocabulary is fetched" test ! -e "$B32/bpe_simple_vocab_16e6.txt.gz"
 check "the manifest records the sha256" grep -q "$W" "$B32/clipdex.json"
 check "no .part is left" test -z "$(ls "$B32" | grep '\.part$')"
 check "the weights came through the CDN redirect" test "$(log_count "GET /cdn/openai/.*/$W")" -eq 1

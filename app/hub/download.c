@@ -34,8 +34,9 @@
 
 static const char *const hf_need[] = {"config.json", "model.safetensors", NULL};
 static const char *const openclip_need[] = {"open_clip_config.json", "open_clip_model.safetensors", NULL};
-static const char *const extras[] = {"preprocessor_config.json", "vocab.json", "merges.txt",
-                                     "bpe_simple_vocab_16e6.txt.gz", NULL};
+static const char *const extras[] = {"preprocessor_config.json", "vocab.json", "merges.txt", NULL};
+/* OpenAI's vocabulary file, fetched only without vocab.json + merges.txt */
+static const char *const bpe_gz[] = {"bpe_simple_vocab_16e6.txt.gz", NULL};
 
 typedef struct hub_file {
     const char *path;  /* one of the names above */
@@ -128,8 +129,9 @@ static int plan_make(const char *repo, const char *body, plan *p, hub_err *e)
                       repo);
     if (!rc) {
         plan_add_all(p, tree, extras);
-        p->has_vocab = tree_find(tree, "bpe_simple_vocab_16e6.txt.gz") ||
-                       (tree_find(tree, "vocab.json") && tree_find(tree, "merges.txt"));
+        p->has_vocab = tree_find(tree, "vocab.json") && tree_find(tree, "merges.txt");
+        if (!p->has_vocab) plan_add_all(p, tree, bpe_gz);
+        p->has_vocab = p->has_vocab || tree_find(tree, bpe_gz[0]);
     }
     json_decref(tree);
     return rc;
