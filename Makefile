@@ -13,13 +13,13 @@ PKGS    := libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansso
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
 # the application layer only (the engine never links these)
-APP_PKGS   := sqlite3
+APP_PKGS   := sqlite3 libcurl
 # `clipdex serve` needs libmicrohttpd; without it the rest still builds
 ifeq ($(shell pkg-config --exists libmicrohttpd && echo yes),yes)
 APP_PKGS   += libmicrohttpd
 APP_DEFS   := -DCLIPDEX_HAVE_MHD
 endif
-APP_CFLAGS := $(shell pkg-config --cflags $(APP_PKGS)) $(APP_DEFS)
+APP_CFLAGS := $(shell pkg-config --cflags $(APP_PKGS)) $(APP_DEFS) -Iapp
 APP_LIBS   := $(shell pkg-config --libs $(APP_PKGS))
 
 ifdef SANITIZE

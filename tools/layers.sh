@@ -7,7 +7,8 @@
 # exits 1 if there are any. Usage: sh tools/layers.sh [BUILD] (after `make`)
 BUILD=${1:-build}
 # folder: the folders it may use (the engine, include/clipdex.h, is below all)
-LAYERS='cli: serve zeroshot store util
+LAYERS='cli: serve zeroshot hub store util
+hub: util
 serve: store util
 zeroshot: store util
 store: util

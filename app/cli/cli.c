@@ -9,6 +9,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "hub/hub.h"
 
 void cli_args_init(cli_args *a, int argc, char **argv)
 {
@@ -122,11 +125,51 @@ int cli_parse_int(const char *cmd, const char *name, const char *s, long min, lo
     return 0;
 }
 
+static int model_rc = APP_MODEL;
+
+int cli_model_error(void)
+{
+    return model_rc;
+}
+
+/* Prints why `name` cannot be used and sets model_rc. */
+static void model_missing(const char *name, int dflt, int download)
+{
+    const char *also = download == CLI_DOWNLOAD_OFFER ? ", or run this command again with --download" : "";
+    model_rc = dflt ? APP_USAGE : APP_MODEL;
+    if (dflt)
+        cli_error("no model given, and the default model %s (openai/clip-vit-base-patch32) is not downloaded.\n"
+                  "  Fetch it with:  clipdex model get %s%s\n  (or give --model DIR|NAME, or set CLIPDEX_MODEL)",
+                  name, name, also);
+    else
+        cli_error("model '%s' is neither a file or directory nor a downloaded model.\n"
+                  "  Fetch it with:  clipdex model get %s%s", name, name, also);
+}
+
+const char *cli_model_fetch(const char *opt, int download)
+{
+    static char path[HUB_PATH_MAX];
+    char repo[HUB_REPO_MAX];
+    const char *env = getenv("CLIPDEX_MODEL");
+    const char *name = opt ? opt : env && env[0] ? env : NULL;
+    int dflt = !name;
+    if (dflt) name = HUB_DEFAULT_NAME;
+    else if (access(name, F_OK) == 0 || hub_repo_of(name, repo, sizeof repo) != 0) return name;
+    hub_err e;
+    int r = hub_cache_find(name, path, sizeof path, &e);
+    if (r == 0 && download == CLI_DOWNLOAD_YES) {
+        if (cli_fetch_model(name, -1) != APP_OK) return model_rc = APP_MODEL, NULL;
+        r = hub_cache_find(name, path, sizeof path, &e);
+    }
+    if (r > 0) return path;
+    if (r < 0) cli_error("%s", e.msg), model_rc = APP_MODEL;
+    else model_missing(name, dflt, download);
+    return NULL;
+}
+
 const char *cli_model_path(const char *opt)
 {
-    if (opt) return opt;
-    const char *env = getenv("CLIPDEX_MODEL");
-    return env && env[0] ? env : NULL;
+    return cli_model_fetch(opt, CLI_DOWNLOAD_NO);
 }
 
 int cli_ctx_new(int n_threads, clipdex_ctx **out)

@@ -63,8 +63,23 @@ void cli_report(enum report_kind kind, const char *msg);
  * APP_USAGE (message printed). */
 int cli_parse_int(const char *cmd, const char *name, const char *s, long min, long max, long *out);
 
-/* The model directory: `opt` if given, else $CLIPDEX_MODEL, else NULL. */
+/* The model to load: `opt` if given, else $CLIPDEX_MODEL, else the default
+ * ViT-B-32. An existing path (or one that looks like a path) is returned
+ * as it is; a model name (ORG/NAME or an alias) is looked up in the
+ * download cache (app/hub/). NULL, with a message printed that names the
+ * command that fetches it, if a name is not downloaded: then
+ * cli_model_error() is the exit code. */
 const char *cli_model_path(const char *opt);
+/* cli_model_path for commands with --download: CLI_DOWNLOAD_OFFER says so
+ * in the message, CLI_DOWNLOAD_YES fetches a missing model first. */
+enum { CLI_DOWNLOAD_NO = 0, CLI_DOWNLOAD_OFFER = 1, CLI_DOWNLOAD_YES = 2 };
+const char *cli_model_fetch(const char *opt, int download);
+int cli_model_error(void);
+/* `clipdex model`; cli_fetch_model (cli/fetch.c) fetches with a progress report and
+ * returns 0 or APP_FAIL (message printed). */
+int cmd_model(int argc, char **argv);
+extern const char usage_model[];
+int cli_fetch_model(const char *name, int type);
 
 /* Creates a context with n_threads (0: all CPUs); returns 0 or APP_FAIL. */
 int cli_ctx_new(int n_threads, clipdex_ctx **out);

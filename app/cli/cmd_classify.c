@@ -84,7 +84,7 @@ static int classify_parse(int argc, char **argv, classify_opts *o)
         }
     }
     o->model = cli_model_path(o->model);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!o->model) return cli_model_error();
     int n_src = !!o->src.labels + !!o->src.labels_file + !!o->src.prompts;
     if (n_src != 1)
         return cli_usage_error(a.cmd, "give exactly one of --labels, --labels-file or --prompts");

@@ -79,7 +79,7 @@ static int compare_parse(int argc, char **argv, compare_opts *o)
         }
     }
     o->model = cli_model_path(o->model);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!o->model) return cli_model_error();
     if (n_subjects != 1)
         return cli_usage_error(a.cmd, "give exactly one --image PATH or --text STRING to compare");
     if (o->n_prompts == 0) return cli_usage_error(a.cmd, "no prompts to compare with");

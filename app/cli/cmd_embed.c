@@ -273,7 +273,7 @@ static int embed_parse(int argc, char **argv, embed_opts *o)
         }
     }
     o->model = cli_model_path(o->model);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!o->model) return cli_model_error();
     if (o->n_inputs == 0)
         return cli_usage_error(a.cmd, "nothing to embed: give --image PATH or --text STRING");
     return -1;

@@ -117,7 +117,7 @@ static int eval_parse(int argc, char **argv, eval_opts *o, int *ds)
         }
     }
     o->model = cli_model_path(o->model);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!o->model) return cli_model_error();
     if (!o->dataset) return cli_usage_error(a.cmd, "give --dataset imagenet-samples|cifar10|cifar100");
     if (strcmp(o->dataset, "imagenet-samples") == 0 || strcmp(o->dataset, "imagenet") == 0)
         *ds = DS_IMAGENET;

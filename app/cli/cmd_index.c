@@ -24,7 +24,7 @@
 
 #include "cli/cli.h"
 #include "cli/cmd_store.h"
-#include "store/sha256.h"
+#include "util/sha256.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "store/walk.h"
@@ -50,7 +50,8 @@ const char usage_index[] =
     "be read or decoded is reported and counted; the exit code is then 1.\n"
     "\n"
     "Options:\n"
-    "  --model DIR      model directory (default: $CLIPDEX_MODEL)\n"
+    "  --model DIR|NAME model directory or name (default: $CLIPDEX_MODEL, then ViT-B-32)\n"
+    "  --download       fetch a model NAME that is not downloaded yet\n"
     "  --db FILE        index database (default: $CLIPDEX_DB, then ./clipdex.db)\n"
     "  --batch N        images per inference batch and transaction, 1..1024 (default 16)\n"
     "  --threads N      inference threads, 0 = all CPUs (default 0)\n"
@@ -65,7 +66,7 @@ const char usage_index[] =
 typedef struct index_opts {
     const char *model, *db;
     long batch, threads, decoders;
-    int no_exif, json, quiet;
+    int no_exif, json, quiet, download;
     char **paths;
     size_t n_paths;
 } index_opts;
@@ -883,6 +884,9 @@ int cmd_index(int argc, char **argv)
             o.paths[o.n_paths++] = argv[a.i];
         } else if ((r = cli_args_value(&a, "--model", &o.model)) != 0) {
             if (r < 0) rc = APP_USAGE;
+        } else if ((r = cli_args_flag(&a, "--download")) != 0) {
+            if (r < 0) rc = APP_USAGE;
+            o.download = 1;
         } else if ((r = cli_args_value(&a, "--db", &o.db)) != 0) {
             if (r < 0) rc = APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
@@ -907,10 +911,10 @@ int cmd_index(int argc, char **argv)
         }
     }
     if (rc < 0) {
-        o.model = cli_model_path(o.model);
+        o.model = cli_model_fetch(o.model, CLI_DOWNLOAD_OFFER + o.download);
         o.db = store_db_path(o.db);
         if (!o.model)
-            rc = cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+            rc = cli_model_error();
         else if (o.n_paths == 0)
             rc = cli_usage_error(a.cmd, "nothing to index: give one or more PATHs");
     }

@@ -174,7 +174,7 @@ int cmd_info(int argc, char **argv)
         }
     }
     const char *path = cli_model_path(model_opt);
-    if (!path) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!path) return cli_model_error();
 
     clipdex_ctx *ctx = NULL;
     clipdex_model *model = NULL;

@@ -80,7 +80,7 @@ static int prompts_parse(int argc, char **argv, prompts_opts *o)
         }
     }
     o->model = cli_model_path(o->model);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!o->model) return cli_model_error();
     if (!o->out) return cli_usage_error(a.cmd, "give --out FILE");
     if (o->src.labels && o->src.labels_file)
         return cli_usage_error(a.cmd, "give --labels or --labels-file, not both");

@@ -81,7 +81,7 @@ int cmd_quantize(int argc, char **argv)
     else return cli_usage_error(a.cmd, "unknown --layout '%s' (packed, rows)", layout_opt);
     if (!out || !*out) return cli_usage_error(a.cmd, "--out FILE is required");
     const char *path = cli_model_path(model_opt);
-    if (!path) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!path) return cli_model_error();
 
     clipdex_ctx *ctx = NULL;
     clipdex_model *model = NULL;

@@ -43,8 +43,9 @@ const char usage_search[] =
     "  --image PATH  an image term, whatever its name\n"
     "\n"
     "Options:\n"
-    "  --model DIR        model directory (default: $CLIPDEX_MODEL); must be the\n"
-    "                     model the index was made with\n"
+    "  --model DIR|NAME   model directory or name (default: $CLIPDEX_MODEL, then\n"
+    "                     ViT-B-32); must be the model the index was made with\n"
+    "  --download         fetch a model NAME that is not downloaded yet\n"
     "  --db FILE          index database (default: $CLIPDEX_DB, then ./clipdex.db)\n"
     "  -k, --top N        results to show, 1..100000 (default 10)\n"
     "  --threshold T      only results with similarity >= T\n"
@@ -71,7 +72,7 @@ typedef struct search_opts {
     const char *model, *db, *copy_to, *link_to, *prompts;
     long k, threads;
     double threshold;
-    int has_threshold, json, no_exif, exact;
+    int has_threshold, json, no_exif, exact, download;
     term *terms;
     size_t n_terms;
 } search_opts;
@@ -151,6 +152,9 @@ static int search_parse(int argc, char **argv, search_opts *o)
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
             if (r < 0) return APP_USAGE;
             o->no_exif = 1;
+        } else if ((r = cli_args_flag(&a, "--download")) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->download = 1;
         } else if ((r = cli_args_flag(&a, "--exact")) != 0) {
             if (r < 0) return APP_USAGE;
             o->exact = 1;
@@ -161,9 +165,9 @@ static int search_parse(int argc, char **argv, search_opts *o)
             return cli_unknown_option(&a);
         }
     }
-    o->model = cli_model_path(o->model);
+    o->model = cli_model_fetch(o->model, CLI_DOWNLOAD_OFFER + o->download);
     o->db = store_db_path(o->db);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    if (!o->model) return cli_model_error();
     if (o->n_terms == 0) return cli_usage_error(a.cmd, "no query: give a text, an image or both");
     if (o->copy_to && o->link_to) return cli_usage_error(a.cmd, "give --copy-to or --link-to, not both");
     return -1;

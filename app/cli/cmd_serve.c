@@ -19,7 +19,8 @@ const char usage_serve[] =
     "the encoders. Stops on SIGINT or SIGTERM.\n"
     "\n"
     "Options:\n"
-    "  --model DIR          model directory (default: $CLIPDEX_MODEL)\n"
+    "  --model DIR|NAME     model directory or name (default: $CLIPDEX_MODEL, then ViT-B-32)\n"
+    "  --download           fetch a model NAME that is not downloaded yet\n"
     "  --db FILE            index database for /v1/search, thumbnails and images\n"
     "  --root DIR           a folder that /v1/index may index and image paths may\n"
     "                       name (repeatable); nothing outside is ever read\n"
@@ -60,6 +61,9 @@ static int serve_parse(int argc, char **argv, serve_opts *o)
             (r = cli_args_value(&a, "--token", &o->token)) != 0 ||
             (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
             if (r < 0) return APP_USAGE;
+        } else if ((r = cli_args_flag(&a, "--download")) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->download = 1;
         } else if ((r = cli_args_value(&a, "--root", &val)) != 0) {
             if (r < 0) return APP_USAGE;
             if (o->n_roots == SERVE_MAX_ROOTS)
@@ -94,8 +98,8 @@ static int serve_parse(int argc, char **argv, serve_opts *o)
             return cli_unknown_option(&a);
         }
     }
-    o->model = cli_model_path(o->model);
-    if (!o->model) return cli_usage_error(a.cmd, "no model: give --model DIR or set CLIPDEX_MODEL");
+    o->model = cli_model_fetch(o->model, CLI_DOWNLOAD_OFFER + o->download);
+    if (!o->model) return cli_model_error();
     if (!o->token) {
         const char *env = getenv("CLIPDEX_TOKEN");
         if (env && env[0]) o->token = env;

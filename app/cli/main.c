@@ -28,15 +28,17 @@ static const char usage_main[] =
     "  prompts    save text embeddings to a file for --prompts\n"
     "  eval       zero-shot accuracy over a labelled dataset folder\n"
     "  serve      serve the encoders, search and a search page over HTTP\n"
+    "  model      get, list and remove models by name (Hugging Face hub)\n"
     "  help       print this text, or `clipdex help COMMAND` for a command's\n"
     "\n"
     "Options:\n"
     "  -h, --help     print this text\n"
     "  --version      print the version\n"
     "\n"
-    "The model directory may be given by --model DIR or the CLIPDEX_MODEL\n"
-    "environment variable. Exit codes: 0 ok, 1 an input failed or a runtime\n"
-    "error, 2 usage error, 3 the model could not be loaded.\n"
+    "The model may be given by --model DIR|NAME or the CLIPDEX_MODEL\n"
+    "environment variable; the default is ViT-B-32 once `clipdex model get\n"
+    "ViT-B-32` has fetched it. Exit codes: 0 ok, 1 an input failed or a\n"
+    "runtime error, 2 usage error, 3 the model could not be loaded.\n"
     "Run `clipdex COMMAND --help` for a command's options.\n";
 
 typedef struct command {
@@ -57,6 +59,7 @@ static const command commands[] = {
     {"prompts", cmd_prompts, usage_prompts},
     {"eval", cmd_eval, usage_eval},
     {"serve", cmd_serve, usage_serve},
+    {"model", cmd_model, usage_model},
 };
 
 static const command *command_find(const char *name)

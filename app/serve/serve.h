@@ -41,6 +41,7 @@
 
 typedef struct serve_opts {
     const char *model, *db, *listen, *token, *vocab;
+    int download;                  /* --download: fetch a model NAME first */
     const char *roots[SERVE_MAX_ROOTS];
     size_t n_roots;
     long threads, max_conn, timeout_s, batch, batch_wait_us;

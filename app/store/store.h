@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "clipdex.h"
-#include "store/sha256.h"
+#include "util/sha256.h"
 
 #define STORE_SCHEMA_VERSION 1
 #define STORE_DEFAULT_DB "clipdex.db"

@@ -15,6 +15,7 @@ if [ ! -x "$CLIPDEX" ]; then
 fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-cli.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB
+CLIPDEX_HOME=$TMP/no-models; export CLIPDEX_HOME # no downloaded default model
 
 # expect_rc RC DESCRIPTION ARGS...: runs clipdex, output in $TMP/out and $TMP/err.
 expect_rc() {

@@ -42,6 +42,7 @@ for f in rocket.jpg horse.png flower.jpg coins.png moon.png; do
 done
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-docs.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_TOKEN CLIPDEX_DB CLIPDEX_TEST_BATCH_DELAY_MS
+CLIPDEX_HOME=$TMP/no-models; export CLIPDEX_HOME # no downloaded default model
 
 # --- the examples, extracted mechanically ------------------------------------------
 # One line per command: "LINE<TAB>COMMAND" (LINE: where it starts in the page).

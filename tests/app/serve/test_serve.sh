@@ -20,6 +20,7 @@ if ! command -v curl >/dev/null 2>&1; then skip "curl is not installed"; done_; 
 if [ ! -x "$GENMODEL" ] || [ ! -d "$SHARED/data/vocab" ]; then skip "genmodel or $SHARED/data/vocab missing"; done_; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-serve.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_TOKEN CLIPDEX_DB CLIPDEX_TEST_BATCH_DELAY_MS
+CLIPDEX_HOME=$TMP/no-models; export CLIPDEX_HOME # no downloaded default model
 M=$TMP/model
 "$GENMODEL" --config tiny --layout hf --seed 1 --out "$M" --vocab "$SHARED/data/vocab" >/dev/null 2>&1 ||
     { fail "genmodel"; done_; }

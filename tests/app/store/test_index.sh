@@ -15,6 +15,7 @@ NAME=test_index
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-index.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_DB
+CLIPDEX_HOME=$TMP/no-models; export CLIPDEX_HOME # no downloaded default model
 
 # expect_rc RC DESCRIPTION ARGS...: output in $TMP/out and $TMP/err
 expect_rc() {

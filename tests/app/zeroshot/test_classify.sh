@@ -14,6 +14,7 @@ NAME=test_classify
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-classify.XXXXXX") || { fail "mktemp"; done_; }
 unset CLIPDEX_MODEL CLIPDEX_VOCAB CLIPDEX_DB CLIPDEX_ZEROSHOT
+CLIPDEX_HOME=$TMP/no-models; export CLIPDEX_HOME # no downloaded default model
 
 expect_rc() {
     want=$1; d=$2; shift 2

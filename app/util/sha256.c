@@ -2,7 +2,7 @@
  * sha256.c - a plain SHA-256 (FIPS 180-4): the compression function over
  * 64-byte blocks, streaming update and the final padding.
  */
-#include "store/sha256.h"
+#include "util/sha256.h"
 
 #include <string.h>
 
