@@ -263,8 +263,9 @@ static void test_ref_vs_double(int wt, const struct qmat *a, const uint8_t *P, s
           wt == CDX_QP_Q8 ? "Q8P" : "Q4P", m, n, k, bad, worst);
 }
 
-/* C (m, n) with the AVX2 tiles: columns cut into 64-wide tiles at multiples
- * of 64, rows at the given cut points. */
+/* C (m, n) with the path's tiles: columns cut into 64-wide tiles at
+ * multiples of 64, rows at the given cut point and every CDX_LINEAR_TILE_M
+ * rows (m = 481 needs two). */
 static void run_tiles(int wt, const struct qmat *a, const void *P, size_t m, size_t n, size_t k, const float *bias,
                       float *C, int act, unsigned flags, size_t rcut)
 {
@@ -272,6 +273,7 @@ static void run_tiles(int wt, const struct qmat *a, const void *P, size_t m, siz
         size_t n1 = n0 + 64 < n ? n0 + 64 : n;
         for (size_t m0 = 0; m0 < m;) {
             size_t m1 = rcut && m0 < rcut && rcut < m ? rcut : m;
+            if (m1 - m0 > CDX_LINEAR_TILE_M) m1 = m0 + CDX_LINEAR_TILE_M;
             K->qgemm_tile(wt, a->q, a->d, a->s, P, k, bias, C, n, m0, m1, n0, n1, act, flags);
             m0 = m1;
         }
@@ -288,7 +290,7 @@ static double max_rel(const float *x, const float *y, size_t n)
 
 static void test_product(void)
 {
-    static const size_t ms[] = {1, 5, 6, 7, 13, 49, 50, 97}, ns[] = {1, 16, 17, 33, 64, 130},
+    static const size_t ms[] = {1, 2, 3, 4, 5, 6, 7, 13, 49, 50, 97, 481}, ns[] = {1, 16, 17, 33, 64, 130},
                         ks[] = {32, 64, 96, 768, 3072};
     int n_bitwise = 0;
     for (int wi = 0; wi < 2; wi++) {
@@ -299,6 +301,7 @@ static void test_product(void)
                 for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
                     size_t m = ms[mi], n = ns[ni], k = ks[ki];
                     if (k >= 768 && (mi + ni) % 3) continue; /* the big k on a third of the shapes */
+                    if (m > 100 && k > 96 && ni % 2) continue; /* the big m: small k, or half the n */
                     size_t rb = cdx_wtype_row_bytes(t, k);
                     size_t bytes = wi ? cdx_q4p_bytes(n, k) : cdx_q8p_bytes(n, k);
                     uint8_t *rows = malloc(n * rb), *Pbuf = malloc(bytes + 4);
@@ -469,9 +472,9 @@ static void test_accuracy(void)
         printf("qgemm accuracy %s, %s path (int8 activations |q| <= %d vs fp32, %zux%zux%zu): worst error %.3g of "
                "the row's max, min row cosine %.7f\n", wi ? "Q4P" : "Q8P", K ? K->name : "reference", qmax_of(wt), m,
                n, k, worst_rel, min_cos);
-        /* the rounding step is amax / qmax: 7-bit activations (Q8P) err twice as much as 8-bit (Q4P);
-         * measured 0.0319 and 0.0169 */
-        double bound = 2.5 / qmax_of(wt);
+        /* the rounding step is amax / qmax: 7-bit activations err twice as much as 8-bit; the worst
+         * output over these random draws measured 0.031-0.037 (qmax 63) and 0.014-0.020 (127) */
+        double bound = 3.0 / qmax_of(wt);
         CHECK(min_cos >= 0.999, "%s: row cosine %g", wi ? "Q4P" : "Q8P", min_cos);
         CHECK(worst_rel < bound, "%s: worst error %g (bound %g)", wi ? "Q4P" : "Q8P", worst_rel, bound);
         free(A), free(W), free(Wd), free(C), free(F), free(rows), free(P), free(a.q), free(a.d), free(a.s);
