@@ -59,7 +59,10 @@ static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 {
     fill_avx2(t);
     (void)c;
-    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 avx2");
+    t->linear_tile = cdx_linear_tile_avx512;
+    t->layernorm_row = cdx_layernorm_row_avx512;
+    t->attn_row = cdx_attn_row_avx512;
+    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx512, int8 avx2");
 }
 #endif
 
