@@ -321,6 +321,29 @@ static void odd_linear(void)
     for (int t = 0; t < 3; t++) clipdex_ctx_free(ctx[t]);
 }
 
+/* The epilogue's activations of g_kern on their own (k = 0: C = act(bias))
+ * on x in [-12, 12] against double precision: within 2e-6 relative plus
+ * 2e-7 absolute (libm's 1 + erff cancels on the negative side). */
+static void act_accuracy(void)
+{
+    enum { N = 24001 };
+    static float x[N], y[N];
+    clipdex_ctx *ctx[3];
+    ctxs_new(ctx);
+    struct cdx_wmat none = {CDX_W_F32, NULL};
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    for (int act = CDX_ACT_QUICK_GELU; act <= CDX_ACT_GELU; act++) {
+        cdx_linear_w(ctx[1], NULL, 0, &none, x, y, N, 1, N, 0, act, 0);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double v = x[i], want = act == CDX_ACT_GELU ? 0.5 * v * erfc(-v / sqrt(2.0)) : v / (1.0 + exp(-1.702 * v));
+            worst = fmax(worst, fabs(y[i] - want) / (2e-6 * fabs(want) + 2e-7));
+        }
+        CHECK(worst <= 1.0, "%s act %d: error %.2f x (2e-6 |y| + 2e-7)", g_kern->name, act, worst);
+    }
+    for (int t = 0; t < 3; t++) clipdex_ctx_free(ctx[t]);
+}
+
 /* LayerNorm (CLIP widths and odd ones) and attention (causal or not, all
  * rows or one selected row per sequence) of g_kern: against the scalar
  * table to rounding, bitwise the same for 1, 2 and 3 threads, and a selected
@@ -549,6 +572,7 @@ int main(void)
         int passed = check_passed, failed = check_failed;
         path_tests();
         odd_linear();
+        act_accuracy();
         odd_rows();
         printf("path %s (%s): %d passed, %d failed\n", g_kern->name, g_kern->describe, check_passed - passed,
                check_failed - failed);
