@@ -15,6 +15,9 @@
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
 
+/* The path under test (each the CPU has, in turn); the scalar table is the reference. */
+static const struct cdx_kernels *g_kern;
+
 static uint64_t rng = 0x1234567887654321ull;
 static float frand(void)
 {
@@ -86,7 +89,7 @@ static void typed_linear(clipdex_ctx *ctx, int threads)
                   cdx_wtype_name(type), m, n, k);
             ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR); /* the threaded scalar path too */
             cdx_linear_w(ctx, A, k + 3, &wm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
-            ctx->kern = cdx_kernels_best();
+            ctx->kern = g_kern;
             CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar != reference",
                   cdx_wtype_name(type), m, n, k, threads);
             if (m > 2) { /* a row alone == the row in a batch */
@@ -152,7 +155,7 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
                 cdx_linear_w_ref(A, k, &rm, bias, R, n, m, n, k, CDX_ACT_NONE, 0);
                 ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
                 cdx_linear_w(ctx, A, k, &pm, bias, C, n, m, n, k, CDX_ACT_NONE, 0);
-                ctx->kern = cdx_kernels_best();
+                ctx->kern = g_kern;
                 CHECK(memcmp(C, R, m * n * 4) == 0, "%s %zux%zux%zu threads %d: forced scalar packed != reference",
                       cdx_wtype_name(pt), m, n, k, threads);
             }
@@ -214,6 +217,197 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
           "packed sizes");
 }
 
+static const char *isa_name(int isa)
+{
+    static const char *const names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
+    return names[isa];
+}
+
+/* 1, 2 and 3-thread contexts running g_kern. */
+static void ctxs_new(clipdex_ctx *ctx[3])
+{
+    for (int t = 0; t < 3; t++) {
+        clipdex_ctx_params p = clipdex_ctx_params_default();
+        p.n_threads = t + 1;
+        CHECK(clipdex_ctx_new(&ctx[t], &p) == CLIPDEX_OK, "ctx");
+        ctx[t]->kern = g_kern;
+    }
+}
+
+/* max |c - r| / (sum_p |a_p w_p| + |bias| + 1): the rounding of the terms
+ * an output sums (fused vs separate multiply-adds, other orders). */
+static double err_of_sum(const float *C, const float *R, const float *A, size_t lda, const float *Wd,
+                         const float *bias, size_t m, size_t n, size_t k)
+{
+    double e = 0;
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            double mag = fabs(bias[j]) + 1;
+            for (size_t p = 0; p < k; p++) mag += fabs((double)A[i * lda + p] * Wd[j * k + p]);
+            e = fmax(e, fabs((double)C[i * n + j] - R[i * n + j]) / mag);
+        }
+    return e;
+}
+
+/* W (n, k) of `type` made from random floats; Wd: its dequantized values. */
+static void *make_w(int type, size_t n, size_t k, float *Wd)
+{
+    int base = cdx_wtype_base(type);
+    size_t rb = cdx_wtype_row_bytes(base, k);
+    uint8_t *rows = malloc(n * rb);
+    void *out = rows;
+    fill(Wd, n * k);
+    for (size_t j = 0; j < n; j++) {
+        cdx_quant_row(base, Wd + j * k, k, rows + j * rb);
+        cdx_dequant_row(base, rows + j * rb, 0, k, Wd + j * k);
+    }
+    if (cdx_wtype_is_packed(type)) {
+        size_t pb = cdx_wmat_bytes(type, n, k);
+        struct cdx_wmat rm = {base, rows};
+        out = aligned_alloc(64, (pb + 63) / 64 * 64);
+        CHECK(cdx_wmat_pack(type, &rm, n, k, out) == 0, "pack %s", cdx_wtype_name(type));
+        free(rows);
+    }
+    return out;
+}
+
+/* The fp32 linear layer of g_kern on odd shapes (rows 1 .. 481: the
+ * streaming path up to 48 rows for F32P/F16P, two row tiles at 481; widths
+ * off the 16-panel and 64-tile grid; odd k), every weight type, every
+ * activation, with and without ACCUM: against the scalar reference to
+ * rounding; bitwise the same for 1, 2 and 3 threads and for a row computed
+ * alone; bitwise avx2's (both paths keep one FMA chain per output). */
+static void odd_linear(void)
+{
+    static const size_t shapes[][3] = {{1, 33, 37}, {5, 64, 96}, {7, 50, 288}, {13, 17, 64}, {48, 100, 160},
+                                       {49, 64, 37}, {97, 33, 96}, {481, 70, 64}};
+    static const int types[] = {CDX_W_F32,  CDX_W_F16,  CDX_W_Q8_0, CDX_W_Q4_0, CDX_W_Q4_1,
+                                CDX_W_Q5_0, CDX_W_Q5_1, CDX_W_F32P, CDX_W_F16P};
+    const struct cdx_kernels *avx2 = cdx_kernels_for(CDX_ISA_AVX2);
+    clipdex_ctx *ctx[3];
+    ctxs_new(ctx);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+        float *A = malloc(m * k * 4), *Wd = malloc(n * k * 4), *bias = malloc(n * 4), *C0 = malloc(m * n * 4);
+        float *R = malloc(m * n * 4), *C[3] = {malloc(m * n * 4), malloc(m * n * 4), malloc(m * n * 4)};
+        fill(A, m * k), fill(bias, n), fill(C0, m * n);
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+            if (!cdx_wtype_row_bytes(cdx_wtype_base(types[ti]), k)) continue; /* Q types: k % 32 == 0 */
+            struct cdx_wmat w = {types[ti], make_w(types[ti], n, k, Wd)};
+            const char *tn = cdx_wtype_name(types[ti]);
+            for (int act = 0; act < 3; act++)
+                for (unsigned fl = 0; fl < 2; fl++) {
+                    memcpy(R, C0, m * n * 4);
+                    cdx_linear_w_ref(A, k, &w, bias, R, n, m, n, k, act, fl);
+                    for (int t = 0; t < 3; t++) {
+                        memcpy(C[t], C0, m * n * 4);
+                        cdx_linear_w(ctx[t], A, k, &w, bias, C[t], n, m, n, k, act, fl);
+                    }
+                    double e = err_of_sum(C[0], R, A, k, Wd, bias, m, n, k);
+                    CHECK(e < 1e-5, "%s %s %zux%zux%zu act %d accum %u: err %g of sum |a w|", g_kern->name, tn, m,
+                          n, k, act, fl, e);
+                    CHECK(!memcmp(C[0], C[1], m * n * 4) && !memcmp(C[0], C[2], m * n * 4),
+                          "%s %s %zux%zux%zu act %d accum %u: thread counts differ", g_kern->name, tn, m, n, k, act, fl);
+                    if (avx2 && act != CDX_ACT_GELU) {
+                        ctx[2]->kern = avx2;
+                        memcpy(C[1], C0, m * n * 4);
+                        cdx_linear_w(ctx[2], A, k, &w, bias, C[1], n, m, n, k, act, fl);
+                        ctx[2]->kern = g_kern;
+                        CHECK(!memcmp(C[0], C[1], m * n * 4), "%s %s %zux%zux%zu act %d accum %u: differs from avx2",
+                              g_kern->name, tn, m, n, k, act, fl);
+                    }
+                }
+            for (size_t i = 0; i < m; i += m / 3 + 1) { /* rows alone (F32P/F16P: streamed) == in the batch */
+                cdx_linear_w(ctx[1], A + i * k, k, &w, bias, R, n, 1, n, k, CDX_ACT_QUICK_GELU, 0);
+                cdx_linear_w(ctx[1], A, k, &w, bias, C[0], n, m, n, k, CDX_ACT_QUICK_GELU, 0);
+                CHECK(!memcmp(R, C[0] + i * n, n * 4), "%s %s %zux%zux%zu: row %zu alone differs", g_kern->name, tn,
+                      m, n, k, i);
+            }
+            free((void *)w.data);
+        }
+        free(A), free(Wd), free(bias), free(C0), free(R), free(C[0]), free(C[1]), free(C[2]);
+    }
+    for (int t = 0; t < 3; t++) clipdex_ctx_free(ctx[t]);
+}
+
+/* The epilogue's activations of g_kern on their own (k = 0: C = act(bias))
+ * on x in [-12, 12] against double precision: within 2e-6 relative plus
+ * 2e-7 absolute (libm's 1 + erff cancels on the negative side). */
+static void act_accuracy(void)
+{
+    enum { N = 24001 };
+    static float x[N], y[N];
+    clipdex_ctx *ctx[3];
+    ctxs_new(ctx);
+    struct cdx_wmat none = {CDX_W_F32, NULL};
+    for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * (float)i / (N - 1);
+    for (int act = CDX_ACT_QUICK_GELU; act <= CDX_ACT_GELU; act++) {
+        cdx_linear_w(ctx[1], NULL, 0, &none, x, y, N, 1, N, 0, act, 0);
+        double worst = 0;
+        for (int i = 0; i < N; i++) {
+            double v = x[i], want = act == CDX_ACT_GELU ? 0.5 * v * erfc(-v / sqrt(2.0)) : v / (1.0 + exp(-1.702 * v));
+            worst = fmax(worst, fabs(y[i] - want) / (2e-6 * fabs(want) + 2e-7));
+        }
+        CHECK(worst <= 1.0, "%s act %d: error %.2f x (2e-6 |y| + 2e-7)", g_kern->name, act, worst);
+    }
+    for (int t = 0; t < 3; t++) clipdex_ctx_free(ctx[t]);
+}
+
+/* LayerNorm (CLIP widths and odd ones) and attention (causal or not, all
+ * rows or one selected row per sequence) of g_kern: against the scalar
+ * table to rounding, bitwise the same for 1, 2 and 3 threads, and a selected
+ * row bitwise the row of the full attention. */
+static void odd_rows(void)
+{
+    clipdex_ctx *ctx[3];
+    ctxs_new(ctx);
+    static const size_t widths[] = {1, 15, 17, 37, 512, 768, 1024, 1280};
+    for (size_t wi = 0; wi < sizeof widths / sizeof widths[0]; wi++) {
+        size_t nn = widths[wi], mm = 19;
+        float *x = malloc(mm * nn * 4), *y[3] = {malloc(mm * nn * 4), malloc(mm * nn * 4), malloc(mm * nn * 4)};
+        float *w = malloc(nn * 4), *b = malloc(nn * 4), *r = malloc(mm * nn * 4);
+        fill(x, mm * nn), fill(w, nn), fill(b, nn);
+        for (size_t i = 0; i < mm * nn; i++) x[i] = x[i] * 4.0f - 1.5f;
+        for (int t = 0; t < 3; t++) cdx_layernorm(ctx[t], x, nn, y[t], nn, mm, nn, w, b, 1e-5f);
+        for (size_t i = 0; i < mm; i++) cdx_layernorm_row_ref(x + i * nn, r + i * nn, nn, w, b, 1e-5f);
+        double e = max_rel_err(y[0], r, mm * nn);
+        CHECK(e < 1e-6, "%s layernorm width %zu: rel err %g", g_kern->name, nn, e);
+        CHECK(!memcmp(y[0], y[1], mm * nn * 4) && !memcmp(y[0], y[2], mm * nn * 4),
+              "%s layernorm width %zu: thread counts differ", g_kern->name, nn);
+        free(x), free(y[0]), free(y[1]), free(y[2]), free(w), free(b), free(r);
+    }
+    static const size_t aw[][3] = {{4, 24, 3}, {50, 768, 12}, {7, 512, 8}, {13, 160, 2}, {33, 120, 2}};
+    for (size_t ai = 0; ai < sizeof aw / sizeof aw[0]; ai++) {
+        size_t nseq = 3, t = aw[ai][0], width = aw[ai][1], heads = aw[ai][2], rows = nseq * t;
+        float *q = malloc(rows * width * 4), *kk = malloc(rows * width * 4), *v = malloc(rows * width * 4);
+        float *o[3] = {malloc(rows * width * 4), malloc(rows * width * 4), malloc(rows * width * 4)};
+        float *r = malloc(rows * width * 4), *sc = malloc(cdx_attention_scratch(nseq, heads, t) * 4);
+        size_t sel[3] = {0, t / 2, t - 1};
+        fill(q, rows * width), fill(kk, rows * width), fill(v, rows * width);
+        for (size_t i = 0; i < rows * width; i++) q[i] *= 3.0f; /* sharper softmax */
+        for (int causal = 0; causal < 2; causal++) {
+            for (int th = 0; th < 3; th++) cdx_attention(ctx[th], q, kk, v, o[th], width, nseq, t, width, heads, causal, sc);
+            ctx[0]->kern = cdx_kernels_for(CDX_ISA_SCALAR);
+            cdx_attention(ctx[0], q, kk, v, r, width, nseq, t, width, heads, causal, sc);
+            ctx[0]->kern = g_kern;
+            double e = max_rel_err(o[0], r, rows * width);
+            CHECK(e < 1e-5, "%s attention t %zu width %zu heads %zu causal %d: rel err %g", g_kern->name, t, width,
+                  heads, causal, e);
+            CHECK(!memcmp(o[0], o[1], rows * width * 4) && !memcmp(o[0], o[2], rows * width * 4),
+                  "%s attention t %zu width %zu causal %d: thread counts differ", g_kern->name, t, width, causal);
+            float *qs = o[1], *os = o[2]; /* one selected row per sequence */
+            for (size_t s = 0; s < nseq; s++) memcpy(qs + s * width, q + (s * t + sel[s]) * width, width * 4);
+            cdx_attention_sel(ctx[2], qs, kk, v, os, width, nseq, t, width, heads, causal, sel, sc);
+            int same = 1;
+            for (size_t s = 0; s < nseq; s++) same &= !memcmp(os + s * width, o[0] + (s * t + sel[s]) * width, width * 4);
+            CHECK(same, "%s attention_sel t %zu width %zu causal %d: differs from the full rows", g_kern->name, t,
+                  width, causal);
+        }
+        free(q), free(kk), free(v), free(o[0]), free(o[1]), free(o[2]), free(r), free(sc);
+    }
+    for (int t = 0; t < 3; t++) clipdex_ctx_free(ctx[t]);
+}
+
 /* ggml's block layouts on hand-made blocks, and quantization error bounds. */
 static void quant_formats(void)
 {
@@ -272,9 +466,9 @@ static void quant_formats(void)
           isnan(cdx_half_to_float(cdx_float_to_half(NAN))), "F32 -> F16 rounding");
 }
 
-int main(void)
+/* Everything above, for the path g_kern with 1, 2 and 3 threads. */
+static void path_tests(void)
 {
-    quant_formats();
     static const size_t shapes[][3] = {{1, 1, 1}, {1, 7, 5}, {3, 4, 8}, {5, 9, 17}, {50, 70, 64},
                                        {49, 65, 33}, {97, 130, 200}, {2, 512, 768}, {7, 3, 1029}};
     const int acts[] = {CDX_ACT_NONE, CDX_ACT_QUICK_GELU, CDX_ACT_GELU};
@@ -283,6 +477,7 @@ int main(void)
         clipdex_ctx_params p = clipdex_ctx_params_default();
         p.n_threads = threads;
         CHECK(clipdex_ctx_new(&ctx, &p) == CLIPDEX_OK, "ctx");
+        ctx->kern = g_kern;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
             float *A = malloc(m * (k + 3) * 4), *W = malloc(n * k * 4), *bias = malloc(n * 4);
@@ -323,7 +518,7 @@ int main(void)
             cdx_attention(ctx, q, kk, v, o1, width, nseq, t, width, heads, causal, sc);
             ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
             cdx_attention(ctx, q, kk, v, o2, width, nseq, t, width, heads, causal, sc);
-            ctx->kern = cdx_kernels_best();
+            ctx->kern = g_kern;
             double e = max_rel_err(o1, o2, rows * width);
             CHECK(e < 1e-5, "attention width %zu causal=%d threads %d: rel err %g", width, causal, threads, e);
             if (causal) { /* first token attends only to itself: output = its v */
@@ -359,7 +554,7 @@ int main(void)
             cdx_layernorm(ctx, lx, nn, l1, nn, mm, nn, lw, lb, 1e-5f);
             ctx->kern = cdx_kernels_for(CDX_ISA_SCALAR);
             cdx_layernorm(ctx, lx, nn, l2, nn, mm, nn, lw, lb, 1e-5f);
-            ctx->kern = cdx_kernels_best();
+            ctx->kern = g_kern;
             double le = max_rel_err(l1, l2, mm * nn);
             CHECK(le < 1e-6, "layernorm width %zu: SIMD vs scalar rel err %g", nn, le);
             memcpy(l2, lx, mm * nn * 4);
@@ -370,6 +565,26 @@ int main(void)
         typed_linear(ctx, threads);
         packed_linear(ctx, threads);
         clipdex_ctx_free(ctx);
+    }
+}
+
+int main(void)
+{
+    quant_formats();
+    for (int isa = CDX_ISA_SCALAR + 1; isa < CDX_ISA_COUNT; isa++) {
+        g_kern = cdx_kernels_for(isa);
+        if (!g_kern) {
+            check_skipped++;
+            fprintf(stderr, "SKIP %s: CPU lacks it\n", isa_name(isa));
+            continue;
+        }
+        int passed = check_passed, failed = check_failed;
+        path_tests();
+        odd_linear();
+        act_accuracy();
+        odd_rows();
+        printf("path %s (%s): %d passed, %d failed\n", g_kern->name, g_kern->describe, check_passed - passed,
+               check_failed - failed);
     }
     /* F16 -> F32 for all 65536 bit patterns against ldexp arithmetic; BF16 on a sample */
     int f16_bad = 0;

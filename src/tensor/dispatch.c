@@ -60,13 +60,16 @@ static void fill_avxvnni(struct cdx_kernels *t)
 static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 {
     fill_avx2(t);
+    t->linear_tile = cdx_linear_tile_avx512;
+    t->layernorm_row = cdx_layernorm_row_avx512;
+    t->attn_row = cdx_attn_row_avx512;
     t->act_q8 = cdx_act_q8_avx512;
     if (c->avx512_vnni) {
         t->qgemm_tile = cdx_qgemm_tile_avx512;
         t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;
     }
     if (c->avx512_bf16) t->linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
-    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx2, int8 %s, bf16 %s",
+    snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx512, int8 %s, bf16 %s",
              c->avx512_vnni ? "avx512-vnni" : "avx2", c->avx512_bf16 ? "avx512-bf16" : "widened");
 }
 #endif

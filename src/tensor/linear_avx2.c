@@ -261,8 +261,8 @@ TGT static inline __attribute__((always_inline)) void pack_w_t(int type, const u
     }
 }
 
-TGT static void pack_w(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc,
-                       float *P)
+TGT void cdx_linear_pack_avx2(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1, size_t k0, size_t kc,
+                              float *P)
 {
     if (cdx_wtype_is_packed(W->type) || W->type == CDX_W_BF16) { /* Q8P/Q4P/BF16(P): exact scalar unpack */
         float tmp[KC];
@@ -396,7 +396,7 @@ TGT void cdx_linear_tile_avx2(const float *A, size_t lda, const struct cdx_wmat 
                                     _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(src + e))));
             }
         } else {
-            for (size_t q = 0; q < panels; q++) pack_w(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
+            for (size_t q = 0; q < panels; q++) cdx_linear_pack_avx2(W, k, n0 + q * NR, n1, k0, kc, P + q * KC * NR);
         }
         /* row groups of 6 and 5 (50 rows = 5 x 6 + 4 x 5) so that no rows are
          * padded; only fewer than 5 leftover rows use a zero-padded group */

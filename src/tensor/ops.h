@@ -222,6 +222,19 @@ CDX_INTERNAL void cdx_linear_tile_bf16_avx512(const float *A, size_t lda, const 
 CDX_INTERNAL void cdx_linear_bf16_ref(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
                                       float *C, size_t ldc, size_t m, size_t n, size_t k, int act, unsigned flags);
 CDX_INTERNAL uint16_t cdx_float_to_bf16_act(float f);
+/* P (kc, 16) <- rows j0 .. j0+15 (zero from n1 on) of W, columns k0 .. k0+kc
+ * (kc <= 256; multiples of 32 for block types): the fp32 panel of any type. */
+CDX_INTERNAL void cdx_linear_pack_avx2(const struct cdx_wmat *W, size_t k, size_t j0, size_t n1, size_t k0,
+                                       size_t kc, float *P);
+/* The AVX-512 fp32 path (linear_avx512.c, rows_avx512.c): dispatch.h's
+ * linear_tile, layernorm_row and attn_row contracts. */
+CDX_INTERNAL void cdx_linear_tile_avx512(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                                         float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
+                                         int act, unsigned flags);
+CDX_INTERNAL void cdx_layernorm_row_avx512(const float *x, float *y, size_t n, const float *w, const float *b,
+                                           float eps);
+CDX_INTERNAL void cdx_attn_row_avx512(const float *q, const float *K, const float *V, size_t ld, size_t lim,
+                                      size_t d, float scale, float *p, float *o);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
 CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 
