@@ -1,6 +1,6 @@
 #!/bin/sh
-# tests/test_hub.sh - `clipdex model get|list|rm` and models by name, against
-# tests/hub_mirror.py (a loopback stand-in for the Hugging Face hub serving
+# tests/app/hub/test_hub.sh - `clipdex model get|list|rm` and models by name, against
+# tests/app/hub/hub_mirror.py (a loopback stand-in for the Hugging Face hub serving
 # tiny models from $BUILD/tools/genmodel, with the hub's URLs, redirect and
 # headers): get by alias and by full name (HF and OpenCLIP layouts); resume
 # after a dropped connection (a Range request); a corrupt byte refused by
@@ -84,7 +84,7 @@ for f in drop corrupt "gated s3cret" 404 500; do
     d=$R/test/$(echo "$f" | cut -d' ' -f1)
     cp -r "$TMP/hf" "$d" && echo "$f" >"$d/.fault"
 done
-python3 tests/hub_mirror.py "$R" "$TMP/port" "$TMP/log" 2>"$TMP/mirror.err" &
+python3 tests/app/hub/hub_mirror.py "$R" "$TMP/port" "$TMP/log" 2>"$TMP/mirror.err" &
 MIRROR_PID=$!
 i=0; while [ ! -s "$TMP/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 [ -s "$TMP/port" ] || { cat "$TMP/mirror.err" >&2; fail "the mirror did not start"; done_; }
