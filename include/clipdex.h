@@ -195,6 +195,15 @@ CLIPDEX_API int clipdex_image_decode(clipdex_ctx *ctx, const void *data, size_t 
 CLIPDEX_API int clipdex_image_load(clipdex_ctx *ctx, const char *path,
                                    const clipdex_image_params *params, clipdex_image **out);
 CLIPDEX_API void clipdex_image_free(clipdex_image *img);
+/* Wraps raw 8-bit pixels (a decoded video frame, a camera buffer) as an image:
+ * `height` rows of `width` pixels, `stride` bytes apart (>= width*channels),
+ * copied. `mode` is CLIPDEX_MODE_L, CLIPDEX_MODE_RGB or CLIPDEX_MODE_RGBA;
+ * the format string of the result is "raw". Same size limits as a decode
+ * (`params` may be NULL; only the limits are read). */
+CLIPDEX_API int clipdex_image_from_pixels(clipdex_ctx *ctx, const uint8_t *pixels, uint32_t width,
+                                          uint32_t height, size_t stride, int mode,
+                                          const clipdex_image_params *params,
+                                          clipdex_image **out);
 
 CLIPDEX_API uint32_t clipdex_image_width(const clipdex_image *img);
 CLIPDEX_API uint32_t clipdex_image_height(const clipdex_image *img);

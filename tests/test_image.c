@@ -734,6 +734,61 @@ static void test_errors(clipdex_ctx *ctx)
     free(png);
 }
 
+/* clipdex_image_from_pixels: the same RGB/L pixels wrapped from a strided buffer
+ * and decoded from a PNM file give bitwise the same crop, and bad arguments or
+ * sizes over the limits are refused with a message. */
+static void test_from_pixels(clipdex_ctx *ctx)
+{
+    enum { W = 37, H = 23, PAD = 5 };
+    uint8_t rgb[H * (W * 3 + PAD)];
+    char hdr[32];
+    int hl = snprintf(hdr, sizeof hdr, "P6\n%d %d\n255\n", W, H);
+    uint8_t pnm[sizeof hdr + W * H * 3];
+    memcpy(pnm, hdr, (size_t)hl);
+    uint32_t x = 12345;
+    for (int y = 0; y < H; y++)
+        for (int i = 0; i < W * 3 + PAD; i++) {
+            x = x * 1103515245u + 12345u;
+            rgb[y * (W * 3 + PAD) + i] = (uint8_t)(x >> 16);
+            if (i < W * 3) pnm[hl + y * W * 3 + i] = (uint8_t)(x >> 16);
+        }
+    clipdex_image *a = NULL, *b = NULL;
+    CHECK(clipdex_image_from_pixels(ctx, rgb, W, H, W * 3 + PAD, CLIPDEX_MODE_RGB, NULL, &a) == CLIPDEX_OK,
+          "from_pixels rgb: %s", clipdex_ctx_errmsg(ctx));
+    CHECK(clipdex_image_decode(ctx, pnm, (size_t)hl + W * H * 3, NULL, &b) == CLIPDEX_OK, "decode pnm: %s",
+          clipdex_ctx_errmsg(ctx));
+    if (a && b) {
+        CHECK(clipdex_image_width(a) == W && clipdex_image_height(a) == H &&
+                  clipdex_image_mode(a) == CLIPDEX_MODE_RGB && strcmp(clipdex_image_format(a), "raw") == 0,
+              "from_pixels: %ux%u mode %d format %s", clipdex_image_width(a), clipdex_image_height(a),
+              clipdex_image_mode(a), clipdex_image_format(a));
+        uint8_t ca[16 * 16 * 3], cb[16 * 16 * 3];
+        CHECK(clipdex_image_crop_rgb(ctx, a, 16, ca, sizeof ca) == CLIPDEX_OK &&
+                  clipdex_image_crop_rgb(ctx, b, 16, cb, sizeof cb) == CLIPDEX_OK && memcmp(ca, cb, sizeof ca) == 0,
+              "from_pixels crop differs from the PNM decode of the same pixels");
+    }
+    clipdex_image_free(a);
+    clipdex_image_free(b);
+    a = NULL;
+    CHECK(clipdex_image_from_pixels(ctx, rgb, W, H, W, CLIPDEX_MODE_L, NULL, &a) == CLIPDEX_OK && a &&
+              clipdex_image_mode(a) == CLIPDEX_MODE_L,
+          "from_pixels L");
+    clipdex_image_free(a);
+    a = (clipdex_image *)1;
+    CHECK(clipdex_image_from_pixels(ctx, rgb, W, H, W * 3 - 1, CLIPDEX_MODE_RGB, NULL, &a) == CLIPDEX_E_ARG &&
+              a == NULL && strstr(clipdex_ctx_errmsg(ctx), "stride"),
+          "short stride: %s", clipdex_ctx_errmsg(ctx));
+    CHECK(clipdex_image_from_pixels(ctx, rgb, W, H, W * 3, CLIPDEX_MODE_P, NULL, &a) == CLIPDEX_E_ARG,
+          "palette mode refused");
+    CHECK(clipdex_image_from_pixels(ctx, NULL, W, H, W * 3, CLIPDEX_MODE_RGB, NULL, &a) == CLIPDEX_E_ARG,
+          "NULL pixels refused");
+    clipdex_image_params lim = clipdex_image_params_default();
+    lim.max_width = W - 1;
+    CHECK(clipdex_image_from_pixels(ctx, rgb, W, H, W * 3, CLIPDEX_MODE_RGB, &lim, &a) == CLIPDEX_E_LIMIT &&
+              a == NULL,
+          "side limit: %s", clipdex_ctx_errmsg(ctx));
+}
+
 int main(void)
 {
     clipdex_ctx *ctx = NULL;
@@ -750,6 +805,7 @@ int main(void)
     test_roundtrips(ctx);
     test_resample(ctx);
     test_errors(ctx);
+    test_from_pixels(ctx);
     test_speed(ctx);
     const char *shared = check_shared();
     if (!shared) {

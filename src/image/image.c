@@ -154,6 +154,40 @@ int clipdex_image_load(clipdex_ctx *ctx, const char *path, const clipdex_image_p
     return st;
 }
 
+int clipdex_image_from_pixels(clipdex_ctx *ctx, const uint8_t *pixels, uint32_t width,
+                              uint32_t height, size_t stride, int mode,
+                              const clipdex_image_params *params, clipdex_image **out)
+{
+    cdx_clear_error(ctx);
+    if (!out) return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_from_pixels: out is NULL");
+    *out = NULL;
+    if (mode != CLIPDEX_MODE_L && mode != CLIPDEX_MODE_RGB && mode != CLIPDEX_MODE_RGBA)
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_from_pixels: mode %d is not L, RGB or RGBA", mode);
+    if (!pixels || width == 0 || height == 0)
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_from_pixels: no pixels (%ux%u)", width, height);
+    size_t row = (size_t)width * (size_t)mode_channels(mode);
+    if (stride < row)
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_from_pixels: stride %zu < row of %zu bytes", stride, row);
+    clipdex_image_params p = params ? *params : clipdex_image_params_default();
+    struct cdx_decode_opts o;
+    memset(&o, 0, sizeof o);
+    o.max_width = p.max_width ? p.max_width : CLIPDEX_MAX_IMAGE_SIDE;
+    o.max_height = p.max_height ? p.max_height : CLIPDEX_MAX_IMAGE_SIDE;
+    o.max_pixels = p.max_pixels ? p.max_pixels : CLIPDEX_MAX_IMAGE_PIXELS;
+    int st = cdx_image_check_size(ctx, &o, "raw", width, height);
+    if (st) return st;
+    clipdex_image *img = calloc(1, sizeof *img);
+    if (!img) return cdx_error(ctx, CLIPDEX_E_NOMEM, "out of memory");
+    st = cdx_image_alloc(ctx, img, width, height, mode, "raw");
+    if (st) {
+        free(img);
+        return st;
+    }
+    for (uint32_t y = 0; y < height; y++) memcpy(img->pixels + y * row, pixels + y * stride, row);
+    *out = img;
+    return CLIPDEX_OK;
+}
+
 void clipdex_image_free(clipdex_image *img)
 {
     if (!img) return;
