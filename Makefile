@@ -14,6 +14,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
 # the application layer only (the engine never links these)
 APP_PKGS   := sqlite3 libcurl
+# video (app/video/): FFmpeg's libraries
+APP_PKGS   += libavformat libavcodec libavutil libswscale libavdevice
 # `clipdex serve` needs libmicrohttpd; without it the rest still builds
 ifeq ($(shell pkg-config --exists libmicrohttpd && echo yes),yes)
 APP_PKGS   += libmicrohttpd

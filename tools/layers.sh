@@ -7,9 +7,10 @@
 # exits 1 if there are any. Usage: sh tools/layers.sh [BUILD] (after `make`)
 BUILD=${1:-build}
 # folder: the folders it may use (the engine, include/clipdex.h, is below all)
-LAYERS='cli: serve zeroshot hub store util
+LAYERS='cli: serve video zeroshot hub store util
 hub: util
-serve: store util
+serve: video zeroshot store util
+video: zeroshot store util
 zeroshot: store util
 store: util
 util:'
