@@ -79,6 +79,23 @@ int cli_args_flag(cli_args *a, const char *name)
     return 0;
 }
 
+int cli_args_shared(cli_args *a, const char **model, const char **vocab, long *threads, int *no_exif)
+{
+    const char *val = NULL;
+    int r = 0;
+    if ((model && (r = cli_args_value(a, "--model", model)) != 0) ||
+        (vocab && (r = cli_args_value(a, "--vocab", vocab)) != 0))
+        return r < 0 ? -1 : 1;
+    if (threads && (r = cli_args_value(a, "--threads", &val)) != 0)
+        return r < 0 || cli_parse_int(a->cmd, "--threads", val, 0, 1024, threads) ? -1 : 1;
+    if (no_exif && (r = cli_args_flag(a, "--no-exif")) != 0) {
+        if (r < 0) return -1;
+        *no_exif = 1;
+        return 1;
+    }
+    return 0;
+}
+
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;

@@ -49,6 +49,12 @@ int cli_args_value(cli_args *a, const char *name, const char **val);
  * option, -1 (message printed) for "--flag=value". */
 int cli_args_flag(cli_args *a, const char *name);
 
+/* The options the encoder commands share: --model PATH|NAME, --vocab PATH,
+ * --threads N (0..1024) and the flag --no-exif. A NULL pointer means the
+ * command does not take that option. Returns 1 when the current argument was
+ * one of them (stored), 0 if it is another, -1 (message printed) for a
+ * missing or bad value, like cli_args_value. */
+int cli_args_shared(cli_args *a, const char **model, const char **vocab, long *threads, int *no_exif);
 /* Prints "clipdex CMD: <message>" and a hint to stderr; returns APP_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Reports the current argument as an unknown option; returns APP_USAGE. */

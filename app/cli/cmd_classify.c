@@ -63,8 +63,7 @@ static int classify_parse(int argc, char **argv, classify_opts *o)
         }
         if (cli_args_positional(&a)) {
             o->images[o->n_images++] = argv[a.i];
-        } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0 ||
-                   (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0 ||
+        } else if ((r = cli_args_shared(&a, &o->model, &o->vocab, &o->threads, &o->no_exif)) != 0 ||
                    (r = cli_args_value(&a, "--labels", &o->src.labels)) != 0 ||
                    (r = cli_args_value(&a, "--labels-file", &o->src.labels_file)) != 0 ||
                    (r = cli_args_value(&a, "--templates", &o->src.templates)) != 0 ||
@@ -73,12 +72,6 @@ static int classify_parse(int argc, char **argv, classify_opts *o)
         } else if ((r = cli_args_value(&a, "-k", &val)) != 0 ||
                    (r = cli_args_value(&a, "--top", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--top", val, 1, 1000, &o->top)) return APP_USAGE;
-        } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return APP_USAGE;
-        } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return APP_USAGE;
-            o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);
         }

@@ -54,9 +54,7 @@ static int compare_parse(int argc, char **argv, compare_opts *o)
         }
         if (cli_args_positional(&a)) {
             o->prompts[o->n_prompts++] = argv[a.i];
-        } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
-            if (r < 0) return APP_USAGE;
-        } else if ((r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
+        } else if ((r = cli_args_shared(&a, &o->model, &o->vocab, &o->threads, &o->no_exif)) != 0) {
             if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
             if (r < 0) return APP_USAGE;
@@ -68,12 +66,6 @@ static int compare_parse(int argc, char **argv, compare_opts *o)
             o->subject = val;
             o->subject_is_image = 0;
             n_subjects++;
-        } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return APP_USAGE;
-        } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return APP_USAGE;
-            o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);
         }

@@ -247,9 +247,7 @@ static int embed_parse(int argc, char **argv, embed_opts *o)
         if (cli_args_positional(&a))
             return cli_usage_error(a.cmd, "unexpected argument '%s' (give inputs with --image or --text)",
                                    argv[a.i]);
-        if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
-            if (r < 0) return APP_USAGE;
-        } else if ((r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
+        if ((r = cli_args_shared(&a, &o->model, &o->vocab, &o->threads, &o->no_exif)) != 0) {
             if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
             if (r < 0) return APP_USAGE;
@@ -262,12 +260,6 @@ static int embed_parse(int argc, char **argv, embed_opts *o)
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, EMBED_BATCH_MAX, &o->batch))
                 return APP_USAGE;
-        } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return APP_USAGE;
-        } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
-            if (r < 0) return APP_USAGE;
-            o->no_exif = 1;
         } else {
             return cli_unknown_option(&a);
         }

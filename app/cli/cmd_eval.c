@@ -90,8 +90,7 @@ static int eval_parse(int argc, char **argv, eval_opts *o, int *ds)
         if (cli_args_positional(&a)) {
             if (o->path) return cli_usage_error(a.cmd, "give one PATH");
             o->path = argv[a.i];
-        } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0 ||
-                   (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0 ||
+        } else if ((r = cli_args_shared(&a, &o->model, &o->vocab, &o->threads, NULL)) != 0 ||
                    (r = cli_args_value(&a, "--dataset", &o->dataset)) != 0 ||
                    (r = cli_args_value(&a, "--classes", &o->classes)) != 0 ||
                    (r = cli_args_value(&a, "--templates", &o->templates)) != 0 ||
@@ -103,9 +102,6 @@ static int eval_parse(int argc, char **argv, eval_opts *o, int *ds)
                 return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--batch", val, 1, 1024, &o->batch)) return APP_USAGE;
-        } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
-                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--per-image")) != 0) {
             if (r < 0) return APP_USAGE;
             o->per_image = 1;
