@@ -95,7 +95,7 @@ else
 fi
 
 say "4/5 index (clipdex index --model $MODEL --db $DB $FOLDER)"
-"$CLIPDEX" index --model "$MODEL" --db "$DB" "$FOLDER" || die "index failed"
+"$CLIPDEX" index --model "$MODEL" --db "$DB" "$FOLDER" >&2 || die "index failed"
 say "5/5 search (clipdex search --model $MODEL --db $DB \"$QUERY\")"
 "$CLIPDEX" search --model "$MODEL" --db "$DB" -k 5 "$QUERY" || die "search failed"
 [ "$MODEL" = ViT-B-32 ] || banner
