@@ -59,7 +59,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 PREFIX  ?= /usr/local
 
-.PHONY: all lib test check fuzz clean install bench
+.PHONY: all lib test check fuzz clean install bench deps quickstart
 all: lib $(BUILD)/clipdex $(TOOL_BIN)
 
 lib: $(BUILD)/libclipdex.a $(BUILD)/libclipdex.so $(BUILD)/clipdex.pc
@@ -75,9 +75,14 @@ $(BUILD)/libclipdex.a: $(LIB_OBJ)
 $(BUILD)/libclipdex.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libclipdex.so.0 $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
+# The version is the header's CLIPDEX_VERSION; the .pc names $(PREFIX), and
+# `make install` writes it again for the PREFIX it installs to.
+VERSION := $(shell sed -n 's/^\#define CLIPDEX_VERSION "\(.*\)"/\1/p' include/clipdex.h)
+PC_SED   = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIVATE@|$(PKGS)|'
+
 $(BUILD)/clipdex.pc: clipdex.pc.in Makefile
 	@mkdir -p $(dir $@)
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|0.1.0|' -e 's|@PRIVATE@|$(PKGS)|' $< > $@
+	$(PC_SED) $< > $@
 
 $(BUILD)/obj/app/%.o: app/%.c
 	@mkdir -p $(dir $@)
@@ -120,14 +125,27 @@ check: test
 bench: all
 	sh bench/run.sh $(BUILD)
 
+# make install [PREFIX=/usr/local] [DESTDIR=]: the header, libclipdex.a,
+# libclipdex.so.VERSION with its soname link .so.0 and the .so link, the .pc
+# (for this PREFIX) and the program. tests/test_install.sh checks the result.
+LIBDIR_I := $(DESTDIR)$(PREFIX)/lib
 install: all
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(LIBDIR_I)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/bin
 	install -m 644 include/clipdex.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(BUILD)/libclipdex.a $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(BUILD)/libclipdex.so $(DESTDIR)$(PREFIX)/lib/libclipdex.so.0
-	ln -sf libclipdex.so.0 $(DESTDIR)$(PREFIX)/lib/libclipdex.so
-	install -m 644 $(BUILD)/clipdex.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 644 $(BUILD)/libclipdex.a $(LIBDIR_I)/
+	install -m 755 $(BUILD)/libclipdex.so $(LIBDIR_I)/libclipdex.so.$(VERSION)
+	ln -sf libclipdex.so.$(VERSION) $(LIBDIR_I)/libclipdex.so.0
+	ln -sf libclipdex.so.0 $(LIBDIR_I)/libclipdex.so
+	$(PC_SED) clipdex.pc.in > $(LIBDIR_I)/pkgconfig/clipdex.pc
 	install -m 755 $(BUILD)/clipdex $(DESTDIR)$(PREFIX)/bin/
+
+# make deps: the packages of tools/deps.txt (apt-get as root, else the sudo
+# command); make quickstart: README's first command, ./quickstart.sh.
+deps:
+	sh tools/deps.sh
+
+quickstart:
+	./quickstart.sh
 
 clean:
 	rm -rf build build-san build-fuzz
