@@ -14,6 +14,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,34 @@ static int interrupt_cb(void *opaque)
     return stopping(s) || now_mono() > s->deadline;
 }
 
+/* FFmpeg's own log lines never reach the terminal (only app/cli prints):
+ * the last error line of each thread is kept and added to our messages. */
+static _Thread_local char av_last_log[160];
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void log_cb(void *avcl, int level, const char *fmt, va_list ap)
+{
+    if (level > AV_LOG_ERROR) return;
+    vsnprintf(av_last_log, sizeof av_last_log, fmt, ap);
+    size_t n = strlen(av_last_log);
+    while (n && (av_last_log[n - 1] == '\n' || av_last_log[n - 1] == '.')) av_last_log[--n] = 0;
+}
+
+static void log_init(void)
+{
+    av_log_set_callback(log_cb);
+}
+
+/* FFmpeg's text for `rc`, with the last logged error when there is one. */
 static void av_msg(int rc, char *buf, size_t n)
 {
-    if (av_strerror(rc, buf, n) < 0) snprintf(buf, n, "error %d", rc);
+    char e[96];
+    if (av_strerror(rc, e, sizeof e) < 0) snprintf(e, sizeof e, "error %d", rc);
+    if (av_last_log[0])
+        snprintf(buf, n, "%.60s (%.60s)", e, av_last_log);
+    else
+        snprintf(buf, n, "%.120s", e);
+    av_last_log[0] = 0;
 }
 
 void video_opts_default(video_opts *o)
@@ -150,6 +176,8 @@ static int open_input(video_src *s, char *err, size_t errlen)
         ifmt = av_find_input_format("video4linux2");
     }
     if (strncasecmp(url, "rtsp", 4) == 0) av_dict_set(&opt, "rtsp_transport", "tcp", 0);
+    pthread_once(&log_once, log_init);
+    av_last_log[0] = 0;
     s->fmt = avformat_alloc_context();
     if (!s->fmt) {
         snprintf(err, errlen, "cannot open '%s': out of memory", s->uri);
@@ -403,11 +431,29 @@ static void out_size(const video_src *s, int w, int h, int *ow, int *oh)
     *oh = k < 1.0 ? (int)fmax(1.0, floor(h * k + 0.5)) : h;
 }
 
+/* The JPEG-range YUV formats as their plain twins (swscale deprecates
+ * them); the range then comes from the frame. */
+static enum AVPixelFormat plain_format(enum AVPixelFormat f, int *full)
+{
+    static const enum AVPixelFormat j[][2] = {
+        {AV_PIX_FMT_YUVJ420P, AV_PIX_FMT_YUV420P}, {AV_PIX_FMT_YUVJ422P, AV_PIX_FMT_YUV422P},
+        {AV_PIX_FMT_YUVJ444P, AV_PIX_FMT_YUV444P}, {AV_PIX_FMT_YUVJ440P, AV_PIX_FMT_YUV440P},
+        {AV_PIX_FMT_YUVJ411P, AV_PIX_FMT_YUV411P}};
+    for (size_t i = 0; i < sizeof j / sizeof *j; i++)
+        if (f == j[i][0]) {
+            *full = 1;
+            return j[i][1];
+        }
+    return f;
+}
+
 /* Grey SCENE_SIDE^2 copy of s->cur into grey[1]. */
 static int make_grey(video_src *s)
 {
     AVFrame *f = s->cur;
-    s->sws_grey = sws_getCachedContext(s->sws_grey, f->width, f->height, f->format, SCENE_SIDE,
+    int full = 0;
+    s->sws_grey = sws_getCachedContext(s->sws_grey, f->width, f->height,
+                                       plain_format(f->format, &full), SCENE_SIDE,
                                        SCENE_SIDE, AV_PIX_FMT_GRAY8, SWS_AREA, NULL, NULL, NULL);
     if (!s->sws_grey) return -1;
     uint8_t *dst[4] = {s->grey[1]};
@@ -433,13 +479,32 @@ static double scene_score(video_src *s, double *mafd_out)
     return fmin(1.0, fmax(0.0, fmin(mafd, diff) / 100.0));
 }
 
+/* A scaler for frame `f` to RGB24 ow x oh, with the frame's YUV matrix and
+ * range (as FFmpeg's scale filter does), bicubic. */
+static struct SwsContext *rgb_scaler(struct SwsContext *c, const AVFrame *f, int ow, int oh)
+{
+    int full = f->color_range == AVCOL_RANGE_JPEG;
+    enum AVPixelFormat fmt = plain_format(f->format, &full);
+    c = sws_getCachedContext(c, f->width, f->height, fmt, ow, oh, AV_PIX_FMT_RGB24, SWS_BICUBIC,
+                             NULL, NULL, NULL);
+    if (!c) return NULL;
+    int *inv, src_range, *tab, dst_range, bright, contrast, sat;
+    if (sws_getColorspaceDetails(c, &inv, &src_range, &tab, &dst_range, &bright, &contrast, &sat) >=
+        0) {
+        const int *coef = sws_getCoefficients(f->colorspace == AVCOL_SPC_UNSPECIFIED
+                                                  ? SWS_CS_DEFAULT
+                                                  : (int)f->colorspace);
+        sws_setColorspaceDetails(c, coef, full, tab, dst_range, bright, contrast, sat);
+    }
+    return c;
+}
+
 static int to_rgb(video_src *s, char *err, size_t errlen)
 {
     AVFrame *f = s->cur;
     int ow, oh;
     out_size(s, f->width, f->height, &ow, &oh);
-    s->sws = sws_getCachedContext(s->sws, f->width, f->height, f->format, ow, oh, AV_PIX_FMT_RGB24,
-                                  SWS_BICUBIC, NULL, NULL, NULL);
+    s->sws = rgb_scaler(s->sws, f, ow, oh);
     if (!s->sws) {
         snprintf(err, errlen, "'%s': cannot convert %s frames to RGB", s->uri,
                  av_get_pix_fmt_name(f->format) ? av_get_pix_fmt_name(f->format) : "these");
