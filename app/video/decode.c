@@ -27,6 +27,8 @@
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 
+#include "store/walk.h"
+
 #define SCENE_SIDE 64
 /* Consecutive packets that fail to decode before the stream is given up. */
 #define VIDEO_MAX_BAD_PACKETS 64
@@ -155,14 +157,7 @@ int video_uri_is_live(const char *uri)
 
 int video_path_is_video(const char *path)
 {
-    static const char *const exts[] = {"mp4", "m4v", "mkv", "webm", "mov", "avi", "mpg",
-                                       "mpeg", "ts", "wmv", "flv", "3gp"};
-    const char *dot = strrchr(path, '.');
-    const char *slash = strrchr(path, '/');
-    if (!dot || (slash && dot < slash)) return 0;
-    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++)
-        if (strcasecmp(dot + 1, exts[i]) == 0) return 1;
-    return 0;
+    return walk_is_video_name(path);
 }
 
 /* Opens the container: stdin as "pipe:0", /dev/video* through V4L2. */

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "store/walk.c"
+#include "util/hmap.c"
 #include "video/decode.c"
 
 static char dir[] = "/tmp/clipdex-test-decode-XXXXXX";
