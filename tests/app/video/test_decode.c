@@ -19,6 +19,7 @@
 #include "check.h"
 #include "store/walk.c"
 #include "util/hmap.c"
+#include "util/report.c"
 #include "video/decode.c"
 
 static char dir[] = "/tmp/clipdex-test-decode-XXXXXX";
