@@ -92,10 +92,11 @@ $(BUILD)/clipdex: $(APP_OBJ) $(BUILD)/libclipdex.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS)
 
 # A test may compile application sources in (tests/app/store/test_vecscan.c
-# includes "store/vecscan.c"), hence -Iapp and the dependency files.
+# includes "store/vecscan.c"), hence -Iapp, the application's libraries
+# (FFmpeg for tests/app/video/) and the dependency files.
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -Iapp -MMD -MP -o $@ $< $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -Itests -Iapp $(APP_CFLAGS) -MMD -MP -o $@ $< $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS) $(LDFLAGS_ALL)
 
 $(BUILD)/tools/%: tools/%.c $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
@@ -105,7 +106,7 @@ $(BUILD)/tools/%: tools/%.c $(BUILD)/libclipdex.a
 # builds the libFuzzer versions with clang into $(BUILD)/libfuzzer/.
 $(BUILD)/fuzz/%: fuzz/%.c fuzz/main.c $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Iapp -o $@ $< fuzz/main.c $(BUILD)/libclipdex.a $(PKG_LIBS) $(LDFLAGS_ALL)
+	$(CC) $(CFLAGS_ALL) -Iapp $(APP_CFLAGS) -o $@ $< fuzz/main.c $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS) $(LDFLAGS_ALL)
 
 FUZZ_CC ?= clang
 fuzz:
@@ -113,9 +114,9 @@ fuzz:
 	  CFLAGS="-fsanitize=fuzzer-no-link" build-fuzz/libclipdex.a
 	@mkdir -p build-fuzz/libfuzzer
 	for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Iapp $(PKG_CFLAGS) \
+	  $(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -Iapp $(PKG_CFLAGS) $(APP_CFLAGS) \
 	    -fsanitize=fuzzer,address,undefined -o build-fuzz/libfuzzer/$$n $$f \
-	    build-fuzz/libclipdex.a $(PKG_LIBS) || exit 1; done
+	    build-fuzz/libclipdex.a $(APP_LIBS) $(PKG_LIBS) || exit 1; done
 
 test: all $(TEST_BIN) $(FUZZ_BIN)
 	BUILD=$(BUILD) sh tests/run.sh

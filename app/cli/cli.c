@@ -142,6 +142,18 @@ int cli_parse_int(const char *cmd, const char *name, const char *s, long min, lo
     return 0;
 }
 
+int cli_parse_double(const char *cmd, const char *name, const char *s, double min, double max,
+                     double *out)
+{
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (s[0] == '\0' || *end != '\0' || !(v >= min && v <= max))
+        return cli_usage_error(cmd, "invalid value '%s' for %s (expected a number from %g to %g)",
+                               s, name, min, max);
+    *out = v;
+    return 0;
+}
+
 static int model_rc = APP_MODEL;
 
 int cli_model_error(void)

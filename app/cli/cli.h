@@ -68,6 +68,9 @@ void cli_report(enum report_kind kind, const char *msg);
 /* Parses a decimal integer in [min, max] for option `name`; returns 0 or
  * APP_USAGE (message printed). */
 int cli_parse_int(const char *cmd, const char *name, const char *s, long min, long max, long *out);
+/* The same for a number from min to max (NaN refused). */
+int cli_parse_double(const char *cmd, const char *name, const char *s, double min, double max,
+                     double *out);
 
 /* The model to load: `opt` if given, else $CLIPDEX_MODEL, else the default
  * ViT-B-32. An existing path (or one that looks like a path) is returned

@@ -7,7 +7,9 @@
  * the batch in flight. When decoders and inference threads outnumber the
  * CPUs the decoders run at idle priority, so they fill the image tower's
  * gaps instead of preempting its threads. Content hashes (SHA-256) let renamed, moved and
- * duplicate files reuse their vector.
+ * duplicate files reuse their vector. Videos (by extension) are sampled
+ * after the images, one at a time, each in its own transaction
+ * (app/video/vindex.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +32,7 @@
 #include "store/walk.h"
 #include "util/hmap.h"
 #include "util/json.h"
+#include "video/vindex.h"
 
 #define INDEX_BATCH_DEFAULT 16
 #define CLI_INTERRUPTED 130 /* 128 + SIGINT, as shells report it */
@@ -42,8 +45,10 @@
 const char usage_index[] =
     "Usage: clipdex index [--model DIR] [--db FILE] [OPTIONS] PATH...\n"
     "\n"
-    "Adds the images under each PATH (folders are walked recursively) to the\n"
-    "index database. Unchanged files (same path, size and mtime) are not read\n"
+    "Adds the images and videos under each PATH (folders are walked\n"
+    "recursively) to the index database. A video is sampled every 2 s of its\n"
+    "timestamps and at scene changes; each sample is embedded and stored with\n"
+    "its time and a thumbnail. Unchanged files (same path, size and mtime) are not read\n"
     "again, changed ones are embedded again, files that are gone from the\n"
     "walked folders are removed, and a renamed, moved or duplicated file is\n"
     "recognised by its content hash and not embedded again. A file that cannot\n"
@@ -59,6 +64,9 @@ const char usage_index[] =
     "                   the inference threads outnumber the CPUs, they run at\n"
     "                   idle priority (SCHED_IDLE) behind the image tower\n"
     "  --no-exif        ignore the EXIF orientation tag\n"
+    "  --video-every S  seconds between video samples, 0.05..3600 (default 2)\n"
+    "  --scene T        also sample where the scene score reaches T, 0..1;\n"
+    "                   1 = scene changes off (default 0.3)\n"
     "  --json           print the summary as one JSON object\n"
     "  -q, --quiet      no progress and no text summary\n"
     "  -h, --help       print this text\n";
@@ -66,6 +74,7 @@ const char usage_index[] =
 typedef struct index_opts {
     const char *model, *db;
     long batch, threads, decoders;
+    double video_every, scene;
     int no_exif, json, quiet, download;
     char **paths;
     size_t n_paths;
@@ -291,6 +300,7 @@ static int pipeline_pop(pipeline *p, result *r)
 
 typedef struct index_stats {
     size_t added, updated, unchanged, removed, failed, skipped, embedded, reused;
+    size_t videos, frames; /* videos sampled in this run, samples embedded */
     double t0;
 } index_stats;
 
@@ -503,6 +513,8 @@ typedef struct runner {
     size_t n_known;
     work_item *work;
     size_t n_work;
+    work_item *vwork;        /* videos: sampled after the images */
+    size_t n_vwork;
     index_stats stats;
     progress pr;
 } runner;
@@ -690,6 +702,36 @@ static int run_pipeline(runner *R)
     return rc;
 }
 
+/* Samples the new and changed videos, one transaction each; a video that
+ * fails is reported and counted, and the run goes on. */
+static int run_videos(runner *R)
+{
+    vindex_opts vo = {R->o->video_every, R->o->scene >= 1.0 ? 2.0 : R->o->scene, 0,
+                      &index_interrupted};
+    size_t done = R->n_work;
+    for (size_t i = 0; i < R->n_vwork && !index_interrupted; i++) {
+        const walk_entry *e = R->vwork[i].e;
+        vindex_video v = {e->path, e->len, e->size, e->mtime_ns};
+        char err[1024];
+        size_t n = 0;
+        int rc = vindex_add(R->s, R->ctx, R->model, &v, &vo, &n, err, sizeof err);
+        if (rc < 0) {
+            fprintf(stderr, "%sclipdex: cannot index %s\n", R->pr.mode == 1 ? "\n" : "", err);
+            R->stats.failed++;
+        } else if (rc == 0) {
+            R->stats.videos++;
+            R->stats.frames += n;
+            if (R->vwork[i].had_row)
+                R->stats.updated++;
+            else
+                R->stats.added++;
+        }
+        progress_show(&R->pr, ++done, 0);
+    }
+    progress_show(&R->pr, done, 1);
+    return 0;
+}
+
 /* Deletes indexed files under the walked roots that the walk did not see,
  * and vectors no file uses any more. */
 static int remove_missing(runner *R)
@@ -712,7 +754,9 @@ static int remove_missing(runner *R)
     }
     sqlite3_finalize(st);
     st = NULL;
-    if (store_exec(R->s, "DELETE FROM images WHERE hash NOT IN (SELECT hash FROM files)")) goto fail;
+    if (store_exec(R->s, "DELETE FROM images WHERE hash NOT IN (SELECT hash FROM files)") ||
+        vindex_prune(R->s))
+        goto fail;
     if (n_del && store_bump_generation(R->s)) goto fail;
     if (store_exec(R->s, "COMMIT")) goto fail;
     return 0;
@@ -747,15 +791,19 @@ static void print_summary(const runner *R, double secs)
         json_uint(&j, x->embedded);
         json_key(&j, "reused");
         json_uint(&j, x->reused);
+        json_key(&j, "videos");
+        json_uint(&j, x->videos);
+        json_key(&j, "frames");
+        json_uint(&j, x->frames);
         json_key(&j, "seconds");
         json_num(&j, secs);
         json_obj_end(&j);
         json_newline(&j);
     } else if (!R->o->quiet) {
         printf("%zu added, %zu updated, %zu unchanged, %zu removed, %zu failed, %zu skipped "
-               "(%zu embedded, %zu reused by content hash) in %.2f s\n",
+               "(%zu embedded, %zu reused by content hash; %zu videos, %zu frames) in %.2f s\n",
                x->added, x->updated, x->unchanged, x->removed, x->failed, x->skipped, x->embedded,
-               x->reused, secs);
+               x->reused, x->videos, x->frames, secs);
     }
 }
 
@@ -795,7 +843,8 @@ static int index_run(const index_opts *o)
     R.stats.skipped = R.wr.skipped;
     R.stats.failed = R.wr.failed;
     R.work = calloc(R.wr.n ? R.wr.n : 1, sizeof *R.work);
-    if (!R.work) {
+    R.vwork = calloc(R.wr.n ? R.wr.n : 1, sizeof *R.vwork);
+    if (!R.work || !R.vwork) {
         cli_error("out of memory");
         rc = APP_FAIL;
         goto done;
@@ -803,6 +852,7 @@ static int index_run(const index_opts *o)
     for (size_t i = 0; i < R.wr.n; i++) {
         const walk_entry *e = &R.wr.v[i];
         size_t row;
+        int had_row = 0;
         if (hmap_get(&R.dbf.by_path, e->path, e->len, &row)) {
             if (R.dbf.seen[row]) continue; /* the same path given twice */
             R.dbf.seen[row] = 1;
@@ -810,13 +860,11 @@ static int index_run(const index_opts *o)
                 R.stats.unchanged++;
                 continue;
             }
-            R.work[R.n_work].had_row = 1;
-        } else {
-            /* mark it seen in a map of this run's paths via dbf? new paths
-             * given twice are rare; the upsert makes them harmless */
-            R.work[R.n_work].had_row = 0;
-        }
-        R.work[R.n_work++].e = e;
+            had_row = 1;
+        } /* new paths given twice are rare; the upsert makes them harmless */
+        work_item *w = walk_is_video_name(e->path) ? &R.vwork[R.n_vwork++] : &R.work[R.n_work++];
+        w->had_row = had_row;
+        w->e = e;
     }
     if (known_load(R.s, &R.known, &R.known_buf, R.n_work, &R.n_known)) {
         rc = APP_FAIL;
@@ -826,7 +874,7 @@ static int index_run(const index_opts *o)
     if (o->quiet) R.pr.mode = 0;
     else if (o->json) R.pr.mode = isatty(STDERR_FILENO) ? 1 : 0;
     R.pr.t0 = R.pr.last = now_s();
-    R.pr.total = R.n_work;
+    R.pr.total = R.n_work + R.n_vwork;
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -834,6 +882,7 @@ static int index_run(const index_opts *o)
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
     if (R.n_work) rc = run_pipeline(&R);
+    if (!rc && R.n_vwork) rc = run_videos(&R);
     sigaction(SIGINT, &old_int, NULL);
     sigaction(SIGTERM, &old_term, NULL);
     if (rc) goto done;
@@ -857,6 +906,7 @@ done:
     hmap_free(&R.known);
     free(R.known_buf);
     free(R.work);
+    free(R.vwork);
     clipdex_model_free(R.model);
     clipdex_ctx_free(R.ctx);
     return rc;
@@ -867,6 +917,8 @@ int cmd_index(int argc, char **argv)
     index_opts o;
     memset(&o, 0, sizeof o);
     o.batch = INDEX_BATCH_DEFAULT;
+    o.video_every = VINDEX_EVERY_DEFAULT;
+    o.scene = VINDEX_SCENE_DEFAULT;
     o.paths = calloc((size_t)argc + 1, sizeof *o.paths);
     if (!o.paths) {
         cli_error("out of memory");
@@ -897,6 +949,11 @@ int cmd_index(int argc, char **argv)
         } else if ((r = cli_args_value(&a, "--decoders", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--decoders", val, 0, 1024, &o.decoders))
                 rc = APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--video-every", &val)) != 0) {
+            if (r < 0 || cli_parse_double(a.cmd, "--video-every", val, 0.05, 3600, &o.video_every))
+                rc = APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--scene", &val)) != 0) {
+            if (r < 0 || cli_parse_double(a.cmd, "--scene", val, 0, 1, &o.scene)) rc = APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
             if (r < 0) rc = APP_USAGE;
             o.no_exif = 1;

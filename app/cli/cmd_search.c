@@ -3,7 +3,9 @@
  * images with weights and signs (rclip's syntax: "2:golden retriever",
  * ./pool.jpg, -fruit), scans the memory-mapped vector matrix of the index
  * (store/vecscan.c: 4-bit, then int8 stage, each proven or falling back) for
- * the k best, and prints or copies/links the results in rank order.
+ * the k best, and prints or copies/links the results in rank order. Video
+ * samples among the rows are merged into time ranges (video/vhits.c); more
+ * rows than k are scanned so that merged hits still fill k.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,9 @@
 #include "store/vecindex.h"
 #include "store/vecscan.h"
 #include "util/json.h"
+#include "video/decode.h"
+#include "video/jpeg.h"
+#include "video/vhits.h"
 #include "zeroshot/zeroshot.h"
 
 #define SEARCH_K_DEFAULT 10
@@ -50,7 +55,11 @@ const char usage_search[] =
     "  -k, --top N        results to show, 1..100000 (default 10)\n"
     "  --threshold T      only results with similarity >= T\n"
     "  --json             one JSON object per result: {\"rank\",\"similarity\",\"path\"}\n"
+    "                     (a video adds \"start\",\"end\",\"best_time\",\"samples\")\n"
+    "  --merge D          adjacent samples of a video within D of the hit's best\n"
+    "                     score join it as one time range (default 0.02)\n"
     "  --copy-to DIR      copy the results into DIR as 001_NAME, 002_NAME, ...\n"
+    "                     (a video's best frame as 001_NAME@T.jpg)\n"
     "  --link-to DIR      the same with symbolic links\n"
     "  --prompts P        take text terms from P (`clipdex prompts`; matched by text,\n"
     "                     then label) instead of running the text tower\n"
@@ -71,7 +80,7 @@ typedef struct term {
 typedef struct search_opts {
     const char *model, *db, *copy_to, *link_to, *prompts;
     long k, threads;
-    double threshold;
+    double threshold, merge;
     int has_threshold, json, no_exif, exact, download;
     term *terms;
     size_t n_terms;
@@ -155,6 +164,9 @@ static int search_parse(int argc, char **argv, search_opts *o)
         } else if ((r = cli_args_flag(&a, "--download")) != 0) {
             if (r < 0) return APP_USAGE;
             o->download = 1;
+        } else if ((r = cli_args_value(&a, "--merge", &val)) != 0) {
+            if (r < 0 || cli_parse_double(a.cmd, "--merge", val, 0, 2, &o->merge))
+                return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--exact")) != 0) {
             if (r < 0) return APP_USAGE;
             o->exact = 1;
@@ -296,6 +308,117 @@ static int place_result(const search_opts *o, size_t rank, size_t n, const char 
     return rc;
 }
 
+/* Rows to scan for k hits: merged video samples take several rows each. */
+static size_t search_rows(size_t k)
+{
+    size_t r = 8 * k + 64;
+    return r > SEARCH_K_MAX ? (k > SEARCH_K_MAX ? k : SEARCH_K_MAX) : r;
+}
+
+/* Writes the frame of video `path` at time t (the first frame at or after
+ * it) as a full-size JPEG `dst`. */
+static int write_frame(const char *path, double t, const char *dst)
+{
+    video_opts vo;
+    video_opts_default(&vo);
+    vo.live = 0;
+    video_src *src = NULL;
+    video_frame f;
+    char err[512] = "";
+    uint8_t *jpg = NULL;
+    size_t len = 0;
+    int rc = video_open(path, &vo, &src, err, sizeof err);
+    if (rc == 0)
+        while ((rc = video_next(src, &f, err, sizeof err)) == 1 && f.pts < t - 1e-3) {}
+    if (rc == 1)
+        rc = video_jpeg_encode(f.rgb, f.w, f.h, f.stride, 0, 2, &jpg, &len, err, sizeof err);
+    else if (rc == 0)
+        snprintf(err, sizeof err, "'%s' has no frame at %.3f s", path, t);
+    video_close(src);
+    if (rc == 0) {
+        FILE *fp = fopen(dst, "wb");
+        if (!fp || fwrite(jpg, 1, len, fp) != len) snprintf(err, sizeof err, "%s", strerror(errno));
+        if (!fp || fclose(fp) || err[0]) rc = -1;
+    }
+    if (rc) cli_error("cannot write the best frame of '%s' to '%s': %s", path, dst, err);
+    free(jpg);
+    return rc ? -1 : 0;
+}
+
+/* --copy-to for a video hit: the best frame as DIR/NNN_NAME@T.jpg. */
+static int place_frame(const search_opts *o, size_t rank, size_t n, const vhit *h)
+{
+    if (!o->copy_to) return place_result(o, rank, n, h->path);
+    const char *base = strrchr(h->path, '/');
+    base = base ? base + 1 : h->path;
+    size_t len = strlen(o->copy_to) + strlen(base) + 48;
+    char *dst = malloc(len);
+    if (!dst) return -1;
+    snprintf(dst, len, "%s/%03zu_%s@%.2f.jpg", o->copy_to, rank, base, h->best_t);
+    int rc = write_frame(h->path, h->best_t, dst);
+    free(dst);
+    return rc;
+}
+
+static void print_hit(const search_opts *o, json_out *j, size_t rank, const vhit *h)
+{
+    if (o->json) {
+        json_obj_begin(j);
+        json_key(j, "rank");
+        json_uint(j, rank);
+        json_key(j, "similarity");
+        json_num(j, h->score);
+        json_key(j, "path");
+        json_strn(j, h->path, h->len);
+        if (h->is_video) {
+            json_key(j, "start");
+            json_num(j, h->start);
+            json_key(j, "end");
+            json_num(j, h->end);
+            json_key(j, "best_time");
+            json_num(j, h->best_t);
+            json_key(j, "samples");
+            json_uint(j, h->n_samples);
+        }
+        json_obj_end(j);
+        json_newline(j);
+        return;
+    }
+    printf("%zu\t%.4f\t", rank, (double)h->score);
+    fwrite(h->path, 1, h->len, stdout);
+    if (h->is_video) printf("\t%.2f-%.2f s (best %.2f s)", h->start, h->end, h->best_t);
+    putchar('\n');
+}
+
+/* Merges the scanned rows into hits, prints them and copies/links them. */
+static int print_hits(const search_opts *o, store *s, const vec_index *vi, const vec_hit *hits,
+                      long n_rows)
+{
+    vhit_row *rows = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof *rows);
+    if (!rows) {
+        cli_error("out of memory");
+        return APP_FAIL;
+    }
+    for (long i = 0; i < n_rows; i++) rows[i] = (vhit_row){vi->ids[hits[i].row], hits[i].score};
+    vhit *h = NULL;
+    long n = vhits_build(s, rows, (size_t)n_rows, (size_t)o->k, o->merge, &h);
+    free(rows);
+    if (n < 0) return APP_FAIL;
+    json_out j;
+    json_init(&j, stdout);
+    int rc = 0;
+    for (long i = 0; i < n; i++) {
+        size_t rank = (size_t)i + 1;
+        print_hit(o, &j, rank, &h[i]);
+        if ((o->copy_to || o->link_to) &&
+            (h[i].is_video ? place_frame(o, rank, (size_t)n, &h[i])
+                           : place_result(o, rank, (size_t)n, h[i].path)))
+            rc = APP_FAIL;
+    }
+    vhits_free(h, (size_t)n);
+    return rc;
+}
+
 static int search_run(const search_opts *o)
 {
     clipdex_ctx *ctx = NULL;
@@ -305,7 +428,6 @@ static int search_run(const search_opts *o)
     memset(&vi, 0, sizeof vi);
     float *q = NULL;
     vec_hit *hits = NULL;
-    sqlite3_stmt *st = NULL;
     store_model_id id;
     zs_prompts pr;
     memset(&pr, 0, sizeof pr);
@@ -318,7 +440,8 @@ static int search_run(const search_opts *o)
     if (rc) goto done;
     size_t dim = (size_t)id.dim;
     q = malloc(dim * sizeof *q);
-    hits = malloc((size_t)o->k * sizeof *hits);
+    size_t k_rows = search_rows((size_t)o->k);
+    hits = malloc(k_rows * sizeof *hits);
     if (!q || !hits) {
         cli_error("out of memory");
         rc = APP_FAIL;
@@ -339,10 +462,10 @@ static int search_run(const search_opts *o)
     vec_q4_stats qs = {0, 0, 32};
     /* below ~8 x the candidates the float32 scan alone is as fast */
     if (o->exact || (!forced && vi.n < 8 * cand)) {
-        n_hits = vec_topk(vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, hits);
+        n_hits = vec_topk(vi.m, vi.n, dim, q, k_rows, thr, nthr, hits);
     } else {
         vec_q8_set q8 = {vi.q8, vi.scale, {vi.max_scale, vi.max_l1}, cand};
-        n_hits = vec_topk_q4(vi.q4, vi.q4info, vi.m, vi.n, dim, q, (size_t)o->k, thr, nthr, cand4,
+        n_hits = vec_topk_q4(vi.q4, vi.q4info, vi.m, vi.n, dim, q, k_rows, thr, nthr, cand4,
                              &q8, hits, &qs);
     }
     if (dbg && dbg[0] && strcmp(dbg, "0") != 0)
@@ -362,54 +485,10 @@ static int search_run(const search_opts *o)
             goto done;
         }
     }
-    st = store_prepare(s, "SELECT path FROM files WHERE id = ?");
-    if (!st) {
-        rc = APP_FAIL;
-        goto done;
-    }
-    json_out j;
-    json_init(&j, stdout);
-    size_t rank = 0;
-    for (long i = 0; i < n_hits; i++) {
-        sqlite3_bind_int64(st, 1, vi.ids[hits[i].row]);
-        if (sqlite3_step(st) != SQLITE_ROW) { /* removed since the matrix was built */
-            sqlite3_reset(st);
-            continue;
-        }
-        const char *path = sqlite3_column_blob(st, 0);
-        size_t len = (size_t)sqlite3_column_bytes(st, 0);
-        char *p = malloc(len + 1);
-        if (!p) {
-            sqlite3_reset(st);
-            rc = APP_FAIL;
-            break;
-        }
-        if (len) memcpy(p, path, len);
-        p[len] = '\0';
-        sqlite3_reset(st);
-        rank++;
-        if (o->json) {
-            json_obj_begin(&j);
-            json_key(&j, "rank");
-            json_uint(&j, rank);
-            json_key(&j, "similarity");
-            json_num(&j, hits[i].score);
-            json_key(&j, "path");
-            json_strn(&j, p, len);
-            json_obj_end(&j);
-            json_newline(&j);
-        } else {
-            printf("%zu\t%.4f\t", rank, (double)hits[i].score);
-            fwrite(p, 1, len, stdout);
-            putchar('\n');
-        }
-        if ((o->copy_to || o->link_to) && place_result(o, rank, (size_t)n_hits, p)) rc = APP_FAIL;
-        free(p);
-    }
+    rc = print_hits(o, s, &vi, hits, n_hits);
     int frc = cli_flush_stdout();
     if (!rc) rc = frc;
 done:
-    sqlite3_finalize(st);
     vecindex_close(&vi);
     zs_prompts_free(&pr);
     store_close(s);
@@ -425,6 +504,7 @@ int cmd_search(int argc, char **argv)
     search_opts o;
     memset(&o, 0, sizeof o);
     o.k = SEARCH_K_DEFAULT;
+    o.merge = VHITS_MERGE_DEFAULT;
     o.terms = calloc((size_t)argc + 1, sizeof *o.terms);
     if (!o.terms) {
         cli_error("out of memory");

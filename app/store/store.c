@@ -25,8 +25,21 @@ static const char schema_sql[] =
     "  hash BLOB NOT NULL,\n"
     "  indexed_at INTEGER NOT NULL);\n"
     "CREATE INDEX IF NOT EXISTS files_hash ON files(hash);\n"
-    "INSERT OR IGNORE INTO meta VALUES('schema_version', 1);\n"
+    "INSERT OR IGNORE INTO meta VALUES('schema_version', 2);\n"
     "INSERT OR IGNORE INTO meta VALUES('generation', 0);\n";
+
+/* Version 2 adds the sampled frames of videos (a version-1 database gains
+ * the table when opened for writing; it had no videos, so nothing else). */
+static const char frames_sql[] =
+    "CREATE TABLE IF NOT EXISTS frames(\n"
+    "  id INTEGER PRIMARY KEY,\n"
+    "  file_id INTEGER NOT NULL,\n"
+    "  seq INTEGER NOT NULL,\n"
+    "  t REAL NOT NULL,\n"
+    "  embedding BLOB NOT NULL,\n"
+    "  thumb BLOB);\n"
+    "CREATE INDEX IF NOT EXISTS frames_file ON frames(file_id, seq);\n"
+    "UPDATE meta SET value=2 WHERE key='schema_version';\n";
 
 const char *store_db_path(const char *opt)
 {
@@ -93,7 +106,8 @@ int store_open(const char *path, int create, store **out)
     sqlite3_extended_result_codes(s->db, 1);
     if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")) goto fail;
     if (create) {
-        if (store_exec(s, "BEGIN IMMEDIATE") || store_exec(s, schema_sql) || store_exec(s, "COMMIT"))
+        if (store_exec(s, "BEGIN IMMEDIATE") || store_exec(s, schema_sql) ||
+            store_exec(s, frames_sql) || store_exec(s, "COMMIT"))
             goto fail;
     }
     sqlite3_stmt *st = store_prepare(s, "SELECT value FROM meta WHERE key='schema_version'");
@@ -101,6 +115,12 @@ int store_open(const char *path, int create, store **out)
     int rc = sqlite3_step(st);
     long long v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
     sqlite3_finalize(st);
+    if (v == 1 && !create) { /* read-only use of a version-1 index: no frames yet */
+        if (store_exec(s, "CREATE TEMP TABLE frames(id INTEGER PRIMARY KEY, file_id INTEGER, "
+                          "seq INTEGER, t REAL, embedding BLOB, thumb BLOB)"))
+            goto fail;
+        v = STORE_SCHEMA_VERSION;
+    }
     if (v != STORE_SCHEMA_VERSION) {
         report_error("database '%s' has schema version %lld; this clipdex reads version %d",
                      path, v, STORE_SCHEMA_VERSION);

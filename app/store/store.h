@@ -13,7 +13,7 @@
 #include "clipdex.h"
 #include "util/sha256.h"
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_DEFAULT_DB "clipdex.db"
 /* Bytes hashed at each end of the weights file for the model identity. */
 #define STORE_MODEL_HASH_SPAN (1u << 20)

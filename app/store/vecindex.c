@@ -64,12 +64,13 @@ int vecindex_build(store *s, int dim)
     if (store_exec(s, "BEGIN")) goto done;
     in_txn = 1;
     int64_t gen = store_generation(s);
-    st = store_prepare(s, "SELECT count(*) FROM files");
+    st = store_prepare(s, "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM frames)");
     if (!st || sqlite3_step(st) != SQLITE_ROW) goto sqlfail;
     size_t n = (size_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    /* photos by files.id, video frames by -frames.id (docs/schema.md) */
     st = store_prepare(s, "SELECT f.id, i.embedding FROM files f JOIN images i ON i.hash = f.hash "
-                          "ORDER BY f.id");
+                          "UNION ALL SELECT -id, embedding FROM frames ORDER BY 1");
     if (!st) goto done;
     fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {

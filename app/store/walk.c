@@ -19,14 +19,27 @@
 static const char *const image_exts[] = {"jpg", "jpeg", "jpe", "jfif", "png", "webp", "gif",
                                          "bmp", "dib", "tif", "tiff", "pnm", "ppm", "pgm", "pbm"};
 
-int walk_is_image_name(const char *name)
+static const char *const video_exts[] = {"mp4", "m4v", "mkv", "webm", "mov", "avi",
+                                         "mpg", "mpeg", "ts",  "wmv", "flv", "3gp"};
+
+static int has_ext(const char *name, const char *const *exts, size_t n)
 {
     const char *dot = strrchr(name, '.');
     const char *slash = strrchr(name, '/');
     if (!dot || (slash && dot < slash) || dot[1] == '\0') return 0;
-    for (size_t i = 0; i < sizeof image_exts / sizeof image_exts[0]; i++)
-        if (strcasecmp(dot + 1, image_exts[i]) == 0) return 1;
+    for (size_t i = 0; i < n; i++)
+        if (strcasecmp(dot + 1, exts[i]) == 0) return 1;
     return 0;
+}
+
+int walk_is_image_name(const char *name)
+{
+    return has_ext(name, image_exts, sizeof image_exts / sizeof image_exts[0]);
+}
+
+int walk_is_video_name(const char *name)
+{
+    return has_ext(name, video_exts, sizeof video_exts / sizeof video_exts[0]);
 }
 
 typedef struct walker {
@@ -104,7 +117,7 @@ static void walk_one(walker *w, char *path, size_t len, int depth, int is_root)
         walk_dir(w, path, len, depth + 1);
         return;
     }
-    if (!S_ISREG(sb.st_mode) || (!is_root && !walk_is_image_name(path))) {
+    if (!S_ISREG(sb.st_mode) || (!is_root && !walk_is_image_name(path) && !walk_is_video_name(path))) {
         w->r->skipped++;
         return;
     }
