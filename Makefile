@@ -45,7 +45,7 @@ LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 # files) needs no edit here. Objects mirror the source paths under $(BUILD)/obj/.
 # The application includes its headers as "folder/file.h" (-Iapp), as the
 # engine does with -Isrc. Tests: tests/test_*.c test the engine, tests/app/
-# mirrors app/ (tests/app/store/test_vecscan.c tests app/store/vecscan.c).
+# mirrors app/ (tests/app/store/test_index.sh tests app/store/).
 LIB_SRC  := $(sort $(shell find src -name '*.c'))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_SRC  := $(sort $(shell find app -name '*.c'))
@@ -91,8 +91,8 @@ $(BUILD)/obj/app/%.o: app/%.c
 $(BUILD)/clipdex: $(APP_OBJ) $(BUILD)/libclipdex.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS)
 
-# A test may compile application sources in (tests/app/store/test_vecscan.c
-# includes "store/vecscan.c"), hence -Iapp, the application's libraries
+# A test may compile sources in (tests/test_vecscan.c includes
+# "search/vecscan.c"; app tests include app/ sources), hence -Iapp, the application's libraries
 # (FFmpeg for tests/app/video/) and the dependency files.
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libclipdex.a
 	@mkdir -p $(dir $@)

@@ -11,7 +11,8 @@ MODEL=$2
 SHARED=${CLIPDEX_SHARED:-../shared}
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iapp -o "$OUT/index_search" bench/index_search.c app/store/vecscan.c -lpthread -lm || exit 1
+LIBS="$(pkg-config --libs libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansson) -lgif -lpthread -lm"
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iinclude -o "$OUT/index_search" bench/index_search.c "$BUILD/libclipdex.a" $LIBS || exit 1
 for n in 10000 100000 1000000; do  # data: see bench/index_search.c
     "$OUT/index_search" $n 512 21 random 1 2
     "$OUT/index_search" $n 512 21 clustered 1 2
@@ -22,8 +23,7 @@ if [ -z "$MODEL" ]; then
     "$BUILD/tools/genmodel" --config tiny --layout hf --seed 1 --out "$MODEL" --vocab "$SHARED/data/vocab" >/dev/null || exit 1
 fi
 echo "model: $MODEL"
-${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iinclude -o "$OUT/index_encoder" bench/index_encoder.c "$BUILD/libclipdex.a" \
-    $(pkg-config --libs libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansson) -lgif -lpthread -lm || exit 1
+${CC:-cc} -std=c11 -D_GNU_SOURCE -O2 -Iinclude -o "$OUT/index_encoder" bench/index_encoder.c "$BUILD/libclipdex.a" $LIBS || exit 1
 "$OUT/index_encoder" "$MODEL" 1000 16
 t0=$(date +%s.%N)
 "$BUILD/clipdex" index --model "$MODEL" --db "$OUT/bench.db" --quiet --json "$SHARED/data/imagenet-samples"

@@ -1,11 +1,13 @@
 /*
- * index_search.c - search latency of the vector scan behind `clipdex search`
- * (app/store/vecscan.c) on synthetic L2-normalized vectors: N rows of DIM floats,
- * top-10 of a query, median of REPS runs per thread count, for the float32
- * scan (vec_topk), the int8 scan + float32 re-rank of 4096 candidates
- * (vec_topk_q8), and the 4-bit scan with its per-row bound (vec_topk_q4,
- * 16384 candidates per thread, cascading to that int8 stage), whose hits
- * are checked equal to the float32 ones; it counts which stage answered.
+ * index_search.c - search latency of the library's vector search behind
+ * `clipdex search` (clipdex_vecs_search, src/search/) on synthetic
+ * L2-normalized vectors: N rows of DIM floats, top-10 of a query, median of
+ * REPS runs per thread count, for the float32 scan (CLIPDEX_SEARCH_EXACT),
+ * the int8 scan + float32 re-rank of 4096 candidates (a set with the int8
+ * copy only), and the 4-bit scan with its per-row bound (16384 candidates
+ * per thread, cascading to that int8 stage), whose hits are checked equal
+ * to the float32 ones; it counts which stage answered. The kernel path is
+ * the context's (CLIPDEX_ISA picks one).
  * Data: "random" (uniform coordinates, normalized: every cosine near 0;
  * queries are random too), "clustered" (1000 random centres, each row a
  * centre plus an equal-norm random offset; queries made the same way) or
@@ -19,7 +21,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store/vecscan.h"
+#include "clipdex.h"
 
 #define N_CENTRES 1000
 static size_t n_centres = N_CENTRES;
@@ -84,70 +86,72 @@ int main(int argc, char **argv)
     for (size_t i = 0; clustered && i < N_CENTRES; i++) fill_unit(centres + i * dim, dim, &seed);
     for (size_t r = 0; r < n; r++) make_vec(m + r * dim, dim, centres, &seed);
     int8_t *c = malloc(n * dim);
-    float *sc = malloc(n * sizeof *sc);
-    size_t rb = vec_q4_row_bytes(dim);
+    float *sc = malloc(n * sizeof *sc), max_scale = 0, max_l1 = 0;
+    size_t rb = clipdex_vec_q4_row_bytes(dim);
     uint8_t *c4 = malloc(n * rb);
-    vec_q4_row_info *info = malloc(n * sizeof *info);
+    clipdex_vec_q4_info *info = malloc(n * sizeof *info);
     if (!c || !sc || !c4 || !info) return 1;
-    vec_q8_bounds qb = {0, 0};
     for (size_t r = 0; r < n; r++) {
-        vec_q8_row(m + r * dim, dim, c + r * dim, &sc[r]);
-        vec_q4_row(m + r * dim, dim, c4 + r * rb, &info[r]);
+        clipdex_vec_q8_row(m + r * dim, dim, c + r * dim, &sc[r]);
+        clipdex_vec_q4_row(m + r * dim, dim, c4 + r * rb, &info[r]);
         double l1 = 0;
         for (size_t i = 0; i < dim; i++) l1 += fabs(m[r * dim + i]);
-        if (sc[r] > qb.max_scale) qb.max_scale = sc[r];
-        if (l1 > qb.max_l1) qb.max_l1 = (float)(l1 * (1 + 1e-6));
+        if (sc[r] > max_scale) max_scale = sc[r];
+        if (l1 > max_l1) max_l1 = (float)(l1 * (1 + 1e-6));
     }
     printf("n=%zu dim=%zu %s data; memory: float32 %.0f MB, int8 %.0f MB, 4-bit %.0f MB\n", n, dim,
            argv[4], (double)n * (double)dim * 4 / 1e6,
            (double)n * ((double)dim + 4) / 1e6, (double)n * ((double)rb + sizeof *info) / 1e6);
-    vec_hit hits[10], ref[10];
-    vec_q8_set q8 = {c, sc, qb, Q8_CAND};
+    clipdex_vecs_data full = {m, n, dim, c, sc, max_scale, max_l1, c4, info}, only8 = full;
+    only8.q4 = NULL, only8.q4_info = NULL;
+    clipdex_vecs *v_full = NULL, *v_8 = NULL;
+    if (clipdex_vecs_new(NULL, &full, 0, &v_full) || clipdex_vecs_new(NULL, &only8, 0, &v_8)) return 1;
+    static const char *const mode_name[3] = {"float32 scan", "int8 + re-rank 4096", "4-bit + re-rank"};
+    clipdex_hit hits[10], ref[10];
     for (int a = 5; a < argc; a++) {
-        int nt = atoi(argv[a]);
+        clipdex_ctx_params cp = clipdex_ctx_params_default();
+        cp.n_threads = atoi(argv[a]);
+        clipdex_ctx *ctx = NULL;
+        if (clipdex_ctx_new(&ctx, &cp)) return 1;
         for (int mode = 0; mode < 3; mode++) {
-            int fallbacks = 0, differ = 0, stages[33] = {0};
+            int differ = 0, stages[33] = {0};
             size_t reranked = 0;
+            clipdex_search_params p = clipdex_search_params_default();
+            p.k = 10;
+            p.stage = mode == 0 ? CLIPDEX_SEARCH_EXACT : CLIPDEX_SEARCH_STAGED;
+            p.q8_candidates = Q8_CAND, p.q4_candidates = Q4_CAND;
+            clipdex_search_params pe = p;
+            pe.stage = CLIPDEX_SEARCH_EXACT;
             for (int i = 0; i < reps; i++) {
                 make_vec(q, dim, centres, &seed);
-                vec_q8_stats st = {0, 0};
-                vec_q4_stats st4 = {0, 0, 0};
+                clipdex_search_stats st;
+                size_t got = 0, got_ref = 0;
                 double t0 = now_ms();
-                long got = mode == 0   ? vec_topk(m, n, dim, q, 10, -INFINITY, nt, hits)
-                           : mode == 1 ? vec_topk_q8(c, sc, qb, m, n, dim, q, 10, -INFINITY, nt,
-                                                     Q8_CAND, hits, &st)
-                                       : vec_topk_q4(c4, info, m, n, dim, q, 10, -INFINITY, nt,
-                                                     Q4_CAND, &q8, hits, &st4);
+                int rc = clipdex_vecs_search(ctx, mode == 1 ? v_8 : v_full, q, &p, hits, &got, &st);
                 t[i] = now_ms() - t0;
-                if (got != 10) return 1;
-                fallbacks += st.fallback;
-                if (mode == 2) {
-                    stages[st4.stage]++;
-                    reranked += st4.reranked;
-                }
+                if (rc || got != 10) return 1;
+                stages[st.stage]++;
+                reranked += st.reranked;
                 if (mode > 0) {
-                    vec_topk(m, n, dim, q, 10, -INFINITY, nt, ref);
+                    if (clipdex_vecs_search(ctx, v_full, q, &pe, ref, &got_ref, NULL)) return 1;
                     for (int h = 0; h < 10; h++)
                         differ += ref[h].row != hits[h].row || ref[h].score != hits[h].score;
                 }
             }
             qsort(t, (size_t)reps, sizeof *t, cmp_d);
+            printf("n=%zu threads=%d %s (%s): median %.2f ms, min %.2f ms", n, cp.n_threads, mode_name[mode],
+                   clipdex_ctx_isa(ctx), t[reps / 2], t[0]);
             if (mode == 0)
-                printf("n=%zu threads=%d float32 scan (%s): median %.2f ms, min %.2f ms "
-                       "(%.1f GB/s)\n", n, nt, vec_kernel_name(), t[reps / 2], t[0],
-                       (double)n * (double)dim * 4 / (t[reps / 2] * 1e6));
-            else if (mode == 1)
-                printf("n=%zu threads=%d int8 + re-rank %d (%s): median %.2f ms, min %.2f ms; "
-                       "%d/%d fell back, %d hits differ\n", n, nt, Q8_CAND, vec_q8_kernel_name(),
-                       t[reps / 2], t[0], fallbacks, reps, differ);
+                printf(" (%.1f GB/s)\n", (double)n * (double)dim * 4 / (t[reps / 2] * 1e6));
             else
-                printf("n=%zu threads=%d 4-bit + re-rank (%s): median %.2f ms, min %.2f ms; "
-                       "answered by 4-bit %d, int8 %d, float32 %d of %d; %.0f re-ranked on average; "
-                       "%d hits differ\n", n, nt, vec_q4_kernel_name(), t[reps / 2], t[0],
-                       stages[4], stages[8], stages[32], reps, (double)reranked / reps, differ);
+                printf("; answered by 4-bit %d, int8 %d, float32 %d of %d; %.0f re-ranked on average; "
+                       "%d hits differ\n", stages[4], stages[8], stages[32], reps, (double)reranked / reps, differ);
             fflush(stdout);
         }
+        clipdex_ctx_free(ctx);
     }
+    clipdex_vecs_free(v_full);
+    clipdex_vecs_free(v_8);
     free(c);
     free(sc);
     free(c4);

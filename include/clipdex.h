@@ -370,6 +370,107 @@ CLIPDEX_API int clipdex_text_embed(clipdex_ctx *ctx, const clipdex_model *model,
 /* Cosine similarity of two vectors (0 if either is zero). */
 CLIPDEX_API float clipdex_cosine(const float *a, const float *b, size_t n);
 
+/* ------------------------------------------------------------------------ */
+/* Vector search                                                             */
+/*
+ * Exact top-k search of a query among n stored embeddings (a row-major
+ * float32 matrix, n x dim), by dot product (cosine for unit vectors). The
+ * caller owns the memory (it may be memory-mapped from a file); a
+ * clipdex_vecs handle only describes it and must not outlive it.
+ *
+ * Two compact copies make large searches cheaper without changing a single
+ * result: an int8 copy (a quarter of the bytes; clipdex_vec_q8_row per row)
+ * and a 4-bit copy (an eighth; clipdex_vec_q4_row). A staged search scans
+ * the 4-bit codes for candidates, re-scores them exactly in float32, and
+ * returns only what an error bound proves equal to the float32 scan; where
+ * the bound cannot prove it, it falls back to the int8 stage and then to the
+ * full scan. The hits are therefore always those of the float32 scan: the
+ * same rows, the same float scores, the same order (ties: lower row first).
+ * Scores are computed by the context's kernel path (clipdex_ctx_isa) on its
+ * threads; results do not depend on the thread count.
+ */
+
+typedef struct clipdex_hit {
+    float score;  /* dot product of the row with the query */
+    uint32_t row; /* row of the matrix */
+} clipdex_hit;
+
+/* Quantizes one row to int8: x[i] ~= *scale * codes[i], |codes[i]| <= 127,
+ * *scale = max|x| / 127 (0 for a zero row). */
+CLIPDEX_API void clipdex_vec_q8_row(const float *x, size_t dim, int8_t *codes, float *scale);
+
+/* Bytes of one row's 4-bit codes: dim rounded up to a multiple of 64, two
+ * codes a byte (the layout is internal; store the bytes as they are). */
+CLIPDEX_API size_t clipdex_vec_q4_row_bytes(size_t dim);
+
+/* What bounds one row's 4-bit error (12 bytes, no padding; store it as is). */
+typedef struct clipdex_vec_q4_info {
+    float scale; /* x[i] ~= scale * code[i], code in [-8, 7] */
+    float norm;  /* ||scale * code||_2, rounded up */
+    float resid; /* ||x - scale * code||_2, rounded up */
+} clipdex_vec_q4_info;
+
+/* Quantizes one row to clipdex_vec_q4_row_bytes(dim) bytes at codes. */
+CLIPDEX_API void clipdex_vec_q4_row(const float *x, size_t dim, uint8_t *codes, clipdex_vec_q4_info *info);
+
+/* The matrix and its optional compact copies, all borrowed. */
+typedef struct clipdex_vecs_data {
+    const float *rows; /* [n, dim] float32, required (n may be 0) */
+    size_t n, dim;     /* n < 2^32, 0 < dim < 2^17 */
+    /* optional int8 copy: codes [n, dim] and scales [n] from
+     * clipdex_vec_q8_row, with the largest scale and the largest L1 norm of
+     * a float32 row (rounded up) */
+    const int8_t *q8;
+    const float *q8_scale;
+    float q8_max_scale, q8_max_l1;
+    /* optional 4-bit copy: codes [n, clipdex_vec_q4_row_bytes(dim)] and
+     * infos [n] from clipdex_vec_q4_row */
+    const uint8_t *q4;
+    const clipdex_vec_q4_info *q4_info;
+} clipdex_vecs_data;
+
+typedef struct clipdex_vecs clipdex_vecs;
+
+/* Describes `data` for searching (the arrays are not copied). With
+ * `build_compact` = 1, copies that data lacks are made now and owned by the
+ * handle (n x dim x 1.6 bytes). CLIPDEX_E_ARG for a NULL matrix, a zero or
+ * too large dim or n, or an int8 or 4-bit copy given in part. */
+CLIPDEX_API int clipdex_vecs_new(clipdex_ctx *ctx, const clipdex_vecs_data *data, int build_compact,
+                                 clipdex_vecs **out);
+CLIPDEX_API void clipdex_vecs_free(clipdex_vecs *vecs);
+CLIPDEX_API size_t clipdex_vecs_count(const clipdex_vecs *vecs);
+
+enum clipdex_search_stage {
+    CLIPDEX_SEARCH_AUTO = 0,  /* staged when the copies exist and n is large (>= 8 x the int8
+                                 candidates), else the float32 scan */
+    CLIPDEX_SEARCH_EXACT = 1, /* the float32 scan only */
+    CLIPDEX_SEARCH_STAGED = 2 /* staged whenever the copies exist (for tests) */
+};
+
+typedef struct clipdex_search_params {
+    size_t k;             /* hits wanted (out holds k); default 10 */
+    float threshold;      /* only scores >= threshold; default -INFINITY */
+    int stage;            /* enum clipdex_search_stage; default AUTO */
+    size_t q8_candidates; /* rows the int8 stage re-ranks; 0: max(4k, 4096) */
+    size_t q4_candidates; /* rows each thread keeps in the 4-bit stage; 0: max(4k, 16384) */
+} clipdex_search_params;
+
+CLIPDEX_API clipdex_search_params clipdex_search_params_default(void);
+
+/* What answered a search. */
+typedef struct clipdex_search_stats {
+    int stage;         /* 4: the 4-bit stage, 8: the int8 stage, 32: the float32 scan */
+    size_t candidates; /* rows the answering compact stage kept */
+    size_t reranked;   /* of those, rows re-scored in float32 (4-bit stage) */
+} clipdex_search_stats;
+
+/* The best min(k, n) rows with score >= threshold, best first, into out
+ * (k entries); *n_out says how many. `params` may be NULL (the defaults),
+ * `stats` too. The query has dim floats. */
+CLIPDEX_API int clipdex_vecs_search(clipdex_ctx *ctx, const clipdex_vecs *vecs, const float *query,
+                                    const clipdex_search_params *params, clipdex_hit *out, size_t *n_out,
+                                    clipdex_search_stats *stats);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,7 +2,8 @@
  * cmd_search.c - `clipdex search`: builds one query vector from texts and
  * images with weights and signs (rclip's syntax: "2:golden retriever",
  * ./pool.jpg, -fruit), scans the memory-mapped vector matrix of the index
- * (store/vecscan.c: 4-bit, then int8 stage, each proven or falling back) for
+ * (the library's clipdex_vecs_search: 4-bit, then int8 stage, each proven
+ * or falling back) for
  * the k best, and prints or copies/links the results in rank order. Video
  * samples among the rows are merged into time ranges (video/vhits.c); more
  * rows than k are scanned so that merged hits still fill k.
@@ -19,7 +20,6 @@
 #include "cli/cmd_store.h"
 #include "store/store.h"
 #include "store/vecindex.h"
-#include "store/vecscan.h"
 #include "util/json.h"
 #include "video/decode.h"
 #include "video/jpeg.h"
@@ -28,12 +28,6 @@
 
 #define SEARCH_K_DEFAULT 10
 #define SEARCH_K_MAX 100000
-#ifndef SEARCH_CANDIDATES
-#define SEARCH_CANDIDATES 4096 /* rows re-ranked in float32 after the int8 scan */
-#endif
-#ifndef SEARCH_Q4_CANDIDATES
-#define SEARCH_Q4_CANDIDATES 16384 /* rows each thread keeps in the 4-bit scan */
-#endif
 
 const char usage_search[] =
     "Usage: clipdex search [--model DIR] [--db FILE] [QUERY]... [--image PATH]... [OPTIONS]\n"
@@ -391,7 +385,7 @@ static void print_hit(const search_opts *o, json_out *j, size_t rank, const vhit
 }
 
 /* Merges the scanned rows into hits, prints them and copies/links them. */
-static int print_hits(const search_opts *o, store *s, const vec_index *vi, const vec_hit *hits,
+static int print_hits(const search_opts *o, store *s, const vec_index *vi, const clipdex_hit *hits,
                       long n_rows)
 {
     vhit_row *rows = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof *rows);
@@ -427,7 +421,7 @@ static int search_run(const search_opts *o)
     vec_index vi;
     memset(&vi, 0, sizeof vi);
     float *q = NULL;
-    vec_hit *hits = NULL;
+    clipdex_hit *hits = NULL;
     store_model_id id;
     zs_prompts pr;
     memset(&pr, 0, sizeof pr);
@@ -449,34 +443,27 @@ static int search_run(const search_opts *o)
     }
     if ((rc = build_query(o, ctx, model, o->prompts ? &pr : NULL, dim, q))) goto done;
     if ((rc = vecindex_open(s, (int)dim, &vi))) goto done;
-    long nt = o->threads > 0 ? o->threads : sysconf(_SC_NPROCESSORS_ONLN);
-    float thr = o->has_threshold ? (float)o->threshold : -INFINITY;
-    int nthr = nt > 0 ? (int)nt : 1;
-    long n_hits;
-    size_t cand = 4 * (size_t)o->k > SEARCH_CANDIDATES ? 4 * (size_t)o->k : SEARCH_CANDIDATES;
-    size_t cand4 = 4 * (size_t)o->k > SEARCH_Q4_CANDIDATES ? 4 * (size_t)o->k : SEARCH_Q4_CANDIDATES;
+    clipdex_search_params sp = clipdex_search_params_default();
+    sp.k = k_rows;
+    sp.threshold = o->has_threshold ? (float)o->threshold : -INFINITY;
+    sp.stage = o->exact ? CLIPDEX_SEARCH_EXACT : CLIPDEX_SEARCH_AUTO;
     const char *env = getenv("CLIPDEX_SEARCH_CANDIDATES"); /* tuning and tests */
-    int forced = env && atol(env) > 0;
-    if (forced) cand = cand4 = (size_t)atol(env);
-    const char *dbg = getenv("CLIPDEX_SEARCH_DEBUG"); /* which stage answered, on stderr */
-    vec_q4_stats qs = {0, 0, 32};
-    /* below ~8 x the candidates the float32 scan alone is as fast */
-    if (o->exact || (!forced && vi.n < 8 * cand)) {
-        n_hits = vec_topk(vi.m, vi.n, dim, q, k_rows, thr, nthr, hits);
-    } else {
-        vec_q8_set q8 = {vi.q8, vi.scale, {vi.max_scale, vi.max_l1}, cand};
-        n_hits = vec_topk_q4(vi.q4, vi.q4info, vi.m, vi.n, dim, q, k_rows, thr, nthr, cand4,
-                             &q8, hits, &qs);
+    if (!o->exact && env && atol(env) > 0) {
+        sp.stage = CLIPDEX_SEARCH_STAGED;
+        sp.q8_candidates = sp.q4_candidates = (size_t)atol(env);
     }
+    clipdex_search_stats qs;
+    size_t n_hits = 0;
+    if (clipdex_vecs_search(ctx, vi.vecs, q, &sp, hits, &n_hits, &qs)) {
+        cli_error("search: %s", clipdex_ctx_errmsg(ctx));
+        rc = APP_FAIL;
+        goto done;
+    }
+    const char *dbg = getenv("CLIPDEX_SEARCH_DEBUG"); /* which stage answered, on stderr */
     if (dbg && dbg[0] && strcmp(dbg, "0") != 0)
         fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
                 "%zu re-ranked)\n", vi.n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
                 qs.candidates, qs.reranked);
-    if (n_hits < 0) {
-        cli_error("out of memory");
-        rc = APP_FAIL;
-        goto done;
-    }
     if ((o->copy_to || o->link_to)) {
         const char *dir = o->copy_to ? o->copy_to : o->link_to;
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -485,7 +472,7 @@ static int search_run(const search_opts *o)
             goto done;
         }
     }
-    rc = print_hits(o, s, &vi, hits, n_hits);
+    rc = print_hits(o, s, &vi, hits, (long)n_hits);
     int frc = cli_flush_stdout();
     if (!rc) rc = frc;
 done:

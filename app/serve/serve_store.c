@@ -23,7 +23,6 @@
 #include "serve/serve.h"
 #include "store/store.h"
 #include "store/vecindex.h"
-#include "store/vecscan.h"
 #include "util/report.h"
 
 #ifndef SERVE_THUMB_SIZE
@@ -95,6 +94,21 @@ static int index_matrix(server *srv)
     ix->n_thumbs = 0;
     ix->thumb_bytes = 0;
     return 0;
+}
+
+/* The k best rows for the unit query qv (the exact float32 scan, as the
+ * page's queries are small); -1 when no context or memory. Called locked. */
+static long index_scan(server *srv, const float *qv, const api_search *q, clipdex_hit *hits)
+{
+    clipdex_ctx *ctx = server_ctx_get(srv);
+    clipdex_search_params p = clipdex_search_params_default();
+    p.k = (size_t)q->k;
+    p.threshold = q->has_threshold ? (float)q->threshold : -INFINITY;
+    p.stage = CLIPDEX_SEARCH_EXACT;
+    size_t n = 0;
+    int rc = ctx ? clipdex_vecs_search(ctx, srv->index->vi.vecs, qv, &p, hits, &n, NULL) : CLIPDEX_E_NOMEM;
+    server_ctx_put(srv, ctx);
+    return rc ? -1 : (long)n;
 }
 
 int serve_index_open(server *srv)
@@ -295,7 +309,7 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
     memset(&q, 0, sizeof q);
     size_t dim = (size_t)srv->info.embed_dim;
     float *emb = NULL, *qv = NULL;
-    vec_hit *hits = NULL;
+    clipdex_hit *hits = NULL;
     struct json_t *root = api_json_load((const char *)rq->body, rq->body_len, &e);
     if (!root || api_parse_search(root, &q, &e)) goto fail;
     emb = malloc(q.n_terms * dim * sizeof *emb);
@@ -354,8 +368,7 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
     size_t total = 0;
     if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
         total = ix->vi.n;
-        long nh = vec_topk(ix->vi.m, ix->vi.n, ix->vi.dim, qv, (size_t)q.k,
-                           q.has_threshold ? (float)q.threshold : -INFINITY, 1, hits);
+        long nh = index_scan(srv, qv, &q, hits);
         sqlite3_stmt *st = nh > 0 ? store_prepare(ix->s, "SELECT path FROM files WHERE id = ?") : NULL;
         size_t rank = 0;
         for (long i = 0; st && i < nh; i++) {

@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "store/vecscan.h"
 #include "util/report.h"
 
 static size_t align64(size_t x) { return (x + 63) & ~(size_t)63; }
@@ -27,10 +26,10 @@ static size_t mat_off(size_t n) { return align64(VECINDEX_HEADER + n * sizeof(in
 /* the int8 codes and the row scales follow the float rows (room for cap) */
 static size_t q8_off(size_t cap, size_t dim) { return align64(mat_off(cap) + cap * dim * sizeof(float)); }
 static size_t scale_off(size_t cap, size_t dim) { return align64(q8_off(cap, dim) + cap * dim); }
-/* then the 4-bit codes and their vec_q4_row_info */
+/* then the 4-bit codes and their clipdex_vec_q4_info */
 static size_t q4_off(size_t cap, size_t dim) { return align64(scale_off(cap, dim) + cap * sizeof(float)); }
-static size_t q4info_off(size_t cap, size_t dim) { return align64(q4_off(cap, dim) + cap * vec_q4_row_bytes(dim)); }
-static size_t file_size(size_t cap, size_t dim) { return q4info_off(cap, dim) + cap * sizeof(vec_q4_row_info); }
+static size_t q4info_off(size_t cap, size_t dim) { return align64(q4_off(cap, dim) + cap * clipdex_vec_q4_row_bytes(dim)); }
+static size_t file_size(size_t cap, size_t dim) { return q4info_off(cap, dim) + cap * sizeof(clipdex_vec_q4_info); }
 
 static int write_all(int fd, const void *p, size_t len, off_t off)
 {
@@ -56,7 +55,7 @@ int vecindex_build(store *s, int dim)
     float *rows = NULL, *scales = NULL;
     int8_t *codes = NULL;
     uint8_t *codes4 = NULL;
-    vec_q4_row_info *info4 = NULL;
+    clipdex_vec_q4_info *info4 = NULL;
     int fd = -1, rc = APP_FAIL, in_txn = 0;
     sqlite3_stmt *st = NULL;
     if (!tmp) goto nomem;
@@ -82,7 +81,7 @@ int vecindex_build(store *s, int dim)
     rows = malloc(chunk * (size_t)dim * sizeof *rows);
     codes = malloc(chunk * (size_t)dim);
     scales = malloc((n ? n : 1) * sizeof *scales);
-    size_t rb4 = vec_q4_row_bytes((size_t)dim);
+    size_t rb4 = clipdex_vec_q4_row_bytes((size_t)dim);
     codes4 = malloc(chunk * rb4);
     info4 = malloc((n ? n : 1) * sizeof *info4);
     if (!ids || !rows || !codes || !scales || !codes4 || !info4) goto nomem;
@@ -97,8 +96,8 @@ int vecindex_build(store *s, int dim)
         ids[got] = sqlite3_column_int64(st, 0);
         float *row = rows + in_chunk * (size_t)dim;
         memcpy(row, blob, row_bytes);
-        vec_q8_row(row, (size_t)dim, codes + in_chunk * (size_t)dim, &scales[got]);
-        vec_q4_row(row, (size_t)dim, codes4 + in_chunk * rb4, &info4[got]);
+        clipdex_vec_q8_row(row, (size_t)dim, codes + in_chunk * (size_t)dim, &scales[got]);
+        clipdex_vec_q4_row(row, (size_t)dim, codes4 + in_chunk * rb4, &info4[got]);
         double l1 = 0;
         for (int i = 0; i < dim; i++) l1 += row[i] < 0 ? -(double)row[i] : row[i];
         if (scales[got] > max_scale) max_scale = scales[got];
@@ -216,8 +215,21 @@ static int try_map(const char *path, int dim, int64_t min_gen, vec_index *vi)
     vi->max_scale = max_scale;
     vi->max_l1 = max_l1;
     vi->q4 = (const uint8_t *)((const char *)map + q4_off(cap, (size_t)dim));
-    vi->q4info = (const vec_q4_row_info *)((const char *)map + q4info_off(cap, (size_t)dim));
+    vi->q4info = (const clipdex_vec_q4_info *)((const char *)map + q4info_off(cap, (size_t)dim));
     return 0;
+}
+
+/* The search handle over a mapped file (its arrays are borrowed). */
+static int describe(store *s, vec_index *vi)
+{
+    clipdex_vecs_data d = {vi->m, vi->n, vi->dim, vi->q8, vi->scale, vi->max_scale, vi->max_l1, vi->q4, vi->q4info};
+    clipdex_ctx *ctx = NULL;
+    int rc = clipdex_ctx_new(&ctx, &(clipdex_ctx_params){1});
+    if (!rc) rc = clipdex_vecs_new(ctx, &d, 0, &vi->vecs);
+    if (rc) report_error("the vector file '%s': %s", s->vec_path, ctx ? clipdex_ctx_errmsg(ctx) : clipdex_status_str(rc));
+    clipdex_ctx_free(ctx);
+    if (rc) vecindex_close(vi);
+    return rc ? APP_FAIL : 0;
 }
 
 int vecindex_open(store *s, int dim, vec_index *vi)
@@ -228,16 +240,17 @@ int vecindex_open(store *s, int dim, vec_index *vi)
         store_error(s, "cannot read");
         return APP_FAIL;
     }
-    if (try_map(s->vec_path, dim, gen, vi) == 0) return 0;
+    if (try_map(s->vec_path, dim, gen, vi) == 0) return describe(s, vi);
     /* the build reads generation >= gen in its own transaction */
     if (vecindex_build(s, dim)) return APP_FAIL;
-    if (try_map(s->vec_path, dim, gen, vi) == 0) return 0;
+    if (try_map(s->vec_path, dim, gen, vi) == 0) return describe(s, vi);
     report_error("cannot map the vector file '%s'", s->vec_path);
     return APP_FAIL;
 }
 
 void vecindex_close(vec_index *vi)
 {
+    clipdex_vecs_free(vi->vecs);
     if (vi->map) munmap(vi->map, vi->map_len);
     memset(vi, 0, sizeof *vi);
 }

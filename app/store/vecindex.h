@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "clipdex.h"
 #include "store/store.h"
-#include "store/vecscan.h"
 
 #define VECINDEX_MAGIC "CDXVEC03"
 #define VECINDEX_HEADER 64
@@ -28,16 +28,18 @@ typedef struct vec_index {
     const float *m;     /* [n, dim] row-major, 64-byte aligned in the file */
     const int8_t *q8;   /* [n, dim] int8 codes: m[r][i] ~= scale[r] * q8[r][i] */
     const float *scale; /* [n] */
-    float max_scale, max_l1; /* error terms of the int8 copy (vec_q8_bounds) */
-    const uint8_t *q4;  /* [n, vec_q4_row_bytes(dim)] 4-bit codes (vec_q4_row) */
-    const vec_q4_row_info *q4info; /* [n] their scales and error norms */
+    float max_scale, max_l1; /* error terms of the int8 copy (clipdex_vecs_data) */
+    const uint8_t *q4;  /* [n, clipdex_vec_q4_row_bytes(dim)] 4-bit codes (clipdex_vec_q4_row) */
+    const clipdex_vec_q4_info *q4info; /* [n] their scales and error norms */
+    clipdex_vecs *vecs; /* the library's search handle over all of the above */
 } vec_index;
 
 /* Writes the matrix for the database's current state (atomically: a
  * temporary file renamed over the old one). Returns 0 or APP_FAIL (reported). */
 int vecindex_build(store *s, int dim);
 /* Maps the matrix, rebuilding it first when it is missing or older than the
- * database. Returns 0 or APP_FAIL (reported). */
+ * database, and describes it for clipdex_vecs_search (vi->vecs). Returns 0
+ * or APP_FAIL (reported). */
 int vecindex_open(store *s, int dim, vec_index *vi);
 void vecindex_close(vec_index *vi);
 

@@ -15,6 +15,7 @@
 #include "core/cpu.h"
 #include "tensor/ops.h"
 #include "tensor/qgemm.h"
+#include "tensor/vecdot.h"
 
 static struct cdx_kernels g_tab[CDX_ISA_COUNT];
 static int g_have[CDX_ISA_COUNT];
@@ -31,6 +32,9 @@ static void fill_scalar(struct cdx_kernels *t)
     t->attn_row = cdx_attn_row_ref;
     t->act_q8 = cdx_act_q8_ref;
     t->qgemm_tile = cdx_qgemm_tile_ref;
+    t->vec_dot = cdx_vec_dot_ref;
+    t->vec_dot8 = cdx_vec_dot8_ref;
+    t->vec_dot4 = cdx_vec_dot4_ref;
     snprintf(g_desc[CDX_ISA_SCALAR], sizeof g_desc[0], "fp32 scalar, int8 scalar");
 }
 
@@ -43,6 +47,9 @@ static void fill_avx2(struct cdx_kernels *t)
     t->attn_row = cdx_attn_row_avx2;
     t->act_q8 = cdx_act_q8_avx2;
     t->qgemm_tile = cdx_qgemm_tile_avx2;
+    t->vec_dot = cdx_vec_dot_avx2;
+    t->vec_dot8 = cdx_vec_dot8_avx2;
+    t->vec_dot4 = cdx_vec_dot4_avx2;
     snprintf(g_desc[CDX_ISA_AVX2], sizeof g_desc[0], "fp32 avx2, int8 avx2");
 }
 
@@ -103,6 +110,8 @@ const struct cdx_kernels *cdx_kernels_best(void)
         if (cdx_kernels_for(i)) return cdx_kernels_for(i);
     return cdx_kernels_for(CDX_ISA_SCALAR);
 }
+
+const char *cdx_isa_name(int isa) { return isa >= 0 && isa < CDX_ISA_COUNT ? isa_names[isa] : "?"; }
 
 int cdx_isa_parse(const char *name)
 {

@@ -41,6 +41,11 @@ typedef void (*cdx_qgemm_tile_fn)(int wtype, const int8_t *qa, const float *da, 
                                   const void *Wp, size_t k, const float *bias, float *C, size_t ldc, size_t m0,
                                   size_t m1, size_t n0, size_t n1, int act, unsigned flags);
 
+/* The vector search's dot products (vecdot.h). */
+typedef void (*cdx_vec_dot_fn)(const float *m, size_t rows, size_t dim, const float *q, float *out);
+typedef void (*cdx_vec_dot8_fn)(const int8_t *c, size_t rows, size_t dim, const int8_t *p, int32_t *out);
+typedef void (*cdx_vec_dot4_fn)(const uint8_t *c, size_t rows, size_t rb, const int8_t *p, int32_t *out);
+
 struct cdx_kernels {
     int isa;                   /* enum cdx_isa */
     const char *name;          /* "scalar", "avx2", "avx-vnni", "avx512" */
@@ -52,6 +57,9 @@ struct cdx_kernels {
     cdx_attn_row_fn attn_row;
     cdx_act_q8_fn act_q8;
     cdx_qgemm_tile_fn qgemm_tile;
+    cdx_vec_dot_fn vec_dot;   /* search: float32 rows . query */
+    cdx_vec_dot8_fn vec_dot8; /* search: int8 rows . int8 query */
+    cdx_vec_dot4_fn vec_dot4; /* search: 4-bit rows . int8 query */
 };
 
 /* The table of path `isa`, or NULL if this CPU (or this build) cannot run
@@ -59,6 +67,8 @@ struct cdx_kernels {
 CDX_INTERNAL const struct cdx_kernels *cdx_kernels_for(int isa);
 /* The best table this CPU runs. */
 CDX_INTERNAL const struct cdx_kernels *cdx_kernels_best(void);
+/* The name of path `isa` (whether or not this CPU runs it); "?" if none. */
+CDX_INTERNAL const char *cdx_isa_name(int isa);
 /* Path name ("scalar", "avx2", "avx-vnni", "avx512") to enum cdx_isa; -1 if unknown. */
 CDX_INTERNAL int cdx_isa_parse(const char *name);
 /* The table for a context: CLIPDEX_ISA=NAME asks for a path (a path above

@@ -1,17 +1,33 @@
 /*
- * test_vecscan.c - the vector scan behind `clipdex search`
- * (app/store/vecscan.c, compiled in here): the int8 dot kernel against its
- * scalar reference, and the two-stage search (int8 scan + float32 re-rank)
- * against the exact float32 scan - identical hits, scores and order - on
- * random and on clustered data (where the error bound must send it to the
- * fallback), for several k, thresholds, thread counts and odd dimensions;
- * the same for the 4-bit stage (its kernel, its per-row upper bound checked
- * against every row's float32 score, and its cascade to the int8 stage and
- * the scan).
+ * test_vecscan.c - the vector search (src/search/, compiled in here for its
+ * internals, and its kernels in src/tensor/vecdot*.c) on every kernel path
+ * this CPU has (the others are reported as skipped): the int8, 4-bit and
+ * float32 dot kernels against their scalar references on odd shapes; the
+ * two-stage search (int8 scan + float32 re-rank) against the exact float32
+ * scan - identical hits, scores and order - on random and on clustered data
+ * (where the error bound must send it to the fallback), for several k,
+ * thresholds, thread counts and odd dimensions; the same for the 4-bit
+ * stage (its per-row upper bound checked against every row's float32 score,
+ * and its cascade to the int8 stage and the scan). tests/test_vecs.c tests
+ * the public API over it.
  */
-#include "store/vecscan.c"
+#include "search/vecscan.c"
+
+#include "search/vecquant.h"
+#include "tensor/dispatch.h"
+#include "tensor/vecdot.h"
 
 #include "check.h"
+
+/* contexts with 1, 2 and 3 threads, all running the path under test */
+static clipdex_ctx *g_ctx[4];
+static const struct cdx_kernels *g_kern;
+
+static clipdex_ctx *ctx_for(int nt)
+{
+    g_ctx[nt]->kern = g_kern;
+    return g_ctx[nt];
+}
 
 static unsigned rng = 12345;
 static float frand(void)
@@ -30,20 +46,20 @@ static void unit(float *v, size_t dim)
 typedef struct qmat {
     int8_t *c;
     float *scale;
-    vec_q8_bounds b;
+    float max_scale, max_l1;
 } qmat;
 
 static void quantize(const float *m, size_t n, size_t dim, qmat *q)
 {
     q->c = malloc(n * dim);
     q->scale = malloc(n * sizeof *q->scale);
-    q->b.max_scale = q->b.max_l1 = 0;
+    q->max_scale = q->max_l1 = 0;
     for (size_t r = 0; r < n; r++) {
-        vec_q8_row(m + r * dim, dim, q->c + r * dim, &q->scale[r]);
+        clipdex_vec_q8_row(m + r * dim, dim, q->c + r * dim, &q->scale[r]);
         double l1 = 0;
         for (size_t i = 0; i < dim; i++) l1 += fabs(m[r * dim + i]);
-        if (q->scale[r] > q->b.max_scale) q->b.max_scale = q->scale[r];
-        if (l1 > q->b.max_l1) q->b.max_l1 = (float)l1;
+        if (q->scale[r] > q->max_scale) q->max_scale = q->scale[r];
+        if (l1 > q->max_l1) q->max_l1 = (float)l1;
     }
 }
 
@@ -51,32 +67,58 @@ static void quantize(const float *m, size_t n, size_t dim, qmat *q)
 static int same(const float *m, const qmat *qm, size_t n, size_t dim, const float *q, size_t k,
                 float thr, int nt, size_t n_cand, int *fallbacks)
 {
-    vec_hit *a = malloc(k * sizeof *a), *b = malloc(k * sizeof *b);
-    long na = vec_topk(m, n, dim, q, k, thr, nt, a);
-    vec_q8_stats st;
-    long nb = vec_topk_q8(qm->c, qm->scale, qm->b, m, n, dim, q, k, thr, nt, n_cand, b, &st);
+    clipdex_hit *a = malloc(k * sizeof *a), *b = malloc(k * sizeof *b);
+    long na = cdx_vec_topk(ctx_for(nt), m, n, dim, q, k, thr, a);
+    cdx_q8_set s8 = {qm->c, qm->scale, qm->max_scale, qm->max_l1, n_cand};
+    int fb;
+    size_t cand;
+    long nb = cdx_vec_topk_q8(ctx_for(nt), &s8, m, n, dim, q, k, thr, b, &fb, &cand);
     int ok = na == nb && na >= 0;
     for (long i = 0; ok && i < na; i++) ok = a[i].row == b[i].row && a[i].score == b[i].score;
-    *fallbacks += st.fallback;
+    *fallbacks += fb;
     free(a);
     free(b);
     return ok;
 }
 
+/* The path's int8 and float32 kernels against the references on 1..9 rows
+ * of odd and aligned dimensions (the extremes +-127 included); the float32
+ * dot of a row alone equals the same row scored in a block. */
 static void test_kernel8(void)
 {
-    int8_t a[300], b[300];
-    for (int i = 0; i < 300; i++) {
-        a[i] = (int8_t)(lrintf(frand() * 254));
-        b[i] = (int8_t)(lrintf(frand() * 254));
-    }
+    enum { R = 9, D = 300 };
+    static int8_t a[R * D], b[D];
+    static float x[R * D], y[D];
+    for (int i = 0; i < R * D; i++) a[i] = (int8_t)(lrintf(frand() * 254)), x[i] = frand();
+    for (int i = 0; i < D; i++) b[i] = (int8_t)(lrintf(frand() * 254)), y[i] = frand();
     a[0] = 127;
     b[0] = -127;
-    dot8_fn k = pick_kernel8(NULL);
-    int bad = 0;
-    for (size_t d = 1; d <= 300; d += 7) bad += k(a, b, d) != dot8_scalar(a, b, d);
-    CHECK(bad == 0, "%d dimensions where the %s int8 kernel differs from the scalar one", bad,
-          vec_q8_kernel_name());
+    int bad = 0, badf = 0, alone = 0;
+    for (size_t rows = 1; rows <= R; rows += 2)
+        for (size_t d = 1; d <= D / 1; d += (d < 64 ? 7 : 29)) {
+            int32_t got[R], want[R];
+            float f[R], fr[R];
+            g_kern->vec_dot8(a, rows, d, b, got);
+            cdx_vec_dot8_ref(a, rows, d, b, want);
+            g_kern->vec_dot(x, rows, d, y, f);
+            cdx_vec_dot_ref(x, rows, d, y, fr);
+            for (size_t r = 0; r < rows; r++) {
+                bad += got[r] != want[r];
+                badf += !(fabsf(f[r] - fr[r]) <= 1e-5f * (float)d);
+                float one;
+                g_kern->vec_dot(x + r * d, 1, d, y, &one);
+                alone += one != f[r];
+            }
+        }
+    for (size_t d = 32; d <= 256; d += 32) { /* the four-row path */
+        int32_t got[8], want[8];
+        g_kern->vec_dot8(a, 8, d, b, got);
+        cdx_vec_dot8_ref(a, 8, d, b, want);
+        for (int r = 0; r < 8; r++) bad += got[r] != want[r];
+    }
+    CHECK(bad == 0, "%d sums where the %s int8 kernel differs from the scalar one", bad, g_kern->name);
+    CHECK(badf == 0, "%d float32 dots where %s is off the scalar one by > 1e-5 d", badf, g_kern->name);
+    CHECK(alone == 0, "%d rows whose %s float32 dot alone differs from in a block", alone, g_kern->name);
 }
 
 static void test_random(size_t n, size_t dim)
@@ -155,15 +197,15 @@ static void test_clustered(void)
 
 typedef struct qmat4 {
     uint8_t *c;
-    vec_q4_row_info *info;
+    clipdex_vec_q4_info *info;
 } qmat4;
 
 static void quantize4(const float *m, size_t n, size_t dim, qmat4 *q)
 {
-    size_t rb = vec_q4_row_bytes(dim);
+    size_t rb = clipdex_vec_q4_row_bytes(dim);
     q->c = malloc(n * rb);
     q->info = malloc(n * sizeof *q->info);
-    for (size_t r = 0; r < n; r++) vec_q4_row(m + r * dim, dim, q->c + r * rb, &q->info[r]);
+    for (size_t r = 0; r < n; r++) clipdex_vec_q4_row(m + r * dim, dim, q->c + r * rb, &q->info[r]);
 }
 
 static void test_kernel4(void)
@@ -179,31 +221,31 @@ static void test_kernel4(void)
         p[i + 32] = -127;
     }
     int bad = 0;
-#ifdef HAVE_AVX2_KERNEL
-    if (q4_use_avx2(NULL))
-        for (size_t dp = 64; dp <= dmax; dp += 64) {
+    for (size_t dp = 64; dp <= dmax; dp += 64)
+        for (size_t rows = 1; rows <= 4; rows++) {
             size_t rb = dp / 2;
-            int32_t d[4];
-            dot4_rows4_avx2(c, rb, dp, p, d);
-            for (size_t r = 0; r < 4; r++) bad += d[r] != dot4_scalar(c + r * rb, p, dp);
+            int32_t d[4], want[4];
+            g_kern->vec_dot4(c, rows, rb, p, d);
+            for (size_t r = 0; r < rows; r++) {
+                cdx_vec_dot4_ref(c + r * rb, 1, rb, p, &want[r]);
+                bad += d[r] != want[r];
+            }
         }
-#endif
-    CHECK(bad == 0, "%d sums where the %s 4-bit kernel differs from the scalar one", bad,
-          vec_q4_kernel_name());
-    /* the layout: code of dimension i at q4_byte(i), shifted by q4_shift(i) */
+    CHECK(bad == 0, "%d sums where the %s 4-bit kernel differs from the scalar one", bad, g_kern->name);
+    /* the layout: code of dimension i at cdx_q4_byte(i), shifted by cdx_q4_shift(i) */
     float x[100];
     for (int i = 0; i < 100; i++) x[i] = frand();
     uint8_t cc[64];
-    vec_q4_row_info ri;
-    vec_q4_row(x, 100, cc, &ri);
+    clipdex_vec_q4_info ri;
+    clipdex_vec_q4_row(x, 100, cc, &ri);
     double r2 = 0, n2 = 0;
     for (size_t i = 0; i < 100; i++) {
-        int code = (int)((cc[q4_byte(i)] >> q4_shift(i)) & 15) - 8;
+        int code = (int)((cc[cdx_q4_byte(i)] >> cdx_q4_shift(i)) & 15) - 8;
         double v = (double)ri.scale * code;
         n2 += v * v;
         r2 += (x[i] - v) * (x[i] - v);
     }
-    for (size_t i = 100; i < 128; i++) bad += ((cc[q4_byte(i)] >> q4_shift(i)) & 15) != 8;
+    for (size_t i = 100; i < 128; i++) bad += ((cc[cdx_q4_byte(i)] >> cdx_q4_shift(i)) & 15) != 8;
     CHECK(bad == 0, "4-bit padding codes are not 0");
     CHECK(ri.norm >= sqrt(n2) && ri.norm <= sqrt(n2) * 1.0001, "4-bit norm %g, decoded %g",
           (double)ri.norm, sqrt(n2));
@@ -215,47 +257,35 @@ static void test_kernel4(void)
 /* The bound itself: u(r) >= the float32 score of every row. */
 static int bound_violations(const float *m, const qmat4 *qm, size_t n, size_t dim, const float *q)
 {
-    size_t dp = (dim + 63) / 64 * 64;
-    int8_t *p = calloc(dp, 1);
-    float t;
-    vec_q8_row(q, dim, p, &t);
-    double d2 = 0, q2 = 0;
-    int32_t psum = 0;
-    for (size_t i = 0; i < dim; i++) {
-        double d = (double)q[i] - (double)t * p[i];
-        d2 += d * d;
-        q2 += (double)q[i] * q[i];
-        psum += p[i];
-    }
-    double rho = 2.0 * (double)dim / (double)(1 << 24) * sqrt(q2) * (1 + 1e-6);
+    size_t rb = clipdex_vec_q4_row_bytes(dim);
+    int8_t *p = calloc(2 * rb, 1);
     scan4_job j;
     memset(&j, 0, sizeof j);
     j.info = qm->info;
-    j.psum8 = 8 * psum;
-    j.t = t;
-    j.cn = sqrt(d2) * (1 + 1e-6) + rho;
-    j.cr = sqrt(q2) * (1 + 1e-6) + rho;
-    dot_fn fdot = pick_kernel(NULL);
+    q4_job_init(&j, q, dim, p);
     int bad = 0;
     for (size_t r = 0; r < n; r++) {
-        float s, u = q4_upper(&j, r, dot4_scalar(qm->c + r * vec_q4_row_bytes(dim), p, dp));
-        fdot(m + r * dim, 1, dim, q, &s);
+        int32_t raw;
+        float s;
+        cdx_vec_dot4_ref(qm->c + r * rb, 1, rb, p, &raw);
+        float u = q4_upper(&j, r, raw);
+        g_kern->vec_dot(m + r * dim, 1, dim, q, &s);
         bad += !(u >= s);
     }
     free(p);
     return bad;
 }
 
-/* Runs vec_topk and vec_topk_q4 (cascading to q8 when given); 1 if identical. */
+/* Runs cdx_vec_topk and cdx_vec_topk_q4 (cascading to q8 when given); 1 if identical. */
 static int same4(const float *m, const qmat4 *q4, const qmat *qm, size_t n, size_t dim,
                  const float *q, size_t k, float thr, int nt, size_t n_cand, int stages[33])
 {
-    vec_hit *a = malloc(k * sizeof *a), *b = malloc(k * sizeof *b);
-    long na = vec_topk(m, n, dim, q, k, thr, nt, a);
-    vec_q8_set s8 = {0};
-    if (qm) s8 = (vec_q8_set){qm->c, qm->scale, qm->b, n_cand};
-    vec_q4_stats st;
-    long nb = vec_topk_q4(q4->c, q4->info, m, n, dim, q, k, thr, nt, n_cand, qm ? &s8 : NULL, b, &st);
+    clipdex_hit *a = malloc(k * sizeof *a), *b = malloc(k * sizeof *b);
+    long na = cdx_vec_topk(ctx_for(nt), m, n, dim, q, k, thr, a);
+    cdx_q8_set s8 = {0};
+    if (qm) s8 = (cdx_q8_set){qm->c, qm->scale, qm->max_scale, qm->max_l1, n_cand};
+    clipdex_search_stats st;
+    long nb = cdx_vec_topk_q4(ctx_for(nt), q4->c, q4->info, m, n, dim, q, k, thr, n_cand, qm ? &s8 : NULL, b, &st);
     int ok = na == nb && na >= 0;
     for (long i = 0; ok && i < na; i++) ok = a[i].row == b[i].row && a[i].score == b[i].score;
     stages[st.stage]++;
@@ -349,17 +379,40 @@ static void test_q4_clustered(void)
     free(base);
 }
 
-int main(void)
+static void run_path(void)
 {
     test_kernel4();
+    test_kernel8();
     test_q4_random(20000, 512);
     test_q4_random(5000, 37);
     test_q4_random(3000, 100);
     test_q4_clustered();
-    test_kernel8();
     test_random(20000, 512);
     test_random(5000, 37);
     test_random(3000, 8);
     test_clustered();
+}
+
+int main(void)
+{
+    for (int nt = 1; nt <= 3; nt++) {
+        clipdex_ctx_params p = clipdex_ctx_params_default();
+        p.n_threads = nt;
+        if (clipdex_ctx_new(&g_ctx[nt], &p)) {
+            CHECK(0, "cannot make a %d-thread context", nt);
+            return check_done("test_vecscan");
+        }
+    }
+    for (int isa = 0; isa < CDX_ISA_COUNT; isa++) {
+        g_kern = cdx_kernels_for(isa);
+        if (!g_kern) {
+            SKIP("the %s path: this CPU lacks it", cdx_isa_name(isa));
+            continue;
+        }
+        fprintf(stderr, "test_vecscan: path %s\n", g_kern->name);
+        rng = 12345;
+        run_path();
+    }
+    for (int nt = 1; nt <= 3; nt++) clipdex_ctx_free(g_ctx[nt]);
     return check_done("test_vecscan");
 }
