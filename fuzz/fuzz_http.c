@@ -3,7 +3,7 @@
  * (app/serve/http_parse.c, compiled in here): every input is run through the JSON
  * body parsers of all routes (jansson + the type and limit checks), the
  * multipart splitter (the first line is the Content-Type), base64, and the
- * listen-address, URL-ID and bearer-token parsers. Nothing may crash, leak
+ * listen-address, URL-ID, Range and bearer-token parsers. Nothing may crash, leak
  * or read out of bounds; results are checked for basic consistency.
  */
 #include <stdint.h>
@@ -73,6 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t id = 0;
     if (http_parse_id(line, "/v1/thumb/", &id) == 1 && id <= 0) abort();
     http_bearer_ok(line, "token");
+    const uint64_t sizes[] = {0, 1, 100, 12345, UINT64_MAX};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) { /* a range lies inside the resource */
+        uint64_t a = 0, b = 0;
+        if (http_parse_range(line, sizes[i], &a, &b) == 1 && !(a <= b && b < sizes[i])) abort();
+    }
     http_media_type(line, mt, sizeof mt);
     free(line);
     return 0;

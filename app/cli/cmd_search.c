@@ -302,13 +302,6 @@ static int place_result(const search_opts *o, size_t rank, size_t n, const char 
     return rc;
 }
 
-/* Rows to scan for k hits: merged video samples take several rows each. */
-static size_t search_rows(size_t k)
-{
-    size_t r = 8 * k + 64;
-    return r > SEARCH_K_MAX ? (k > SEARCH_K_MAX ? k : SEARCH_K_MAX) : r;
-}
-
 /* Writes the frame of video `path` at time t (the first frame at or after
  * it) as a full-size JPEG `dst`. */
 static int write_frame(const char *path, double t, const char *dst)
@@ -434,7 +427,7 @@ static int search_run(const search_opts *o)
     if (rc) goto done;
     size_t dim = (size_t)id.dim;
     q = malloc(dim * sizeof *q);
-    size_t k_rows = search_rows((size_t)o->k);
+    size_t k_rows = vhits_rows((size_t)o->k, SEARCH_K_MAX);
     hits = malloc(k_rows * sizeof *hits);
     if (!q || !hits) {
         cli_error("out of memory");

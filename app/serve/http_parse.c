@@ -79,6 +79,40 @@ int http_parse_id(const char *url, const char *prefix, int64_t *id)
     return 1;
 }
 
+/* Decimal digits at *p (at most 19) into *v; 1 if any were read. */
+static int range_number(const char **p, uint64_t *v)
+{
+    const char *s = *p;
+    uint64_t x = 0;
+    while (**p >= '0' && **p <= '9' && *p - s < 19) x = x * 10 + (uint64_t)(*(*p)++ - '0');
+    *v = x;
+    return *p > s && !(**p >= '0' && **p <= '9');
+}
+
+int http_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last)
+{
+    if (!h || strncmp(h, "bytes=", 6) != 0) return 0;
+    const char *p = h + 6;
+    while (*p == ' ') p++;
+    uint64_t a = 0, b = 0;
+    int has_a = range_number(&p, &a);
+    if (*p++ != '-') return 0;
+    int has_b = range_number(&p, &b);
+    while (*p == ' ') p++;
+    if (*p || (!has_a && !has_b)) return 0; /* several ranges or garbage: the whole */
+    if (!has_a) { /* the last b bytes */
+        if (b == 0 || size == 0) return -1;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return 1;
+    }
+    if (has_b && b < a) return 0; /* invalid: ignored, as RFC 9110 says */
+    if (a >= size) return -1;
+    *first = a;
+    *last = has_b && b < size ? b : size - 1;
+    return 1;
+}
+
 int http_bearer_ok(const char *header, const char *token)
 {
     if (!header || strncasecmp(header, "Bearer ", 7) != 0) return 0;

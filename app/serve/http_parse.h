@@ -54,6 +54,11 @@ int http_parse_listen(const char *s, char *host, size_t host_len, int *port, int
 /* `url` is PREFIX followed by a positive decimal ID (1..2^63-1) and nothing
  * else. Returns 1 with *id set, 0 if the prefix differs, -1 if the ID is bad. */
 int http_parse_id(const char *url, const char *prefix, int64_t *id);
+/* A Range header ("bytes=A-B", "bytes=A-", "bytes=-N"; one range only) for a
+ * resource of `size` bytes: 1 and [*first, *last] (inclusive, clipped to the
+ * size) when it is satisfiable, 0 when the header is absent or not a single
+ * byte range (serve the whole resource), -1 when it is unsatisfiable (416). */
+int http_parse_range(const char *header, uint64_t size, uint64_t *first, uint64_t *last);
 
 /* The Authorization header is "Bearer TOKEN" (compared in constant time). */
 int http_bearer_ok(const char *header, const char *token);

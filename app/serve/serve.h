@@ -78,6 +78,7 @@ typedef struct http_request {
     const char *content_type;      /* may be NULL */
     const char *authorization;     /* may be NULL */
     const char *if_none_match;     /* may be NULL */
+    const char *range;             /* the Range header, may be NULL */
     const unsigned char *body;
     size_t body_len;
     double deadline;               /* serve_now() seconds by which the encoders
@@ -92,6 +93,11 @@ typedef struct http_response {
     int body_static;
     const char *cache_control;     /* NULL: no-store */
     char etag[40];                 /* "" if none */
+    char content_range[64];        /* "" if none: "bytes A-B/SIZE" (206) or "bytes *\/SIZE" (416) */
+    int accept_ranges;             /* 1: Accept-Ranges: bytes */
+    int body_fd;                   /* > 0: the body is `len` bytes of this file from body_off
+                                      (the transport closes it); body must be NULL */
+    uint64_t body_off;
 } http_response;
 
 /* ---- server.c ---- */
@@ -139,6 +145,14 @@ void serve_route_file(server *srv, const http_request *rq, http_response *rs, in
 /* Writes the index figures into an open object ("vectors", ...). */
 void serve_index_info(server *srv, json_out *j);
 /* The bytes of indexed image `id` (malloc'd); -1 with e set. */
+/* The path of files.id `id` (malloc'd); 0 or -1 with e set (404 unknown). */
+int serve_index_path(server *srv, int64_t id, char **path, http_err *e);
+/* The JPEG thumbnail of video sample frames.id `frame_id` (malloc'd). */
+int serve_index_frame_thumb(server *srv, int64_t frame_id, unsigned char **jpeg, size_t *len, http_err *e);
+/* GET /v1/video/ID (the video file, HTTP Range requests answered with 206)
+ * and GET /v1/frame/ID (a video sample's thumbnail): serve_video.c. */
+void serve_route_video(server *srv, const http_request *rq, http_response *rs);
+void serve_route_frame(server *srv, const http_request *rq, http_response *rs);
 int serve_index_read(server *srv, int64_t id, unsigned char **data, size_t *len, char **path,
                      http_err *e);
 /* Reads the images named by path (under a --root) or by indexed ID into

@@ -431,6 +431,16 @@ void serve_handle(server *srv, const http_request *rq, http_response *rs)
             resp_error(rs, 404, "'%s' is not a valid image ID (a positive integer)", u + 10);
         else
             serve_route_file(srv, rq, rs, thumb);
+    } else if (strncmp(u, "/v1/video/", 10) == 0 || strncmp(u, "/v1/frame/", 10) == 0) {
+        int video = u[4] == 'v';
+        if (!is_get)
+            method_not_allowed(rs, rq, "GET");
+        else if (http_parse_id(u, video ? "/v1/video/" : "/v1/frame/", &id) != 1)
+            resp_error(rs, 404, "'%s' is not a valid %s ID (a positive integer)", u + 10, video ? "video" : "sample");
+        else if (video)
+            serve_route_video(srv, rq, rs);
+        else
+            serve_route_frame(srv, rq, rs);
     } else {
         resp_error(rs, 404, "no such route: %s", u);
     }

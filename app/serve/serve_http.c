@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "serve/serve.h"
 #include "util/report.h"
@@ -36,7 +37,11 @@ typedef struct conn_state {
 static enum MHD_Result send_response(struct MHD_Connection *c, http_response *rs)
 {
     struct MHD_Response *r;
-    if (rs->body_static)
+    if (rs->body_fd > 0) {
+        r = MHD_create_response_from_fd_at_offset64(rs->len, rs->body_fd, rs->body_off);
+        if (!r) close(rs->body_fd);
+        rs->body_fd = 0; /* MHD owns it now */
+    } else if (rs->body_static)
         r = MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_PERSISTENT);
     else
         r = MHD_create_response_from_buffer(rs->len, rs->body, MHD_RESPMEM_MUST_COPY);
@@ -45,6 +50,8 @@ static enum MHD_Result send_response(struct MHD_Connection *c, http_response *rs
     MHD_add_response_header(r, "Cache-Control", rs->cache_control ? rs->cache_control : "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     if (rs->etag[0]) MHD_add_response_header(r, "ETag", rs->etag);
+    if (rs->content_range[0]) MHD_add_response_header(r, "Content-Range", rs->content_range);
+    if (rs->accept_ranges) MHD_add_response_header(r, "Accept-Ranges", "bytes");
     if (rs->status == 401) MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs->status, r);
     MHD_destroy_response(r);
@@ -107,6 +114,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         rq.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
         rq.authorization = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
         rq.if_none_match = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
+        rq.range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Range");
         rq.body = cs->body ? cs->body : (const unsigned char *)"";
         rq.body_len = cs->len;
         /* the processing deadline counts from the end of the body */

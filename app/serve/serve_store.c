@@ -23,11 +23,13 @@
 #include "serve/serve.h"
 #include "store/store.h"
 #include "store/vecindex.h"
+#include "video/vhits.h"
 #include "util/report.h"
 
 #ifndef SERVE_THUMB_SIZE
 #define SERVE_THUMB_SIZE 192              /* thumbnail side in pixels */
 #endif
+#define SERVE_SEARCH_ROWS_MAX (8 * HTTP_MAX_K + 64) /* rows scanned for k hits (vhits_rows) */
 #ifndef SERVE_THUMB_CACHE_BYTES
 #define SERVE_THUMB_CACHE_BYTES (64u << 20)
 #endif
@@ -96,13 +98,48 @@ static int index_matrix(server *srv)
     return 0;
 }
 
+/* One search result: a photo with its thumbnail and original, or a video's
+ * time range with its best sample's thumbnail and the video itself (played
+ * from the best time by the page: /v1/video/ID#t=T). */
+static void put_hit(json_out *j, size_t rank, const vhit *h)
+{
+    char url[64];
+    json_obj_begin(j);
+    json_key(j, "rank");
+    json_uint(j, rank);
+    json_key(j, "id");
+    json_int(j, h->file_id);
+    json_key(j, "similarity");
+    json_num(j, h->score);
+    json_key(j, "path");
+    json_strn(j, h->path, h->len);
+    json_key(j, "thumbnail");
+    if (h->is_video) snprintf(url, sizeof url, "/v1/frame/%lld", (long long)h->best_frame);
+    else snprintf(url, sizeof url, "/v1/thumb/%lld", (long long)h->file_id);
+    json_str(j, url);
+    json_key(j, h->is_video ? "video" : "image");
+    snprintf(url, sizeof url, h->is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)h->file_id);
+    json_str(j, url);
+    if (h->is_video) {
+        json_key(j, "start");
+        json_num(j, h->start);
+        json_key(j, "end");
+        json_num(j, h->end);
+        json_key(j, "best_time");
+        json_num(j, h->best_t);
+        json_key(j, "samples");
+        json_uint(j, h->n_samples);
+    }
+    json_obj_end(j);
+}
+
 /* The k best rows for the unit query qv (the exact float32 scan, as the
  * page's queries are small); -1 when no context or memory. Called locked. */
-static long index_scan(server *srv, const float *qv, const api_search *q, clipdex_hit *hits)
+static long index_scan(server *srv, const float *qv, const api_search *q, size_t k_rows, clipdex_hit *hits)
 {
     clipdex_ctx *ctx = server_ctx_get(srv);
     clipdex_search_params p = clipdex_search_params_default();
-    p.k = (size_t)q->k;
+    p.k = k_rows;
     p.threshold = q->has_threshold ? (float)q->threshold : -INFINITY;
     p.stage = CLIPDEX_SEARCH_EXACT;
     size_t n = 0;
@@ -223,15 +260,31 @@ static int read_file(const char *path, unsigned char **out, size_t *len, http_er
     return 0;
 }
 
-int serve_index_read(server *srv, int64_t id, unsigned char **data, size_t *len, char **path,
-                     http_err *e)
+int serve_index_path(server *srv, int64_t id, char **path, http_err *e)
 {
     serve_index *ix = srv->index;
     if (!ix) return http_fail(e, 404, "no index: start the server with --db FILE");
     pthread_mutex_lock(&ix->mu);
     int rc = index_connect(srv) ? http_fail(e, 500, "cannot open the index") : id_path(srv, id, path, e);
     pthread_mutex_unlock(&ix->mu);
-    if (rc) return -1;
+    return rc;
+}
+
+int serve_index_frame_thumb(server *srv, int64_t frame_id, unsigned char **jpeg, size_t *len, http_err *e)
+{
+    serve_index *ix = srv->index;
+    if (!ix) return http_fail(e, 404, "no index: start the server with --db FILE");
+    pthread_mutex_lock(&ix->mu);
+    *jpeg = NULL;
+    if (index_connect(srv) == 0 && ix->s) *jpeg = vhits_thumb(ix->s, frame_id, len);
+    pthread_mutex_unlock(&ix->mu);
+    return *jpeg ? 0 : http_fail(e, 404, "no thumbnail of video sample %lld in the index", (long long)frame_id);
+}
+
+int serve_index_read(server *srv, int64_t id, unsigned char **data, size_t *len, char **path,
+                     http_err *e)
+{
+    if (serve_index_path(srv, id, path, e)) return -1;
     if (read_file(*path, data, len, e)) {
         free(*path);
         *path = NULL;
@@ -314,7 +367,8 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
     if (!root || api_parse_search(root, &q, &e)) goto fail;
     emb = malloc(q.n_terms * dim * sizeof *emb);
     qv = calloc(dim, sizeof *qv);
-    hits = malloc((size_t)q.k * sizeof *hits);
+    size_t k_rows = vhits_rows((size_t)q.k, SERVE_SEARCH_ROWS_MAX);
+    hits = malloc(k_rows * sizeof *hits);
     if (!emb || !qv || !hits) {
         http_fail(&e, 500, "out of memory");
         goto fail;
@@ -368,34 +422,14 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
     size_t total = 0;
     if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
         total = ix->vi.n;
-        long nh = index_scan(srv, qv, &q, hits);
-        sqlite3_stmt *st = nh > 0 ? store_prepare(ix->s, "SELECT path FROM files WHERE id = ?") : NULL;
-        size_t rank = 0;
-        for (long i = 0; st && i < nh; i++) {
-            int64_t id = ix->vi.ids[hits[i].row];
-            sqlite3_bind_int64(st, 1, id);
-            if (sqlite3_step(st) == SQLITE_ROW) {
-                char url[64];
-                json_obj_begin(&o.j);
-                json_key(&o.j, "rank");
-                json_uint(&o.j, ++rank);
-                json_key(&o.j, "id");
-                json_int(&o.j, id);
-                json_key(&o.j, "similarity");
-                json_num(&o.j, hits[i].score);
-                json_key(&o.j, "path");
-                json_strn(&o.j, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
-                json_key(&o.j, "thumbnail");
-                snprintf(url, sizeof url, "/v1/thumb/%lld", (long long)id);
-                json_str(&o.j, url);
-                json_key(&o.j, "image");
-                snprintf(url, sizeof url, "/v1/image/%lld", (long long)id);
-                json_str(&o.j, url);
-                json_obj_end(&o.j);
-            }
-            sqlite3_reset(st);
-        }
-        sqlite3_finalize(st);
+        long nh = index_scan(srv, qv, &q, k_rows, hits);
+        vhit_row *rows = nh > 0 ? malloc((size_t)nh * sizeof *rows) : NULL;
+        for (long i = 0; rows && i < nh; i++) rows[i] = (vhit_row){ix->vi.ids[hits[i].row], hits[i].score};
+        vhit *vh = NULL;
+        long n = rows ? vhits_build(ix->s, rows, (size_t)nh, (size_t)q.k, VHITS_MERGE_DEFAULT, &vh) : 0;
+        for (long i = 0; i < n; i++) put_hit(&o.j, (size_t)i + 1, &vh[i]);
+        if (n > 0) vhits_free(vh, (size_t)n);
+        free(rows);
     }
     pthread_mutex_unlock(&ix->mu);
     json_arr_end(&o.j);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 double serve_now(void)
 {
@@ -52,6 +53,8 @@ void resp_json_end(resp_json *r, http_response *rs, int status)
 
 void http_response_free(http_response *rs)
 {
+    if (rs->body_fd > 0) close(rs->body_fd);
+    rs->body_fd = 0;
     if (!rs->body_static) free(rs->body);
     rs->body = NULL;
     rs->len = 0;

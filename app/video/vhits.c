@@ -93,6 +93,12 @@ static void hit_from_seed(cand *v, const hmap *m, cand *c, double merge, vhit *h
     extend(v, m, c, +1, merge, h);
 }
 
+size_t vhits_rows(size_t k, size_t max)
+{
+    size_t r = 8 * k + 64;
+    return r > max ? (k > max ? k : max) : r;
+}
+
 void vhits_free(vhit *h, size_t n)
 {
     for (size_t i = 0; h && i < n; i++) free(h[i].path);
@@ -120,6 +126,7 @@ long vhits_build(store *s, const vhit_row *rows, size_t n, size_t k, double merg
     for (size_t i = 0; i < n && (size_t)nh < k; i++) {
         if (!v[i].ok || v[i].used) continue;
         hit_from_seed(v, &m, &v[i], merge, &h[nh]);
+        h[nh].file_id = v[i].key[0];
         if (file_path(path, v[i].key[0], &h[nh]) == 0) nh++;
     }
     goto done;

@@ -20,6 +20,7 @@ typedef struct vhit_row {
 } vhit_row;
 
 typedef struct vhit {
+    int64_t file_id;     /* files.id of the photo or the video */
     char *path;          /* NUL-terminated (raw bytes) */
     size_t len;
     float score;         /* the best score of the hit */
@@ -29,6 +30,10 @@ typedef struct vhit {
     int64_t best_frame;  /* video: frames.id of the best sample */
     size_t n_samples;    /* video: samples merged */
 } vhit;
+
+/* How many rows to scan for k hits: merged samples use up rows, so
+ * 8 k + 64 (at most `max`, at least k). */
+size_t vhits_rows(size_t k, size_t max);
 
 /* Turns `rows` (best first) into at most k hits, best first. A sample joins
  * the hit of an adjacent sample of the same video (the previous or next in

@@ -358,6 +358,76 @@ else
 fi
 stop_server
 
+# --- videos: hits with time ranges, /v1/frame, /v1/video with Range requests ------
+# A slideshow (IMG for 0-2 s, IMG2 for 2-4 s, VP9/WebM) and one photo; searching
+# by IMG's own slide must give the video's 0-2 s range first.
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    skip "videos: the ffmpeg program is absent"
+else
+    VROOT=$TMP/vroot
+    mkdir -p "$VROOT"
+    ffmpeg -nostdin -loglevel error -y -i "$IMG" -vf scale=160:120,setsar=1 "$TMP/slide0.png" &&
+    ffmpeg -nostdin -loglevel error -y -i "$IMG2" -vf scale=160:120,setsar=1 "$TMP/slide1.png" &&
+    ffmpeg -nostdin -loglevel error -y -framerate 10 -loop 1 -t 2 -i "$TMP/slide0.png" \
+        -framerate 10 -loop 1 -t 2 -i "$TMP/slide1.png" -filter_complex '[0][1]concat=n=2:v=1,fps=10' \
+        -c:v libvpx-vp9 -b:v 500k -pix_fmt yuv420p "$VROOT/show.webm" &&
+    cp "$(ls "$IMGDIR"/*.png | sed -n 3p)" "$VROOT/photo.png" || fail "videos: cannot make the test files"
+    "$CLIPDEX" index --model "$M" --db "$TMP/v.db" --video-every 0.5 --quiet "$VROOT" 2>"$TMP/vindex.err"
+    check "videos: indexed" test $? -eq 0
+    start_server --db "$TMP/v.db" --root "$VROOT" || fail "videos: start"
+    printf '{"image":{"type":"base64","value":"%s"},"k":5}' "$(base64 -w0 "$TMP/slide0.png")" >"$TMP/vs.json"
+    req 200 "videos: search by the first slide" --data-binary @"$TMP/vs.json" "$U/v1/search"
+    cp "$TMP/body" "$TMP/vsearch.json"
+    vurl=$("$J" "$TMP/vsearch.json" results.0.video)
+    vid=$("$J" "$TMP/vsearch.json" results.0.id)
+    check "videos: the video is the first hit" test "$vurl" = "/v1/video/$vid"
+    check "videos: its range starts at 0" near "$("$J" "$TMP/vsearch.json" results.0.start)" 0 0.001
+    check "videos: its range ends within the slide (+ one sample)" \
+        awk -v e="$("$J" "$TMP/vsearch.json" results.0.end)" 'BEGIN { exit !(e >= 0.5 && e <= 2.5) }'
+    check "videos: the best time is in the slide" \
+        awk -v t="$("$J" "$TMP/vsearch.json" results.0.best_time)" 'BEGIN { exit !(t >= 0 && t < 2) }'
+    check "videos: samples merged" awk -v n="$("$J" "$TMP/vsearch.json" results.0.samples)" 'BEGIN { exit !(n >= 2) }'
+    check "videos: the photo has no time range" sh -c "! '$J' '$TMP/vsearch.json' results.1.start && '$J' '$TMP/vsearch.json' results.1.image >/dev/null"
+    fthumb=$("$J" "$TMP/vsearch.json" results.0.thumbnail)
+    check "videos: the thumbnail is a sample's" sh -c "echo '$fthumb' | grep -q '^/v1/frame/[0-9]*$'"
+    req 200 "videos: the sample's thumbnail" "$U$fthumb"
+    check "videos: the thumbnail is a JPEG" test "$(head -c 2 "$TMP/body" | od -An -tx1 | tr -d ' ')" = ffd8
+    size=$(wc -c <"$VROOT/show.webm" | tr -d ' ')
+    req 200 "videos: the whole video" "$U$vurl"
+    check "videos: the whole video is the file" cmp -s "$TMP/body" "$VROOT/show.webm"
+    req 206 "videos: a byte range" -H 'Range: bytes=10-109' -D "$TMP/hdr" "$U$vurl"
+    dd if="$VROOT/show.webm" bs=1 skip=10 count=100 of="$TMP/want" 2>/dev/null
+    check "videos: the range's bytes" cmp -s "$TMP/body" "$TMP/want"
+    check "videos: Content-Range" grep -qi "^Content-Range: bytes 10-109/$size" "$TMP/hdr"
+    check "videos: Accept-Ranges" grep -qi '^Accept-Ranges: bytes' "$TMP/hdr"
+    check "videos: the video's type" grep -qi '^Content-Type: video/webm' "$TMP/hdr"
+    req 206 "videos: a suffix range" -H 'Range: bytes=-50' "$U$vurl"
+    tail -c 50 "$VROOT/show.webm" >"$TMP/want"
+    check "videos: the last 50 bytes" cmp -s "$TMP/body" "$TMP/want"
+    req 206 "videos: an open range" -H "Range: bytes=$((size - 7))-" "$U$vurl"
+    check "videos: the open range's 7 bytes" test "$(wc -c <"$TMP/body" | tr -d ' ')" = 7
+    req 416 "videos: a range past the end" -H "Range: bytes=$size-" -D "$TMP/hdr" "$U$vurl"
+    check "videos: 416 says the size" grep -qi "^Content-Range: bytes \*/$size" "$TMP/hdr"
+    req 200 "videos: several ranges: the whole file" -H 'Range: bytes=0-1,5-9' "$U$vurl"
+    pid=$("$J" "$TMP/vsearch.json" results.1.id)
+    req 404 "videos: a photo is not a video" "$U/v1/video/$pid"
+    req 404 "videos: unknown video" "$U/v1/video/999999"
+    req 404 "videos: bad video ID" "$U/v1/video/1abc"
+    req 404 "videos: unknown sample" "$U/v1/frame/999999"
+    req 405 "videos: POST on a video" -d '{}' "$U$vurl"
+    if command -v node >/dev/null 2>&1 && [ -x "$CHROMIUM" ] && [ -d tests/app/serve/web/node_modules/playwright-core ]; then
+        if (cd tests/app/serve/web && CHROMIUM=$CHROMIUM timeout 120 node video.test.mjs "$U" "$TMP/slide0.png" ../../../out) >"$TMP/vpage.log" 2>&1; then
+            ok
+        else
+            cat "$TMP/vpage.log" >&2; fail "videos: the page plays a video hit in headless Chromium"
+        fi
+        grep -E '^page: ' "$TMP/vpage.log" >&2
+    else
+        skip "videos: browser check (needs node, $CHROMIUM, tests/app/serve/web/node_modules)"
+    fi
+    stop_server
+fi
+
 # --- the packed page is up to date ----------------------------------------------------
 if [ -f tools/pack_assets.sh ] && [ -d web ]; then
     sh tools/pack_assets.sh web "$TMP/assets.c" && check "app/serve/web_assets.c matches web/ (run tools/pack_assets.sh)" cmp -s "$TMP/assets.c" app/serve/web_assets.c
