@@ -157,18 +157,26 @@ static void test_random(size_t n, size_t dim)
     free(q);
 }
 
-/* Rows that differ by less than the quantization error: the int8 order is
- * unreliable, so the bound must refuse and the fallback keep it exact. */
-static void test_clustered(void)
+/* n unit rows within 1e-3 of one random centre (written to base), rows 100
+ * and 200 equal: the hard case for every bound. */
+static float *clustered(size_t n, size_t dim, float *base)
 {
-    size_t n = 6000, dim = 64;
-    float *m = malloc(n * dim * sizeof *m), *q = malloc(dim * sizeof *q), *base = malloc(dim * sizeof *base);
+    float *m = malloc(n * dim * sizeof *m);
     for (size_t i = 0; i < dim; i++) base[i] = frand();
     for (size_t r = 0; r < n; r++) {
         for (size_t i = 0; i < dim; i++) m[r * dim + i] = base[i] + 1e-3f * frand();
         unit(m + r * dim, dim);
     }
     memcpy(m + 100 * dim, m + 200 * dim, dim * sizeof *m); /* an exact tie */
+    return m;
+}
+
+/* Rows that differ by less than the quantization error: the int8 order is
+ * unreliable, so the bound must refuse and the fallback keep it exact. */
+static void test_clustered(void)
+{
+    size_t n = 6000, dim = 64;
+    float *q = malloc(dim * sizeof *q), *base = malloc(dim * sizeof *base), *m = clustered(n, dim, base);
     qmat qm;
     quantize(m, n, dim, &qm);
     int bad = 0, fb = 0;
@@ -345,13 +353,7 @@ static void test_q4_random(size_t n, size_t dim)
 static void test_q4_clustered(void)
 {
     size_t n = 6000, dim = 64;
-    float *m = malloc(n * dim * sizeof *m), *q = malloc(dim * sizeof *q), *base = malloc(dim * sizeof *base);
-    for (size_t i = 0; i < dim; i++) base[i] = frand();
-    for (size_t r = 0; r < n; r++) {
-        for (size_t i = 0; i < dim; i++) m[r * dim + i] = base[i] + 1e-3f * frand();
-        unit(m + r * dim, dim);
-    }
-    memcpy(m + 100 * dim, m + 200 * dim, dim * sizeof *m); /* an exact tie */
+    float *q = malloc(dim * sizeof *q), *base = malloc(dim * sizeof *base), *m = clustered(n, dim, base);
     qmat qm;
     qmat4 q4;
     quantize(m, n, dim, &qm);

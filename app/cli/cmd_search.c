@@ -357,16 +357,7 @@ static void print_hit(const search_opts *o, json_out *j, size_t rank, const vhit
         json_num(j, h->score);
         json_key(j, "path");
         json_strn(j, h->path, h->len);
-        if (h->is_video) {
-            json_key(j, "start");
-            json_num(j, h->start);
-            json_key(j, "end");
-            json_num(j, h->end);
-            json_key(j, "best_time");
-            json_num(j, h->best_t);
-            json_key(j, "samples");
-            json_uint(j, h->n_samples);
-        }
+        vhits_json_range(j, h);
         json_obj_end(j);
         json_newline(j);
         return;

@@ -120,16 +120,7 @@ static void put_hit(json_out *j, size_t rank, const vhit *h)
     json_key(j, h->is_video ? "video" : "image");
     snprintf(url, sizeof url, h->is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)h->file_id);
     json_str(j, url);
-    if (h->is_video) {
-        json_key(j, "start");
-        json_num(j, h->start);
-        json_key(j, "end");
-        json_num(j, h->end);
-        json_key(j, "best_time");
-        json_num(j, h->best_t);
-        json_key(j, "samples");
-        json_uint(j, h->n_samples);
-    }
+    vhits_json_range(j, h);
     json_obj_end(j);
 }
 

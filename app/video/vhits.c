@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/hmap.h"
+#include "util/json.h"
 #include "util/report.h"
 
 typedef struct cand {
@@ -145,6 +146,19 @@ done:
     }
     *out = h;
     return nh;
+}
+
+void vhits_json_range(json_out *j, const vhit *h)
+{
+    if (!h->is_video) return;
+    json_key(j, "start");
+    json_num(j, h->start);
+    json_key(j, "end");
+    json_num(j, h->end);
+    json_key(j, "best_time");
+    json_num(j, h->best_t);
+    json_key(j, "samples");
+    json_uint(j, h->n_samples);
 }
 
 uint8_t *vhits_thumb(store *s, int64_t frame_id, size_t *len)

@@ -44,6 +44,11 @@ size_t vhits_rows(size_t k, size_t max);
 long vhits_build(store *s, const vhit_row *rows, size_t n, size_t k, double merge, vhit **out);
 void vhits_free(vhit *h, size_t n);
 
+struct json_out;
+/* Writes a video hit's range as JSON members ("start", "end", "best_time",
+ * "samples"); nothing for a photo. */
+void vhits_json_range(struct json_out *j, const vhit *h);
+
 /* The JPEG thumbnail of a sample (malloc'ed), NULL when there is none. */
 uint8_t *vhits_thumb(store *s, int64_t frame_id, size_t *len);
 
