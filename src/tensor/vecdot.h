@@ -34,4 +34,12 @@ CDX_INTERNAL void cdx_vec_dot8_avx2(const int8_t *c, size_t rows, size_t dim, co
 CDX_INTERNAL void cdx_vec_dot4_avx2(const uint8_t *c, size_t rows, size_t rb, const int8_t *p, int32_t *out);
 #endif
 
+#if defined(__aarch64__)
+CDX_INTERNAL void cdx_vec_dot_neon(const float *m, size_t rows, size_t dim, const float *q, float *out);
+CDX_INTERNAL void cdx_vec_dot8_neon(const int8_t *c, size_t rows, size_t dim, const int8_t *p, int32_t *out);
+CDX_INTERNAL void cdx_vec_dot4_neon(const uint8_t *c, size_t rows, size_t rb, const int8_t *p, int32_t *out);
+CDX_INTERNAL void cdx_vec_dot8_neondot(const int8_t *c, size_t rows, size_t dim, const int8_t *p, int32_t *out);
+CDX_INTERNAL void cdx_vec_dot4_neondot(const uint8_t *c, size_t rows, size_t rb, const int8_t *p, int32_t *out);
+#endif
+
 #endif
