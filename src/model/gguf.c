@@ -454,6 +454,36 @@ int cdx_gguf_get_f32s(const struct cdx_gguf_file *f, const char *key, float *out
     return 1;
 }
 
+void cdx_gguf_strs_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) free(v[i]);
+    free(v);
+}
+
+int cdx_gguf_get_strs(const struct cdx_gguf_file *f, const char *key, char ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    const struct cdx_gguf_kv *kv = cdx_gguf_get(f, key);
+    if (!kv) return 0;
+    if (kv->type != CDX_GGUF_ARRAY || kv->arr_type != CDX_GGUF_STRING) return -1;
+    char **v = calloc(kv->n ? (size_t)kv->n : 1, sizeof *v);
+    if (!v) return -1;
+    /* the parse checked that every string of the array lies before the data section's end */
+    struct cur c = {kv->val, f->data + f->data_len};
+    for (uint64_t i = 0; i < kv->n; i++) {
+        const uint8_t *s;
+        uint64_t len;
+        if (!rd_str(&c, &s, &len) || memchr(s, 0, (size_t)len) || !(v[i] = dup_name(s, len))) {
+            cdx_gguf_strs_free(v, (size_t)i);
+            return -1;
+        }
+    }
+    *out = v;
+    *n = (size_t)kv->n;
+    return 1;
+}
+
 /* ---------------------------------------------------------------- writing */
 
 #define MAX_HEADER (64u << 20)
@@ -575,6 +605,14 @@ int cdx_gguf_add_f32s(struct cdx_gguf_writer *w, const char *k, const float *v, 
     if (key(w, k, CDX_GGUF_ARRAY) || put_u32(w, CDX_GGUF_F32) || put_u64(w, n)) return CLIPDEX_E_NOMEM;
     for (size_t i = 0; i < n; i++)
         if (put_u32(w, f32_bits(v[i]))) return CLIPDEX_E_NOMEM;
+    return CLIPDEX_OK;
+}
+
+int cdx_gguf_add_strs(struct cdx_gguf_writer *w, const char *k, char *const *v, size_t n)
+{
+    if (key(w, k, CDX_GGUF_ARRAY) || put_u32(w, CDX_GGUF_STRING) || put_u64(w, n)) return CLIPDEX_E_NOMEM;
+    for (size_t i = 0; i < n; i++)
+        if (put_str(w, v[i])) return CLIPDEX_E_NOMEM;
     return CLIPDEX_OK;
 }
 

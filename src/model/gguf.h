@@ -87,6 +87,11 @@ CDX_INTERNAL int cdx_gguf_get_bool(const struct cdx_gguf_file *f, const char *ke
 /* String value: pointer into the mapping (not NUL-terminated) and length. */
 CDX_INTERNAL int cdx_gguf_get_str(const struct cdx_gguf_file *f, const char *key, const char **s,
                                   size_t *len);
+/* An array of strings: *out (malloc'd, cdx_gguf_strs_free) holds *n
+ * NUL-terminated copies. 1, 0 if absent, -1 if another type, a string holds a
+ * NUL byte, or out of memory. */
+CDX_INTERNAL int cdx_gguf_get_strs(const struct cdx_gguf_file *f, const char *key, char ***out, size_t *n);
+CDX_INTERNAL void cdx_gguf_strs_free(char **v, size_t n);
 /* An array of exactly n F32 (or F64) numbers. */
 CDX_INTERNAL int cdx_gguf_get_f32s(const struct cdx_gguf_file *f, const char *key, float *out, size_t n);
 
@@ -101,6 +106,7 @@ CDX_INTERNAL int cdx_gguf_add_f32(struct cdx_gguf_writer *w, const char *key, fl
 CDX_INTERNAL int cdx_gguf_add_bool(struct cdx_gguf_writer *w, const char *key, int v);
 CDX_INTERNAL int cdx_gguf_add_str(struct cdx_gguf_writer *w, const char *key, const char *v);
 CDX_INTERNAL int cdx_gguf_add_f32s(struct cdx_gguf_writer *w, const char *key, const float *v, size_t n);
+CDX_INTERNAL int cdx_gguf_add_strs(struct cdx_gguf_writer *w, const char *key, char *const *v, size_t n);
 /* Adds a tensor (ne innermost first). `data` (nbytes) must stay valid until
  * cdx_gguf_write; if `owned`, the writer frees it. */
 CDX_INTERNAL int cdx_gguf_add_tensor(struct cdx_gguf_writer *w, const char *name, int type, int ndim,

@@ -19,6 +19,7 @@
 
 #include "core/cpu.h"
 #include "tensor/ops.h"
+#include "text/text.h"
 
 enum { LAYOUT_HF = 1, LAYOUT_OPENCLIP = 2 };
 
@@ -764,10 +765,38 @@ static int join(clipdex_ctx *ctx, char *buf, size_t len, const char *dir, const 
     return CLIPDEX_OK;
 }
 
+/* The tokenizer a GGUF file carries (tokenizer.ggml.tokens and .merges, as
+ * `clipdex quantize` writes them): 1 loaded, 0 none in the file (clip.cpp's
+ * files carry the tokens but no merges), or an error status. */
+static int gguf_tokenizer(clipdex_ctx *ctx, clipdex_model *m)
+{
+    char **tokens = NULL, **merges = NULL;
+    size_t nt = 0, nm = 0;
+    int rt = cdx_gguf_get_strs(&m->gguf, "tokenizer.ggml.tokens", &tokens, &nt);
+    int rm = cdx_gguf_get_strs(&m->gguf, "tokenizer.ggml.merges", &merges, &nm);
+    int rc = 0;
+    if (rt < 0 || rm < 0)
+        rc = cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': tokenizer.ggml.%s is not a list of strings",
+                       m->gguf.path, rt < 0 ? "tokens" : "merges");
+    else if (rt > 0 && rm > 0) {
+        m->tok = calloc(1, sizeof *m->tok);
+        if (!m->tok) rc = cdx_error(ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory", m->gguf.path);
+        else if (!(rc = cdx_vocab_from_strings(ctx, m->gguf.path, tokens, nt, merges, nm, m->tok))) rc = 1;
+    }
+    cdx_gguf_strs_free(tokens, nt);
+    cdx_gguf_strs_free(merges, nm);
+    return rc;
+}
+
 static int load_tokenizer(clipdex_ctx *ctx, clipdex_model *m, const char *dir,
                           const clipdex_model_params *p)
 {
     if (p->vocab_path && *p->vocab_path) return clipdex_tokenizer_load(ctx, p->vocab_path, &m->tok);
+    if (m->gguf.map) {
+        int r = gguf_tokenizer(ctx, m);
+        if (r < 0) return r;
+        if (r == 1) return CLIPDEX_OK;
+    }
     char a[4096], b[4096], g[4096];
     if (join(ctx, a, sizeof a, dir, "vocab.json") || join(ctx, b, sizeof b, dir, "merges.txt") ||
         join(ctx, g, sizeof g, dir, "bpe_simple_vocab_16e6.txt.gz"))

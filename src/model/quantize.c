@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "model/model.h"
+#include "text/text.h"
 
 struct qz {
     clipdex_ctx *ctx;
@@ -183,6 +184,26 @@ static int put_keys(struct qz *q)
     return rc;
 }
 
+/* The model's tokenizer as GGUF string lists (clip.cpp's tokenizer.ggml.tokens,
+ * plus the BPE merges clip.cpp does not store), so the file is a whole
+ * model; nothing when the model has none. */
+static int put_tokenizer(struct qz *q)
+{
+    const struct clipdex_tokenizer *tok = q->m->tok;
+    if (!tok) return CLIPDEX_OK;
+    char **tokens = NULL, **merges = NULL;
+    int rc = cdx_vocab_strings(q->ctx, tok, &tokens, &merges);
+    if (rc) return rc;
+    rc = cdx_gguf_add_str(q->w, "tokenizer.ggml.model", "clip");
+    if (!rc) rc = cdx_gguf_add_strs(q->w, "tokenizer.ggml.tokens", tokens, tok->vocab_size);
+    if (!rc) rc = cdx_gguf_add_strs(q->w, "tokenizer.ggml.merges", merges, tok->n_merges);
+    if (!rc) rc = cdx_gguf_add_u32(q->w, "tokenizer.ggml.bos_token_id", (uint32_t)tok->sot);
+    if (!rc) rc = cdx_gguf_add_u32(q->w, "tokenizer.ggml.eos_token_id", (uint32_t)tok->eot);
+    cdx_strs_free(tokens, tok->vocab_size);
+    cdx_strs_free(merges, tok->n_merges);
+    return rc;
+}
+
 static int put_tensors(struct qz *q)
 {
     const clipdex_model *m = q->m;
@@ -220,7 +241,7 @@ int clipdex_model_quantize_layout(clipdex_ctx *ctx, const clipdex_model *m, int 
     struct qz q = {ctx, m, NULL, type, layout == CLIPDEX_LAYOUT_PACKED};
     int rc = cdx_gguf_writer_new(ctx, &q.w);
     if (rc) return rc;
-    if (!(rc = put_keys(&q)) && !(rc = put_tensors(&q))) rc = cdx_gguf_write(q.w, out_path);
+    if (!(rc = put_keys(&q)) && !(rc = put_tokenizer(&q)) && !(rc = put_tensors(&q))) rc = cdx_gguf_write(q.w, out_path);
     else if (ctx && !ctx->status) rc = cdx_error(ctx, rc, "cannot write '%s': out of memory", out_path);
     cdx_gguf_writer_free(q.w);
     return rc;

@@ -115,6 +115,20 @@ struct clipdex_tokenizer {
 CDX_INTERNAL int cdx_vocab_load(clipdex_ctx *ctx, const char *path, struct clipdex_tokenizer *tok);
 CDX_INTERNAL void cdx_vocab_release(struct clipdex_tokenizer *tok);
 
+/* Fills *tok from token strings (tokens[i] is the token of id i; "" for an
+ * id without one) and merges ("LEFT RIGHT", by rank), as a GGUF file stores
+ * them (tokenizer.ggml.tokens, tokenizer.ggml.merges); `label` names the
+ * source in messages. The same checks as the vocabulary files. */
+CDX_INTERNAL int cdx_vocab_from_strings(clipdex_ctx *ctx, const char *label, char *const *tokens, size_t n_tokens,
+                                        char *const *merges, size_t n_merges, struct clipdex_tokenizer *tok);
+/* The token strings of every id (*tokens, tok->vocab_size entries, "" for an
+ * id without one) and the merges ("LEFT RIGHT", tok->n_merges entries) of a
+ * tokenizer, rebuilt from its tables: what cdx_vocab_from_strings reads
+ * back into the same tokenizer. Free both with cdx_strs_free. */
+CDX_INTERNAL int cdx_vocab_strings(clipdex_ctx *ctx, const struct clipdex_tokenizer *tok, char ***tokens,
+                                   char ***merges);
+CDX_INTERNAL void cdx_strs_free(char **v, size_t n);
+
 /* 1 if two tokenizers map every byte, merge and special token identically. */
 CDX_INTERNAL int cdx_tokenizer_same(const struct clipdex_tokenizer *a,
                                     const struct clipdex_tokenizer *b);

@@ -7,6 +7,9 @@
  *     bytes_to_unicode() in its order, the same with "</w>", one token per
  *     merge of lines[1 : 48895], then <|startoftext|> and <|endoftext|>.
  *   - Hugging Face `vocab.json` + `merges.txt`: ids come from vocab.json.
+ *   - token and merge strings (a GGUF file's tokenizer.ggml.tokens and
+ *     tokenizer.ggml.merges): ids are the token's index. cdx_vocab_strings
+ *     writes a tokenizer back as those two lists.
  * Both go through the same code: a token -> id map (a jansson object, last
  * definition wins like Python's dict) and the merge list are turned into
  * integer tables: byte -> id and (left id, right id) -> rank, merged id.
@@ -445,6 +448,129 @@ int cdx_vocab_load(clipdex_ctx *ctx, const char *path, struct clipdex_tokenizer 
     else rc = json ? load_hf(ctx, path, other, tok) : load_hf(ctx, other, path, tok);
     free(other);
     return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Token and merge lists (GGUF)                                              */
+/* ------------------------------------------------------------------------ */
+
+#define CDX_VOCAB_MAX_TOKENS (1u << 20)
+
+/* Splits "LEFT RIGHT" copies of the merges into mt (buf holds the copies). */
+static int split_merges(clipdex_ctx *ctx, const char *label, char *const *merges, size_t n, struct merge_text *mt,
+                        char **buf_out)
+{
+    size_t total = 0;
+    for (size_t r = 0; r < n; r++) total += strlen(merges[r]) + 1;
+    char *buf = malloc(total ? total : 1), *p = buf;
+    *buf_out = buf;
+    if (!buf) return cdx_error(ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory", label);
+    for (size_t r = 0; r < n; r++) {
+        size_t len = strlen(merges[r]);
+        memcpy(p, merges[r], len + 1);
+        char *sp = strchr(p, ' ');
+        if (!sp || sp == p || !sp[1] || strchr(sp + 1, ' ') || !cdx_utf8_valid((const uint8_t *)p, len))
+            return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': merge %zu is not 'a b' in UTF-8", label, r + 1);
+        *sp = '\0';
+        mt[r].a = p;
+        mt[r].b = sp + 1;
+        p += len + 1;
+    }
+    return CLIPDEX_OK;
+}
+
+int cdx_vocab_from_strings(clipdex_ctx *ctx, const char *label, char *const *tokens, size_t n_tokens,
+                           char *const *merges, size_t n_merges, struct clipdex_tokenizer *tok)
+{
+    if (n_tokens == 0 || n_tokens > CDX_VOCAB_MAX_TOKENS || n_merges == 0 || n_merges > CDX_BPE_MAX_MERGES)
+        return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': %zu tokens and %zu merges (1..%u and 1..%u)",
+                         label, n_tokens, n_merges, CDX_VOCAB_MAX_TOKENS, (unsigned)CDX_BPE_MAX_MERGES);
+    json_t *vocab = json_object();
+    struct merge_text *mt = malloc(n_merges * sizeof *mt);
+    char *buf = NULL;
+    int rc = vocab && mt ? CLIPDEX_OK : cdx_error(ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory", label);
+    for (size_t i = 0; !rc && i < n_tokens; i++) {
+        if (!tokens[i][0]) continue;
+        if (!cdx_utf8_valid((const uint8_t *)tokens[i], strlen(tokens[i])))
+            rc = cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': token %zu is not UTF-8", label, i);
+        else if (json_object_set_new(vocab, tokens[i], json_integer((json_int_t)i)))
+            rc = cdx_error(ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory", label);
+    }
+    if (!rc) rc = split_merges(ctx, label, merges, n_merges, mt, &buf);
+    if (!rc) rc = build(ctx, label, vocab, mt, n_merges, tok);
+    json_decref(vocab);
+    free(mt);
+    free(buf);
+    return rc;
+}
+
+void cdx_strs_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++) free(v[i]);
+    free(v);
+}
+
+/* a + sep + b, malloc'd */
+static char *cat3(const char *a, const char *sep, const char *b)
+{
+    size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+    char *s = malloc(la + ls + lb + 1);
+    if (!s) return NULL;
+    memcpy(s, a, la);
+    memcpy(s + la, sep, ls);
+    memcpy(s + la + ls, b, lb + 1);
+    return s;
+}
+
+/* The token of every id: byte characters, those + "</w>", the specials,
+ * then each merge's result as the concatenation of its parts. */
+static int token_strings(const struct clipdex_tokenizer *tok, char **t)
+{
+    uint8_t order[256];
+    uint32_t ch[256];
+    bytes_to_unicode(order, ch);
+    char buf[16];
+    int bad = 0;
+    for (int b = 0; b < 256; b++) {
+        utf8_of(ch[b], buf);
+        free(t[tok->byte_id[b]]);
+        free(t[tok->byte_end_id[b]]);
+        t[tok->byte_id[b]] = strdup(buf);
+        t[tok->byte_end_id[b]] = cat3(buf, "", "</w>");
+        bad |= !t[tok->byte_id[b]] || !t[tok->byte_end_id[b]];
+    }
+    free(t[tok->sot]);
+    free(t[tok->eot]);
+    t[tok->sot] = strdup("<|startoftext|>");
+    t[tok->eot] = strdup("<|endoftext|>");
+    bad |= !t[tok->sot] || !t[tok->eot];
+    for (size_t r = 0; !bad && r < tok->n_merges; r++) {
+        const struct cdx_merge *m = &tok->merges[r];
+        if (!t[m->left] || !t[m->right]) return CLIPDEX_E_INTERNAL; /* a part defined by a later merge */
+        char *s = cat3(t[m->left], "", t[m->right]);
+        free(t[m->id]);
+        t[m->id] = s;
+        bad |= !s;
+    }
+    for (size_t i = 0; !bad && i < tok->vocab_size; i++)
+        if (!t[i]) bad |= !(t[i] = strdup(""));
+    return bad ? CLIPDEX_E_NOMEM : CLIPDEX_OK;
+}
+
+int cdx_vocab_strings(clipdex_ctx *ctx, const struct clipdex_tokenizer *tok, char ***tokens, char ***merges)
+{
+    *tokens = calloc(tok->vocab_size, sizeof **tokens);
+    *merges = calloc(tok->n_merges ? tok->n_merges : 1, sizeof **merges);
+    int rc = *tokens && *merges ? token_strings(tok, *tokens) : CLIPDEX_E_NOMEM;
+    for (size_t r = 0; !rc && r < tok->n_merges; r++)
+        if (!((*merges)[r] = cat3((*tokens)[tok->merges[r].left], " ", (*tokens)[tok->merges[r].right])))
+            rc = CLIPDEX_E_NOMEM;
+    if (!rc) return CLIPDEX_OK;
+    cdx_strs_free(*tokens, tok->vocab_size);
+    cdx_strs_free(*merges, tok->n_merges);
+    *tokens = *merges = NULL;
+    return cdx_error(ctx, rc, rc == CLIPDEX_E_NOMEM ? "cannot list the tokenizer: out of memory"
+                                                   : "cannot list the tokenizer: a merge uses a later token");
 }
 
 void cdx_vocab_release(struct clipdex_tokenizer *tok)
