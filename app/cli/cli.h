@@ -6,6 +6,7 @@
 #ifndef CLIPDEX_APP_CLI_H
 #define CLIPDEX_APP_CLI_H
 
+#include <signal.h>
 #include <stdio.h>
 
 #include "clipdex.h"
@@ -104,5 +105,10 @@ char *cli_strdup(const char *msg);
 
 /* Flushes stdout; returns APP_FAIL (message printed) on a write error. */
 int cli_flush_stdout(void);
+
+/* SIGINT and SIGTERM call `handler` until cli_signals_restore(old) puts
+ * the previous dispositions back (old: two entries). */
+void cli_signals_catch(void (*handler)(int), struct sigaction old[2]);
+void cli_signals_restore(const struct sigaction old[2]);
 
 #endif

@@ -875,16 +875,11 @@ static int index_run(const index_opts *o)
     else if (o->json) R.pr.mode = isatty(STDERR_FILENO) ? 1 : 0;
     R.pr.t0 = R.pr.last = now_s();
     R.pr.total = R.n_work + R.n_vwork;
-    struct sigaction sa, old_int, old_term;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    struct sigaction old_sig[2];
+    cli_signals_catch(on_signal, old_sig);
     if (R.n_work) rc = run_pipeline(&R);
     if (!rc && R.n_vwork) rc = run_videos(&R);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
+    cli_signals_restore(old_sig);
     if (rc) goto done;
     /* interrupted: the walk is complete, but keep removals for a full run */
     if (!index_interrupted && (rc = remove_missing(&R))) goto done;

@@ -6,6 +6,7 @@
  * one prompt per line from standard input and rewrites the file after each.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,12 +34,15 @@ const char usage_prompts[] =
     "  --interactive       then read prompts from standard input, one per line,\n"
     "                      saving FILE after each (end with Ctrl-D)\n"
     "  --append            keep the entries FILE already holds (same model)\n"
+    "  --format F          clipdex (default) or video-app: the original video app's\n"
+    "                      JSON ({\"entries\":[{\"text\",\"embedding\",\"negative\"}]}),\n"
+    "                      which `clipdex watch --prompts` also reads\n"
     "  --threads N         worker threads, 0 = all CPUs (default 0)\n"
     "  --vocab PATH        tokenizer vocabulary (default: the model's)\n"
     "  -h, --help          print this text\n";
 
 typedef struct prompts_opts {
-    const char *model, *vocab, *out;
+    const char *model, *vocab, *out, *format;
     zs_source src;
     long threads;
     int interactive, append;
@@ -62,6 +66,7 @@ static int prompts_parse(int argc, char **argv, prompts_opts *o)
         } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0 ||
                    (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0 ||
                    (r = cli_args_value(&a, "--out", &o->out)) != 0 ||
+                   (r = cli_args_value(&a, "--format", &o->format)) != 0 ||
                    (r = cli_args_value(&a, "--labels", &o->src.labels)) != 0 ||
                    (r = cli_args_value(&a, "--labels-file", &o->src.labels_file)) != 0 ||
                    (r = cli_args_value(&a, "--templates", &o->src.templates)) != 0) {
@@ -82,6 +87,8 @@ static int prompts_parse(int argc, char **argv, prompts_opts *o)
     o->model = cli_model_path(o->model);
     if (!o->model) return cli_model_error();
     if (!o->out) return cli_usage_error(a.cmd, "give --out FILE");
+    if (o->format && strcmp(o->format, "clipdex") != 0 && strcmp(o->format, "video-app") != 0)
+        return cli_usage_error(a.cmd, "--format is clipdex or video-app, not '%s'", o->format);
     if (o->src.labels && o->src.labels_file)
         return cli_usage_error(a.cmd, "give --labels or --labels-file, not both");
     if (o->src.templates && !o->src.labels && !o->src.labels_file)
@@ -130,6 +137,21 @@ static int add_texts(clipdex_ctx *ctx, const clipdex_model *model, zs_prompts *p
     return rc;
 }
 
+/* Writes p in the chosen format (the video app's: every entry positive). */
+static int prompts_save(const prompts_opts *o, const zs_prompts *p)
+{
+    if (!o->format || strcmp(o->format, "video-app") != 0) return zs_prompts_save(o->out, p);
+    zs_wprompts w = {p->n, p->dim, p->text, calloc(p->n + 1, sizeof(int)), malloc((p->n + 1) * sizeof(double)),
+                     p->emb, NAN};
+    int rc = w.negative && w.threshold ? 0 : APP_FAIL;
+    for (size_t i = 0; !rc && i < p->n; i++) w.threshold[i] = NAN;
+    if (rc) cli_error("out of memory");
+    else rc = zs_wprompts_save_app(o->out, &w, NAN);
+    free(w.negative);
+    free(w.threshold);
+    return rc;
+}
+
 static int prompts_run(const prompts_opts *o)
 {
     clipdex_ctx *ctx = NULL;
@@ -155,7 +177,7 @@ static int prompts_run(const prompts_opts *o)
         if ((rc = add_entries(&p, labels.v, labels.v, labels.n, cls))) goto done;
     }
     if (o->n_texts && (rc = add_texts(ctx, model, &p, o->texts, o->n_texts))) goto done;
-    if ((p.n || !o->interactive) && (rc = zs_prompts_save(o->out, &p))) goto done;
+    if ((p.n || !o->interactive) && (rc = prompts_save(o, &p))) goto done;
     if (o->interactive) {
         size_t cap = 0;
         ssize_t len;
@@ -166,7 +188,7 @@ static int prompts_run(const prompts_opts *o)
             if (len > 0) {
                 char *one[1] = {line};
                 if ((rc = add_texts(ctx, model, &p, one, 1))) goto done;
-                if ((rc = zs_prompts_save(o->out, &p))) goto done;
+                if ((rc = prompts_save(o, &p))) goto done;
                 fprintf(stderr, "saved %zu prompt%s to '%s'\n", p.n, p.n == 1 ? "" : "s", o->out);
             }
             if (tty) fputs("> ", stderr);
@@ -176,7 +198,7 @@ static int prompts_run(const prompts_opts *o)
             rc = APP_FAIL;
             goto done;
         }
-        if (p.n == 0 && (rc = zs_prompts_save(o->out, &p))) goto done;
+        if (p.n == 0 && (rc = prompts_save(o, &p))) goto done;
     }
     json_out j;
     json_init(&j, stdout);

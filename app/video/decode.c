@@ -148,7 +148,7 @@ void video_opts_default(video_opts *o)
 int video_uri_is_live(const char *uri)
 {
     static const char *const schemes[] = {"rtsp:", "rtsps:", "rtmp:", "rtmps:", "http:", "https:",
-                                          "udp:", "rtp:", "srt:", "tcp:", "hls:"};
+                                          "udp:", "rtp:", "srt:", "tcp:", "hls:", "rtsp-listen:"};
     if (strcmp(uri, "-") == 0 || strncmp(uri, "/dev/video", 10) == 0) return 1;
     for (size_t i = 0; i < sizeof schemes / sizeof *schemes; i++)
         if (strncasecmp(uri, schemes[i], strlen(schemes[i])) == 0) return 1;
@@ -166,6 +166,12 @@ static int open_input(video_src *s, char *err, size_t errlen)
     const char *url = strcmp(s->uri, "-") == 0 ? "pipe:0" : s->uri;
     const AVInputFormat *ifmt = NULL;
     AVDictionary *opt = NULL;
+    char listen_url[1024];
+    if (strncmp(s->uri, "rtsp-listen://", 14) == 0) { /* be the RTSP server a camera or encoder pushes to */
+        snprintf(listen_url, sizeof listen_url, "rtsp://%s", s->uri + 14);
+        url = listen_url;
+        av_dict_set(&opt, "rtsp_flags", "listen", 0);
+    }
     if (strncmp(s->uri, "/dev/video", 10) == 0) {
         avdevice_register_all();
         ifmt = av_find_input_format("video4linux2");

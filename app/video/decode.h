@@ -2,7 +2,9 @@
  * decode.h - video input for `clipdex index` and `clipdex watch`: opens a
  * file, a network stream (rtsp, rtmp, http(s), HLS, udp), a V4L2 camera
  * (/dev/video*) or "-" (a stream on stdin) with FFmpeg's libraries, and hands
- * out RGB24 frames sampled by presentation time. Frames go to the engine as
+ * out RGB24 frames sampled by presentation time. "rtsp-listen://HOST:PORT/PATH"
+ * makes clipdex the RTSP server that an encoder or camera pushes to (RTSP
+ * ANNOUNCE/RECORD, e.g. `ffmpeg ... -f rtsp rtsp://HOST:PORT/PATH`). Frames go to the engine as
  * pixels (clipdex_image_from_pixels); the engine never sees FFmpeg.
  *
  * Sampling: a frame is returned when its pts >= the last returned pts +

@@ -3,9 +3,9 @@
  * share: label and template lists, OpenAI's prompt-ensemble class
  * embeddings, the prompts.json file of cached text embeddings (with the
  * identity of the model that made them), and softmax scoring over classes.
- * Three files, each calling only those before it: lists.c (lists, template
- * filling, normalization), prompts_load.c (reading prompts.json) and
- * zeroshot.c (the rest).
+ * Four files, each calling only those before it: lists.c (lists, template
+ * filling, normalization), prompts_load.c (reading prompts.json),
+ * zeroshot.c (the rest), and wprompts.c (the prompts of `clipdex watch`).
  */
 #ifndef CLIPDEX_APP_ZEROSHOT_H
 #define CLIPDEX_APP_ZEROSHOT_H
@@ -90,6 +90,30 @@ typedef struct zs_source {
  * Returns 0 or APP_FAIL/APP_MODEL (reported). */
 int zs_classes_load(clipdex_ctx *ctx, const clipdex_model *model, const char *model_path,
                     const zs_source *src, size_t dim, zs_list *labels, float **emb);
+
+/* Prompts of `clipdex watch` (wprompts.c): texts with a negative flag and
+ * an optional own threshold (NAN: the global one), and their L2-normalized
+ * vectors. Set dim before adding. */
+typedef struct zs_wprompts {
+    size_t n, dim;
+    zs_list text;
+    int *negative;
+    double *threshold;
+    float *emb;            /* [n, dim] */
+    double file_threshold; /* the video app file's "threshold" (NAN: none) */
+} zs_wprompts;
+void zs_wprompts_free(zs_wprompts *p);
+/* Appends texts (each alone, or with templates the ensemble over them).
+ * Returns 0 or APP_FAIL/APP_MODEL (reported). */
+int zs_wprompts_add_texts(clipdex_ctx *ctx, const clipdex_model *model, const char *const *texts, size_t n,
+                          int negative, const zs_list *templates, zs_wprompts *p);
+/* Appends the prompts of a file: the original video app's JSON
+ * ({"entries": [...]}) or a clipdex prompts.json (checked against `id`).
+ * Returns 0 or APP_FAIL/APP_MODEL (reported). */
+int zs_wprompts_load(clipdex_ctx *ctx, const clipdex_model *model, const store_model_id *id, const char *path,
+                     zs_wprompts *p);
+/* Writes p in the video app's format (threshold NAN: none). */
+int zs_wprompts_save_app(const char *path, const zs_wprompts *p, double threshold);
 
 /* L2-normalizes v in place (a zero vector is left as is). */
 void zs_normalize(float *v, size_t dim);
