@@ -3,7 +3,34 @@
 # under tests/ (at any depth: tests/test_* test the engine, tests/app/ mirrors app/),
 # then prints the totals as "N passed, N failed, N skipped". Each test prints its own
 # "name: N passed, N failed, N skipped" line; a test that crashes counts as a failure.
+#
+# Emulated runs (make ARCH=aarch64 test): CLIPDEX_EXEC is the emulator prefix
+# ("qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu cortex-a53"). The suite then
+# runs against a shadow of $BUILD in which every program (clipdex, tools/,
+# tests/, fuzz/) is a two-line script that execs the real one under the
+# prefix, and everything else a symbolic link, so the test scripts run
+# "$BUILD/clipdex" unchanged; CLIPDEX_EXEC stays exported for the few that
+# must know (a program cannot exec another one under emulation without binfmt).
 BUILD=${BUILD:-build}
+if [ -n "$CLIPDEX_EXEC" ]; then
+    real=$(cd "$BUILD" && pwd) || exit 1
+    shadow=$(mktemp -d "${TMPDIR:-/tmp}/clipdex-emu.XXXXXX") || exit 1
+    trap 'rm -rf "$shadow"' EXIT
+    (cd "$real" && find . -name obj -prune -o -type f ! -name '*.d' -print) | while read -r f; do
+        mkdir -p "$shadow/${f%/*}"
+        case "$f" in
+        *.so | *.so.* | *.a | *.pc) ln -s "$real/$f" "$shadow/$f" ;;
+        *) if [ -x "$real/$f" ]; then
+               printf '#!/bin/sh\nexec %s %s "$@"\n' "$CLIPDEX_EXEC" "$real/${f#./}" >"$shadow/$f"
+               chmod +x "$shadow/$f"
+           else ln -s "$real/$f" "$shadow/$f"; fi ;;
+        esac
+    done
+    [ -d "$real/obj" ] && ln -s "$real/obj" "$shadow/obj"
+    echo "emulated: $CLIPDEX_EXEC (programs of $BUILD)"
+    BUILD=$shadow
+    export CLIPDEX_EXEC
+fi
 export BUILD
 passed=0; failed=0; skipped=0; crashed=""
 log=$(mktemp)

@@ -409,7 +409,7 @@ static void odd_rows(void)
 }
 
 /* ggml's block layouts on hand-made blocks, and quantization error bounds. */
-static void quant_formats(void)
+CHECK_NO_VECTORIZE static void quant_formats(void)
 {
     float out[32];
     uint8_t q8[34] = {0x00, 0x3c}; /* d = 1.0 */
