@@ -486,10 +486,9 @@ int main(void)
     test_pack();
     test_act();
     for (int isa = CDX_ISA_SCALAR + 1; isa < CDX_ISA_COUNT; isa++) {
-        static const char *const names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
         K = cdx_kernels_for(isa);
         if (!K) {
-            SKIP("%s path: the CPU lacks it", names[isa]);
+            SKIP("%s path: the CPU lacks it", cdx_isa_name(isa));
             continue;
         }
         test_act_path();
