@@ -34,6 +34,9 @@
 #define SMALL_M 48 /* at most this many rows: the streaming path */
 #define SKC 128 /* its k chunk when it has more than one row group */
 #define INL inline __attribute__((always_inline))
+/* The loops over rows and vectors of the micro-kernels are unrolled fully,
+ * so their accumulator arrays become registers. */
+#define UNROLL _Pragma("GCC unroll 24")
 
 _Static_assert(CDX_LINEAR_TILE_N % NR == 0, "tile width must be a multiple of the panel width");
 
@@ -47,7 +50,9 @@ static INL void micro_t(const float *const a[MR], const void *Pv, size_t kc, flo
                         const int R, const int half, const int pf, size_t pfd)
 {
     float32x4_t c[MR][4];
+    UNROLL
     for (int r = 0; r < R; r++)
+        UNROLL
         for (int v = 0; v < 4; v++) c[r][v] = first ? vdupq_n_f32(0.0f) : vld1q_f32(acc + r * ldacc + 4 * v);
     const float *P = Pv;
     const float16_t *H = Pv;
@@ -55,17 +60,23 @@ static INL void micro_t(const float *const a[MR], const void *Pv, size_t kc, flo
         float32x4_t b[4];
         if (half) {
             if (pf) __builtin_prefetch(H + pfd);
+            UNROLL
             for (int v = 0; v < 4; v++) b[v] = vcvt_f32_f16(vld1_f16(H + 4 * v));
         } else {
             if (pf) __builtin_prefetch(P + pfd);
+            UNROLL
             for (int v = 0; v < 4; v++) b[v] = vld1q_f32(P + 4 * v);
         }
+        UNROLL
         for (int r = 0; r < R; r++) {
             float t = a[r][p];
+            UNROLL
             for (int v = 0; v < 4; v++) c[r][v] = vfmaq_n_f32(c[r][v], b[v], t);
         }
     }
+    UNROLL
     for (int r = 0; r < R; r++)
+        UNROLL
         for (int v = 0; v < 4; v++) vst1q_f32(acc + r * ldacc + 4 * v, c[r][v]);
 }
 

@@ -29,11 +29,13 @@
 #define QN_TILE cdx_qgemm_tile_neon
 #define QN_TGT
 #define QN_R 2
+#define UNROLL _Pragma("GCC unroll 16")
 #define QN_NA 8
 
 static inline __attribute__((always_inline)) void qn_step(int32x4_t *acc, const int8x16_t w[4], int32_t a4)
 {
     int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(a4));
+    UNROLL
     for (int v = 0; v < 4; v++) {
         acc[2 * v] = vpadalq_s16(acc[2 * v], vmull_s8(vget_low_s8(w[v]), vget_low_s8(x)));
         acc[2 * v + 1] = vpadalq_s16(acc[2 * v + 1], vmull_high_s8(w[v], x));
@@ -44,6 +46,7 @@ static inline __attribute__((always_inline)) void qn_step(int32x4_t *acc, const 
  * rows 4v+2, 4v+3; addp sums the pairs in row order. */
 static inline __attribute__((always_inline)) void qn_sums(const int32x4_t *acc, int32x4_t s[4])
 {
+    UNROLL
     for (int v = 0; v < 4; v++) s[v] = vpaddq_s32(acc[2 * v], acc[2 * v + 1]);
 }
 

@@ -21,16 +21,19 @@
  * "+dotprod" on the ARMv8-A baseline cannot inline it (GCC 12) */
 #define QN_TGT __attribute__((target("arch=armv8.2-a+dotprod")))
 #define QN_R 3
+#define UNROLL _Pragma("GCC unroll 16")
 #define QN_NA 4
 
 QN_TGT static inline __attribute__((always_inline)) void qn_step(int32x4_t *acc, const int8x16_t w[4], int32_t a4)
 {
     int8x16_t x = vreinterpretq_s8_s32(vdupq_n_s32(a4));
+    UNROLL
     for (int v = 0; v < 4; v++) acc[v] = vdotq_s32(acc[v], w[v], x);
 }
 
 QN_TGT static inline __attribute__((always_inline)) void qn_sums(const int32x4_t *acc, int32x4_t s[4])
 {
+    UNROLL
     for (int v = 0; v < 4; v++) s[v] = acc[v];
 }
 
