@@ -9,8 +9,9 @@
 #   ARCH=aarch64                cross build for 64-bit ARM into build-aarch64/ (Debian's
 #                               gcc-aarch64-linux-gnu, the arm64 multiarch -dev packages);
 #                               `make ARCH=aarch64 test` runs the suite under qemu-aarch64
-#                               once per CPU model of EMU_CPUS (docs/arm.md). A native
-#                               build on an ARM machine is the plain `make`.
+#                               once per CPU model of EMU_CPUS, `make test-aarch64` a quick
+#                               subset (docs/arm.md). A native build on an ARM machine
+#                               is the plain `make`.
 
 ifeq ($(ARCH),aarch64)
 CC      := aarch64-linux-gnu-gcc
@@ -76,7 +77,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 PREFIX  ?= /usr/local
 
-.PHONY: all lib test check fuzz clean install bench deps quickstart
+.PHONY: all lib test test-aarch64 check fuzz clean install bench deps quickstart
 all: lib $(BUILD)/clipdex $(TOOL_BIN)
 
 lib: $(BUILD)/libclipdex.a $(BUILD)/libclipdex.so $(BUILD)/clipdex.pc
@@ -139,9 +140,21 @@ ifdef CLIPDEX_EXEC
 test: all $(TEST_BIN) $(FUZZ_BIN)
 	for cpu in $(EMU_CPUS); do echo "== $(CLIPDEX_EXEC) -cpu $$cpu"; \
 	  CLIPDEX_EXEC="$(CLIPDEX_EXEC) -cpu $$cpu" BUILD=$(BUILD) sh tests/run.sh || exit 1; done
+
+# The quick emulated subset (CI): the kernel tests (neon and neon-dot against
+# the scalar reference, threads, batches) and the tiny/small goldens under
+# `max`, the int8 product under the A53 (plain-NEON path, no dot product).
+EMU_QUICK ?= test_kernels test_qgemm test_golden test_tokenizer test_image
+test-aarch64: all $(TEST_BIN)
+	CLIPDEX_EXEC="$(CLIPDEX_EXEC) -cpu max" CLIPDEX_GOLDEN_SKIP=b32 CLIPDEX_TESTS="$(EMU_QUICK)" \
+	  BUILD=$(BUILD) sh tests/run.sh
+	CLIPDEX_EXEC="$(CLIPDEX_EXEC) -cpu cortex-a53" CLIPDEX_TESTS=test_qgemm BUILD=$(BUILD) sh tests/run.sh
 else
 test: all $(TEST_BIN) $(FUZZ_BIN)
 	BUILD=$(BUILD) sh tests/run.sh
+
+test-aarch64:
+	$(MAKE) ARCH=aarch64 test-aarch64
 endif
 
 check: test
