@@ -6,23 +6,41 @@
 #   WERROR=1                    warnings are errors
 #   OPT=-O2                     optimisation flags
 #   CC=clang                    compiler
+#   ARCH=aarch64                cross build for 64-bit ARM into build-aarch64/ (Debian's
+#                               gcc-aarch64-linux-gnu, the arm64 multiarch -dev packages);
+#                               `make ARCH=aarch64 test` runs the suite under qemu-aarch64
+#                               once per CPU model of EMU_CPUS, `make test-aarch64` a quick
+#                               subset (docs/arm.md). A native build on an ARM machine
+#                               is the plain `make`.
 
+ifeq ($(ARCH),aarch64)
+CC      := aarch64-linux-gnu-gcc
+BUILD   ?= build-aarch64
+PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
+# the tests run each program under the emulator (tests/run.sh), once per CPU
+# model: the A53 has no dot product (plain NEON int8), `max` has everything
+CLIPDEX_EXEC ?= qemu-aarch64 -L /usr/aarch64-linux-gnu
+EMU_CPUS ?= cortex-a53 max
+export NM := aarch64-linux-gnu-nm
+export OBJDUMP := aarch64-linux-gnu-objdump
+endif
 CC      ?= cc
 OPT     ?= -O2
+PKG_CONFIG ?= pkg-config
 PKGS    := libjpeg libpng libwebp libwebpdemux libtiff-4 libutf8proc zlib jansson
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS)) -lgif -lpthread -lm
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS)) -lgif -lpthread -lm
 # the application layer only (the engine never links these)
 APP_PKGS   := sqlite3 libcurl
 # video (app/video/): FFmpeg's libraries
 APP_PKGS   += libavformat libavcodec libavutil libswscale libavdevice
 # `clipdex serve` needs libmicrohttpd; without it the rest still builds
-ifeq ($(shell pkg-config --exists libmicrohttpd && echo yes),yes)
+ifeq ($(shell $(PKG_CONFIG) --exists libmicrohttpd && echo yes),yes)
 APP_PKGS   += libmicrohttpd
 APP_DEFS   := -DCLIPDEX_HAVE_MHD
 endif
-APP_CFLAGS := $(shell pkg-config --cflags $(APP_PKGS)) $(APP_DEFS) -Iapp
-APP_LIBS   := $(shell pkg-config --libs $(APP_PKGS))
+APP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(APP_PKGS)) $(APP_DEFS) -Iapp
+APP_LIBS   := $(shell $(PKG_CONFIG) --libs $(APP_PKGS))
 
 ifdef SANITIZE
 BUILD   ?= build-san
@@ -59,7 +77,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 PREFIX  ?= /usr/local
 
-.PHONY: all lib test check fuzz clean install bench deps quickstart
+.PHONY: all lib test test-aarch64 check fuzz clean install bench deps quickstart
 all: lib $(BUILD)/clipdex $(TOOL_BIN)
 
 lib: $(BUILD)/libclipdex.a $(BUILD)/libclipdex.so $(BUILD)/clipdex.pc
@@ -118,8 +136,28 @@ fuzz:
 	    -fsanitize=fuzzer,address,undefined -o build-fuzz/libfuzzer/$$n $$f \
 	    build-fuzz/libclipdex.a $(APP_LIBS) $(PKG_LIBS) || exit 1; done
 
+ifdef CLIPDEX_EXEC
+test: all $(TEST_BIN) $(FUZZ_BIN)
+	for cpu in $(EMU_CPUS); do echo "== $(CLIPDEX_EXEC) -cpu $$cpu"; \
+	  CLIPDEX_EXEC="$(CLIPDEX_EXEC) -cpu $$cpu" BUILD=$(BUILD) sh tests/run.sh || exit 1; done
+
+# The quick emulated subset (CI; docs/arm.md says what it leaves out): under
+# the A53 the kernel tests (the neon path: every fp32 kernel and the plain
+# int8 one against the scalar reference, threads, batches), the tiny/small
+# goldens, tokenizer and images; under `max` the int8 tiles of both paths
+# (the fp32 kernels are the same functions on neon-dot).
+EMU_QUICK ?= test_kernels test_qgemm test_golden test_tokenizer test_image
+test-aarch64: all $(TEST_BIN)
+	CLIPDEX_EXEC="$(CLIPDEX_EXEC) -cpu cortex-a53" CLIPDEX_GOLDEN_SKIP=b32 CLIPDEX_TESTS="$(EMU_QUICK)" \
+	  BUILD=$(BUILD) sh tests/run.sh
+	CLIPDEX_EXEC="$(CLIPDEX_EXEC) -cpu max" CLIPDEX_TESTS=test_qgemm BUILD=$(BUILD) sh tests/run.sh
+else
 test: all $(TEST_BIN) $(FUZZ_BIN)
 	BUILD=$(BUILD) sh tests/run.sh
+
+test-aarch64:
+	$(MAKE) ARCH=aarch64 test-aarch64
+endif
 
 check: test
 
@@ -149,6 +187,6 @@ quickstart:
 	./quickstart.sh
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-aarch64
 
 -include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(TEST_BIN:=.d)

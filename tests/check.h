@@ -15,6 +15,18 @@
 
 static int check_passed, check_failed, check_skipped;
 
+/* GCC 12 for aarch64 stops with an internal compiler error ("in
+ * vect_transform_reduction") when it vectorizes some reductions of the tests
+ * (test_kernels.c quant_formats, test_qgemm.c check_act_row and
+ * test_accuracy); those
+ * functions opt out of the loop vectorizer there. Test code only: the
+ * library never needs it. */
+#if defined(__aarch64__) && defined(__GNUC__) && !defined(__clang__)
+#define CHECK_NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define CHECK_NO_VECTORIZE
+#endif
+
 #define CHECK(cond, ...)                                                     \
     do {                                                                     \
         if (cond) {                                                          \

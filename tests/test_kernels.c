@@ -217,12 +217,6 @@ static void packed_linear(clipdex_ctx *ctx, int threads)
           "packed sizes");
 }
 
-static const char *isa_name(int isa)
-{
-    static const char *const names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
-    return names[isa];
-}
-
 /* 1, 2 and 3-thread contexts running g_kern. */
 static void ctxs_new(clipdex_ctx *ctx[3])
 {
@@ -409,7 +403,7 @@ static void odd_rows(void)
 }
 
 /* ggml's block layouts on hand-made blocks, and quantization error bounds. */
-static void quant_formats(void)
+CHECK_NO_VECTORIZE static void quant_formats(void)
 {
     float out[32];
     uint8_t q8[34] = {0x00, 0x3c}; /* d = 1.0 */
@@ -575,7 +569,7 @@ int main(void)
         g_kern = cdx_kernels_for(isa);
         if (!g_kern) {
             check_skipped++;
-            fprintf(stderr, "SKIP %s: CPU lacks it\n", isa_name(isa));
+            fprintf(stderr, "SKIP %s: CPU lacks it\n", cdx_isa_name(isa));
             continue;
         }
         int passed = check_passed, failed = check_failed;

@@ -117,7 +117,7 @@ static void test_pack(void)
 }
 
 /* One quantized row: both implementations, bounds. */
-static void check_act_row(const float *x, size_t k, int qmax, const char *what)
+CHECK_NO_VECTORIZE static void check_act_row(const float *x, size_t k, int qmax, const char *what)
 {
     size_t nb = k / 32;
     int8_t *q1 = malloc(k), *q2 = malloc(k);
@@ -436,7 +436,7 @@ static void test_extremes(void)
 
 /* int8 activations x Q8_0 / Q4_0 weights vs the fp32 product with the
  * dequantized weights: only the activation quantization differs. */
-static void test_accuracy(void)
+CHECK_NO_VECTORIZE static void test_accuracy(void)
 {
     size_t m = 50, n = 256, k = 768;
     for (int wi = 0; wi < 2; wi++) {
@@ -486,10 +486,9 @@ int main(void)
     test_pack();
     test_act();
     for (int isa = CDX_ISA_SCALAR + 1; isa < CDX_ISA_COUNT; isa++) {
-        static const char *const names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
         K = cdx_kernels_for(isa);
         if (!K) {
-            SKIP("%s path: the CPU lacks it", names[isa]);
+            SKIP("%s path: the CPU lacks it", cdx_isa_name(isa));
             continue;
         }
         test_act_path();

@@ -3,8 +3,9 @@
  * CPUID leaves 1 and 7 (sub-leaves 0 and 1) for the instruction sets, and
  * XGETBV(0) for the register state the OS saves (XMM|YMM for AVX, plus
  * opmask|ZMM_Hi256|Hi16_ZMM for AVX-512): a CPU that has AVX-512 under an OS
- * that does not save ZMM registers must not run AVX-512 code. Computed once
- * under pthread_once; read-only afterwards.
+ * that does not save ZMM registers must not run AVX-512 code. aarch64: the
+ * kernel's HWCAP bits (getauxval), which it sets only for what it enables.
+ * Computed once under pthread_once; read-only afterwards.
  */
 #include "core/cpu.h"
 
@@ -42,6 +43,25 @@ static void detect(struct cdx_cpu *c)
     c->avx_vnni = c->avx2 && ((a71 >> 4) & 1);
     c->avx512_bf16 = c->avx512 && ((a71 >> 5) & 1);
 }
+#elif defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+
+/* The bits of <asm/hwcap.h>, spelled out for older headers. */
+#define HWCAP_ASIMD_BIT (1ul << 1)
+#define HWCAP_ASIMDHP_BIT (1ul << 10)
+#define HWCAP_ASIMDDP_BIT (1ul << 20)
+#define HWCAP2_I8MM_BIT (1ul << 13)
+
+static void detect(struct cdx_cpu *c)
+{
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    c->neon = (hw & HWCAP_ASIMD_BIT) != 0;
+    c->neon_dot = c->neon && (hw & HWCAP_ASIMDDP_BIT);
+    c->neon_fp16 = c->neon && (hw & HWCAP_ASIMDHP_BIT);
+    c->neon_i8mm = c->neon && (hw2 & HWCAP2_I8MM_BIT);
+}
+#elif defined(__aarch64__)
+static void detect(struct cdx_cpu *c) { c->neon = 1; } /* Advanced SIMD is part of ARMv8-A */
 #else
 static void detect(struct cdx_cpu *c) { (void)c; }
 #endif
@@ -55,7 +75,8 @@ static void init(void)
     detect(&g_cpu);
     const struct { int on; const char *name; } f[] = {
         {g_cpu.avx2, "avx2"}, {g_cpu.avx512, "avx512"}, {g_cpu.avx512_vnni, "avx512_vnni"},
-        {g_cpu.avx_vnni, "avx_vnni"}, {g_cpu.avx512_bf16, "avx512_bf16"},
+        {g_cpu.avx_vnni, "avx_vnni"}, {g_cpu.avx512_bf16, "avx512_bf16"}, {g_cpu.neon, "neon"},
+        {g_cpu.neon_dot, "neon_dot"}, {g_cpu.neon_fp16, "neon_fp16"}, {g_cpu.neon_i8mm, "neon_i8mm"},
     };
     for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
         if (!f[i].on) continue;

@@ -22,7 +22,7 @@ static int g_have[CDX_ISA_COUNT];
 static char g_desc[CDX_ISA_COUNT][96];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static const char *const isa_names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512"};
+static const char *const isa_names[CDX_ISA_COUNT] = {"scalar", "avx2", "avx-vnni", "avx512", "neon", "neon-dot"};
 
 static void fill_scalar(struct cdx_kernels *t)
 {
@@ -81,6 +81,24 @@ static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 }
 #endif
 
+#if defined(__aarch64__)
+/* NEON: fp32 kernels, int8 with widening multiplies (no saturation, so
+ * activations use the full |q| <= 127); neon-dot: the int8 tile with sdot. */
+static void fill_neon(struct cdx_kernels *t, int isa)
+{
+    t->qmax[0] = t->qmax[1] = CDX_QA_MAX_NEON;
+    t->linear_tile = cdx_linear_tile_neon;
+    t->layernorm_row = cdx_layernorm_row_neon;
+    t->attn_row = cdx_attn_row_neon;
+    t->act_q8 = cdx_act_q8_neon;
+    t->qgemm_tile = isa == CDX_ISA_NEONDOT ? cdx_qgemm_tile_neondot : cdx_qgemm_tile_neon;
+    t->vec_dot = cdx_vec_dot_neon;
+    t->vec_dot8 = isa == CDX_ISA_NEONDOT ? cdx_vec_dot8_neondot : cdx_vec_dot8_neon;
+    t->vec_dot4 = isa == CDX_ISA_NEONDOT ? cdx_vec_dot4_neondot : cdx_vec_dot4_neon;
+    snprintf(g_desc[isa], sizeof g_desc[0], "fp32 neon, int8 %s", isa_names[isa]);
+}
+#endif
+
 static void init(void)
 {
     g_have[CDX_ISA_SCALAR] = 1;
@@ -90,6 +108,10 @@ static void init(void)
     if (c->avx2) g_have[CDX_ISA_AVX2] = 1, fill_avx2(&g_tab[CDX_ISA_AVX2]);
     if (c->avx_vnni) g_have[CDX_ISA_AVXVNNI] = 1, fill_avxvnni(&g_tab[CDX_ISA_AVXVNNI]);
     if (c->avx512) g_have[CDX_ISA_AVX512] = 1, fill_avx512(&g_tab[CDX_ISA_AVX512], c);
+#elif defined(__aarch64__)
+    const struct cdx_cpu *c = cdx_cpu();
+    if (c->neon) g_have[CDX_ISA_NEON] = 1, fill_neon(&g_tab[CDX_ISA_NEON], CDX_ISA_NEON);
+    if (c->neon_dot) g_have[CDX_ISA_NEONDOT] = 1, fill_neon(&g_tab[CDX_ISA_NEONDOT], CDX_ISA_NEONDOT);
 #endif
     for (int i = 0; i < CDX_ISA_COUNT; i++) {
         g_tab[i].isa = i;
@@ -119,6 +141,7 @@ int cdx_isa_parse(const char *name)
         if (strcmp(name, isa_names[i]) == 0) return i;
     return -1;
 }
+
 
 const struct cdx_kernels *cdx_kernels_from_env(void)
 {

@@ -1,6 +1,7 @@
 /*
  * dispatch.h - the kernel table. One table per instruction-set path (scalar
- * reference, AVX2+FMA, AVX-512), each filled once at start-up from the CPU's
+ * reference, AVX2+FMA, AVX-512; NEON and NEON with the dot product on
+ * aarch64), each filled once at start-up from the CPU's
  * features (cpu.h); a context holds the table it runs (ctx->kern) and the
  * model code reaches kernels only through ops.h, which calls the table.
  * Results are bitwise identical for any thread count and batch size within
@@ -19,8 +20,13 @@ struct cdx_wmat;
 
 /* In increasing order: a CPU that runs a path runs every path below it
  * that it has the features of. avx-vnni is AVX2 plus the 256-bit VNNI int8
- * product (Alder Lake and later without AVX-512, and Zen 4/5). */
-enum cdx_isa { CDX_ISA_SCALAR = 0, CDX_ISA_AVX2, CDX_ISA_AVXVNNI, CDX_ISA_AVX512, CDX_ISA_COUNT };
+ * product (Alder Lake and later without AVX-512, and Zen 4/5). The aarch64
+ * paths come last: neon (ARMv8-A Advanced SIMD; int8 with smull/sadalp, the
+ * Cortex-A53's) and neon-dot (the same fp32 kernels, int8 with ARMv8.2 sdot:
+ * A55, A76 and later). An x86 build never offers them, an aarch64 build
+ * never offers the x86 ones. */
+enum cdx_isa { CDX_ISA_SCALAR = 0, CDX_ISA_AVX2, CDX_ISA_AVXVNNI, CDX_ISA_AVX512, CDX_ISA_NEON, CDX_ISA_NEONDOT,
+               CDX_ISA_COUNT };
 
 /* C rows [m0, m1) x cols [n0, n1) (+)= act(A @ W^T + bias), the contract of
  * cdx_linear_w restricted to one task tile (at most CDX_LINEAR_TILE_M rows by
@@ -48,7 +54,7 @@ typedef void (*cdx_vec_dot4_fn)(const uint8_t *c, size_t rows, size_t rb, const 
 
 struct cdx_kernels {
     int isa;                   /* enum cdx_isa */
-    const char *name;          /* "scalar", "avx2", "avx-vnni", "avx512" */
+    const char *name;          /* "scalar", "avx2", "avx-vnni", "avx512", "neon", "neon-dot" */
     const char *describe;      /* per family: "fp32 avx512, int8 avx512-vnni, bf16 avx512-bf16" */
     int qmax[2];               /* int8 activation range for Q8P [0] and Q4P [1] weights */
     cdx_linear_tile_fn linear_tile;
@@ -67,10 +73,11 @@ struct cdx_kernels {
 CDX_INTERNAL const struct cdx_kernels *cdx_kernels_for(int isa);
 /* The best table this CPU runs. */
 CDX_INTERNAL const struct cdx_kernels *cdx_kernels_best(void);
-/* The name of path `isa` (whether or not this CPU runs it); "?" if none. */
-CDX_INTERNAL const char *cdx_isa_name(int isa);
-/* Path name ("scalar", "avx2", "avx-vnni", "avx512") to enum cdx_isa; -1 if unknown. */
+/* Path name ("scalar", "avx2", "avx-vnni", "avx512", "neon", "neon-dot") to
+ * enum cdx_isa; -1 if unknown. cdx_isa_name is the inverse ("?" if none,
+ * whether or not this CPU runs the path). */
 CDX_INTERNAL int cdx_isa_parse(const char *name);
+CDX_INTERNAL const char *cdx_isa_name(int isa);
 /* The table for a context: CLIPDEX_ISA=NAME asks for a path (a path above
  * the CPU's gives the best it has); CLIPDEX_FORCE_SCALAR=1 is
  * CLIPDEX_ISA=scalar. Returns NULL if CLIPDEX_ISA names no path. */

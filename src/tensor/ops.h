@@ -235,6 +235,17 @@ CDX_INTERNAL void cdx_layernorm_row_avx512(const float *x, float *y, size_t n, c
                                            float eps);
 CDX_INTERNAL void cdx_attn_row_avx512(const float *q, const float *K, const float *V, size_t ld, size_t lim,
                                       size_t d, float scale, float *p, float *o);
+/* The aarch64 NEON fp32 path (linear_neon.c): dispatch.h's linear_tile,
+ * layernorm_row and attn_row contracts, one FMA chain per output as on x86. */
+CDX_INTERNAL void cdx_linear_tile_neon(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,
+                                       float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1, size_t k,
+                                       int act, unsigned flags);
+CDX_INTERNAL void cdx_linear_epilogue_neon(const float *acc, size_t ldacc, const float *bias, float *C, size_t ldc,
+                                           size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
+CDX_INTERNAL void cdx_layernorm_row_neon(const float *x, float *y, size_t n, const float *w, const float *b,
+                                         float eps);
+CDX_INTERNAL void cdx_attn_row_neon(const float *q, const float *K, const float *V, size_t ld, size_t lim,
+                                    size_t d, float scale, float *p, float *o);
 CDX_INTERNAL float cdx_dot_avx2(const float *a, const float *b, size_t n);
 CDX_INTERNAL void cdx_axpy_avx2(float a, const float *x, float *y, size_t n); /* y += a x */
 

@@ -111,4 +111,17 @@ CDX_INTERNAL void cdx_qgemm_tile_avxvnni(int wtype, const int8_t *qa, const floa
                                          size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
 #define CDX_QA_MAX_VNNI 127 /* activation range of the VNNI tiles, Q8P and Q4P */
 
+/* aarch64 (qgemm_neon.c, qgemm_neondot.c): the same contracts. Both tiles
+ * multiply signed bytes exactly (smull + sadalp into int32 on plain NEON;
+ * sdot, four products per int32 lane, with +dotprod), so the activations use
+ * |q| <= 127 for Q8P and Q4P; bitwise cdx_qgemm_ref for CDX_ACT_NONE. */
+#define CDX_QA_MAX_NEON 127
+CDX_INTERNAL void cdx_act_q8_neon(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_qgemm_tile_neon(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                      const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
+                                      size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
+CDX_INTERNAL void cdx_qgemm_tile_neondot(int wtype, const int8_t *qa, const float *da, const int32_t *sa,
+                                         const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
+                                         size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
+
 #endif
