@@ -24,6 +24,7 @@ static const char usage_main[] =
     "  quantize   write a model as one GGUF file with F16/Q8/Q5/Q4 weights\n"
     "  index      add the images under folders to an index database\n"
     "  search     find indexed images by text, image or both\n"
+    "  merge      merge shard databases (index --shard) into one index\n"
     "  classify   zero-shot: the top labels of images, with probabilities\n"
     "  prompts    save text embeddings to a file for --prompts\n"
     "  eval       zero-shot accuracy over a labelled dataset folder\n"
@@ -55,6 +56,7 @@ static const command commands[] = {
     {"quantize", cmd_quantize, usage_quantize},
     {"index", cmd_index, usage_index},
     {"search", cmd_search, usage_search},
+    {"merge", cmd_merge, usage_merge},
     {"classify", cmd_classify, usage_classify},
     {"prompts", cmd_prompts, usage_prompts},
     {"eval", cmd_eval, usage_eval},
