@@ -29,6 +29,7 @@
 #include "util/sha256.h"
 #include "store/store.h"
 #include "store/vecindex.h"
+#include "store/shard.h"
 #include "store/walk.h"
 #include "util/hmap.h"
 #include "util/json.h"
@@ -67,6 +68,12 @@ const char usage_index[] =
     "  --video-every S  seconds between video samples, 0.05..3600 (default 2)\n"
     "  --scene T        also sample where the scene score reaches T, 0..1;\n"
     "                   1 = scene changes off (default 0.3)\n"
+    "  --shard I/N      index only shard I of N (0 <= I < N): the files whose\n"
+    "                   path relative to its PATH hashes to I; removals too only\n"
+    "                   touch that share (`clipdex merge` joins the shards)\n"
+    "  --shard auto     I and N from SLURM_ARRAY_TASK_ID/_COUNT (or _MIN/_MAX),\n"
+    "                   else JOB_COMPLETION_INDEX and --shard-count\n"
+    "  --shard-count N  the count for JOB_COMPLETION_INDEX (default: $CLIPDEX_SHARD_COUNT)\n"
     "  --json           print the summary as one JSON object\n"
     "  -q, --quiet      no progress and no text summary\n"
     "  -h, --help       print this text\n";
@@ -78,6 +85,9 @@ typedef struct index_opts {
     int no_exif, json, quiet, download;
     char **paths;
     size_t n_paths;
+    const char *shard_arg;
+    long shard_count;
+    shard_spec shard; /* count 0: every file */
 } index_opts;
 
 enum { RES_PIXELS, RES_KNOWN, RES_FAILED };
@@ -732,22 +742,28 @@ static int run_videos(runner *R)
     return 0;
 }
 
+/* Row i of the database is a file of this shard under the walked roots that
+ * the walk did not see (a folder that could not be listed keeps its rows). */
+static int is_gone(const runner *R, size_t i)
+{
+    const char *p = R->dbf.path[i];
+    size_t len = R->dbf.len[i];
+    return !R->dbf.seen[i] && walk_under_roots(&R->wr, p, len) &&
+           !walk_under_unreadable(&R->wr, p, len) && shard_mine(&R->o->shard, &R->wr, p, len);
+}
+
 /* Deletes indexed files under the walked roots that the walk did not see,
  * and vectors no file uses any more. */
 static int remove_missing(runner *R)
 {
     size_t n_del = 0;
-    for (size_t i = 0; i < R->dbf.n; i++) /* a folder that could not be listed keeps its rows */
-        if (!R->dbf.seen[i] && walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i]) &&
-            !walk_under_unreadable(&R->wr, R->dbf.path[i], R->dbf.len[i]))
-            n_del++;
+    for (size_t i = 0; i < R->dbf.n; i++)
+        if (is_gone(R, i)) n_del++;
     if (store_exec(R->s, "BEGIN IMMEDIATE")) return APP_FAIL;
     sqlite3_stmt *st = store_prepare(R->s, "DELETE FROM files WHERE id = ?");
     if (!st) goto fail;
     for (size_t i = 0; i < R->dbf.n && n_del; i++) {
-        if (R->dbf.seen[i] || !walk_under_roots(&R->wr, R->dbf.path[i], R->dbf.len[i]) ||
-            walk_under_unreadable(&R->wr, R->dbf.path[i], R->dbf.len[i]))
-            continue;
+        if (!is_gone(R, i)) continue;
         sqlite3_bind_int64(st, 1, R->dbf.id[i]);
         if (step_reset(R->s, st)) goto fail;
         R->stats.removed++;
@@ -840,6 +856,7 @@ static int index_run(const index_opts *o)
         rc = APP_FAIL;
         goto done;
     }
+    shard_filter(&o->shard, &R.wr); /* the other shards' files are not ours to touch */
     R.stats.skipped = R.wr.skipped;
     R.stats.failed = R.wr.failed;
     R.work = calloc(R.wr.n ? R.wr.n : 1, sizeof *R.work);
@@ -952,6 +969,11 @@ int cmd_index(int argc, char **argv)
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
             if (r < 0) rc = APP_USAGE;
             o.no_exif = 1;
+        } else if ((r = cli_args_value(&a, "--shard", &o.shard_arg)) != 0) {
+            if (r < 0) rc = APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--shard-count", &val)) != 0) {
+            if (r < 0 || cli_parse_int(a.cmd, "--shard-count", val, 1, SHARD_MAX, &o.shard_count))
+                rc = APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
             if (r < 0) rc = APP_USAGE;
             o.json = 1;
@@ -969,6 +991,8 @@ int cmd_index(int argc, char **argv)
             rc = cli_model_error();
         else if (o.n_paths == 0)
             rc = cli_usage_error(a.cmd, "nothing to index: give one or more PATHs");
+        else if (o.shard_arg && shard_parse(o.shard_arg, (unsigned)o.shard_count, &o.shard))
+            rc = APP_USAGE;
     }
     if (rc < 0) rc = index_run(&o);
     free(o.paths);

@@ -45,7 +45,8 @@ const char usage_search[] =
     "  --model DIR|NAME   model directory or name (default: $CLIPDEX_MODEL, then\n"
     "                     ViT-B-32); must be the model the index was made with\n"
     "  --download         fetch a model NAME that is not downloaded yet\n"
-    "  --db FILE          index database (default: $CLIPDEX_DB, then ./clipdex.db)\n"
+    "  --db FILE          index database (default: $CLIPDEX_DB, then ./clipdex.db);\n"
+    "                     give it again for each shard database: their top k merge\n"
     "  -k, --top N        results to show, 1..100000 (default 10)\n"
     "  --threshold T      only results with similarity >= T\n"
     "  --json             one JSON object per result: {\"rank\",\"similarity\",\"path\"}\n"
@@ -72,7 +73,9 @@ typedef struct term {
 } term;
 
 typedef struct search_opts {
-    const char *model, *db, *copy_to, *link_to, *prompts;
+    const char *model, *copy_to, *link_to, *prompts;
+    const char **dbs; /* one or more index databases (shards): their top k merged */
+    size_t n_dbs;
     long k, threads;
     double threshold, merge;
     int has_threshold, json, no_exif, exact, download;
@@ -125,8 +128,10 @@ static int search_parse(int argc, char **argv, search_opts *o)
             sign = 1;
         } else if ((r = cli_args_value(&a, "--model", &o->model)) != 0) {
             if (r < 0) return APP_USAGE;
-        } else if ((r = cli_args_value(&a, "--db", &o->db)) != 0 ||
-                   (r = cli_args_value(&a, "--prompts", &o->prompts)) != 0) {
+        } else if ((r = cli_args_value(&a, "--db", &val)) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->dbs[o->n_dbs++] = val;
+        } else if ((r = cli_args_value(&a, "--prompts", &o->prompts)) != 0) {
             if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--image", &val)) != 0) {
             if (r < 0) return APP_USAGE;
@@ -172,7 +177,7 @@ static int search_parse(int argc, char **argv, search_opts *o)
         }
     }
     o->model = cli_model_fetch(o->model, CLI_DOWNLOAD_OFFER + o->download);
-    o->db = store_db_path(o->db);
+    if (o->n_dbs == 0) o->dbs[o->n_dbs++] = store_db_path(NULL);
     if (!o->model) return cli_model_error();
     if (o->n_terms == 0) return cli_usage_error(a.cmd, "no query: give a text, an image or both");
     if (o->copy_to && o->link_to) return cli_usage_error(a.cmd, "give --copy-to or --link-to, not both");
@@ -368,67 +373,81 @@ static void print_hit(const search_opts *o, json_out *j, size_t rank, const vhit
     putchar('\n');
 }
 
-/* Merges the scanned rows into hits, prints them and copies/links them. */
-static int print_hits(const search_opts *o, store *s, const vec_index *vi, const clipdex_hit *hits,
-                      long n_rows)
+/* Prints the hits and copies/links them. */
+static int print_hits(const search_opts *o, const vhit *h, size_t n)
 {
-    vhit_row *rows = malloc((size_t)(n_rows > 0 ? n_rows : 1) * sizeof *rows);
+    json_out j;
+    json_init(&j, stdout);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t rank = i + 1;
+        print_hit(o, &j, rank, &h[i]);
+        if ((o->copy_to || o->link_to) &&
+            (h[i].is_video ? place_frame(o, rank, n, &h[i]) : place_result(o, rank, n, h[i].path)))
+            rc = APP_FAIL;
+    }
+    return rc;
+}
+
+/* Merged hits of every database searched so far. */
+typedef struct hit_set {
+    vhit *h;
+    size_t n, cap;
+} hit_set;
+
+/* Appends the k best hits of one database; 0 or APP_FAIL (reported). */
+static int hits_add(hit_set *set, store *s, const vec_index *vi, const clipdex_hit *hits,
+                    size_t n_rows, const search_opts *o)
+{
+    vhit_row *rows = malloc((n_rows ? n_rows : 1) * sizeof *rows);
     if (!rows) {
         cli_error("out of memory");
         return APP_FAIL;
     }
-    for (long i = 0; i < n_rows; i++) rows[i] = (vhit_row){vi->ids[hits[i].row], hits[i].score};
+    for (size_t i = 0; i < n_rows; i++) rows[i] = (vhit_row){vi->ids[hits[i].row], hits[i].score};
     vhit *h = NULL;
-    long n = vhits_build(s, rows, (size_t)n_rows, (size_t)o->k, o->merge, &h);
+    long n = vhits_build(s, rows, n_rows, (size_t)o->k, o->merge, &h);
     free(rows);
     if (n < 0) return APP_FAIL;
-    json_out j;
-    json_init(&j, stdout);
-    int rc = 0;
-    for (long i = 0; i < n; i++) {
-        size_t rank = (size_t)i + 1;
-        print_hit(o, &j, rank, &h[i]);
-        if ((o->copy_to || o->link_to) &&
-            (h[i].is_video ? place_frame(o, rank, (size_t)n, &h[i])
-                           : place_result(o, rank, (size_t)n, h[i].path)))
-            rc = APP_FAIL;
+    if (set->n + (size_t)n > set->cap) {
+        size_t cap = set->n + (size_t)n;
+        vhit *g = realloc(set->h, (cap ? cap : 1) * sizeof *g);
+        if (!g) {
+            vhits_free(h, (size_t)n);
+            cli_error("out of memory");
+            return APP_FAIL;
+        }
+        set->h = g;
+        set->cap = cap;
     }
-    vhits_free(h, (size_t)n);
-    return rc;
+    memcpy(set->h + set->n, h, (size_t)n * sizeof *h); /* the paths change owner */
+    set->n += (size_t)n;
+    free(h);
+    return 0;
 }
 
-static int search_run(const search_opts *o)
+/* Best first; equal scores by path, so shards and their merge agree. */
+static int hit_cmp(const void *pa, const void *pb)
 {
-    clipdex_ctx *ctx = NULL;
-    clipdex_model *model = NULL;
+    const vhit *a = pa, *b = pb;
+    if (a->score != b->score) return a->score > b->score ? -1 : 1;
+    int c = memcmp(a->path, b->path, a->len < b->len ? a->len : b->len);
+    return c ? c : (a->len > b->len) - (a->len < b->len);
+}
+
+/* Scans one database for the query q and adds its hits to set. */
+static int search_db(const search_opts *o, clipdex_ctx *ctx, const store_model_id *id,
+                     const float *q, const char *db, clipdex_hit *hits, hit_set *set)
+{
     store *s = NULL;
     vec_index vi;
     memset(&vi, 0, sizeof vi);
-    float *q = NULL;
-    clipdex_hit *hits = NULL;
-    store_model_id id;
-    zs_prompts pr;
-    memset(&pr, 0, sizeof pr);
-    int rc = cli_ctx_new((int)o->threads, &ctx);
-    if (!rc) rc = cli_model_load(ctx, o->model, NULL, &model);
-    if (!rc) rc = store_model_identify(model, o->model, &id);
-    if (!rc) rc = store_open(o->db, 0, &s);
-    if (!rc) rc = store_check_model(s, &id, 0);
-    if (!rc && o->prompts) rc = zs_prompts_load(o->prompts, &id, &pr);
+    int rc = store_open(db, 0, &s);
+    if (!rc) rc = store_check_model(s, id, 0);
+    if (!rc) rc = vecindex_open(s, id->dim, &vi);
     if (rc) goto done;
-    size_t dim = (size_t)id.dim;
-    q = malloc(dim * sizeof *q);
-    size_t k_rows = vhits_rows((size_t)o->k, SEARCH_K_MAX);
-    hits = malloc(k_rows * sizeof *hits);
-    if (!q || !hits) {
-        cli_error("out of memory");
-        rc = APP_FAIL;
-        goto done;
-    }
-    if ((rc = build_query(o, ctx, model, o->prompts ? &pr : NULL, dim, q))) goto done;
-    if ((rc = vecindex_open(s, (int)dim, &vi))) goto done;
     clipdex_search_params sp = clipdex_search_params_default();
-    sp.k = k_rows;
+    sp.k = vhits_rows((size_t)o->k, SEARCH_K_MAX);
     sp.threshold = o->has_threshold ? (float)o->threshold : -INFINITY;
     sp.stage = o->exact ? CLIPDEX_SEARCH_EXACT : CLIPDEX_SEARCH_AUTO;
     const char *env = getenv("CLIPDEX_SEARCH_CANDIDATES"); /* tuning and tests */
@@ -448,6 +467,42 @@ static int search_run(const search_opts *o)
         fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
                 "%zu re-ranked)\n", vi.n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
                 qs.candidates, qs.reranked);
+    rc = hits_add(set, s, &vi, hits, n_hits, o);
+done:
+    vecindex_close(&vi);
+    store_close(s);
+    return rc;
+}
+
+static int search_run(const search_opts *o)
+{
+    clipdex_ctx *ctx = NULL;
+    clipdex_model *model = NULL;
+    float *q = NULL;
+    clipdex_hit *hits = NULL;
+    hit_set set = {NULL, 0, 0};
+    store_model_id id;
+    zs_prompts pr;
+    memset(&pr, 0, sizeof pr);
+    int rc = cli_ctx_new((int)o->threads, &ctx);
+    if (!rc) rc = cli_model_load(ctx, o->model, NULL, &model);
+    if (!rc) rc = store_model_identify(model, o->model, &id);
+    if (!rc && o->prompts) rc = zs_prompts_load(o->prompts, &id, &pr);
+    if (rc) goto done;
+    size_t dim = (size_t)id.dim;
+    q = malloc(dim * sizeof *q);
+    hits = malloc(vhits_rows((size_t)o->k, SEARCH_K_MAX) * sizeof *hits);
+    if (!q || !hits) {
+        cli_error("out of memory");
+        rc = APP_FAIL;
+        goto done;
+    }
+    if ((rc = build_query(o, ctx, model, o->prompts ? &pr : NULL, dim, q))) goto done;
+    for (size_t i = 0; i < o->n_dbs && !rc; i++)
+        rc = search_db(o, ctx, &id, q, o->dbs[i], hits, &set);
+    if (rc) goto done;
+    if (set.n > 1) qsort(set.h, set.n, sizeof *set.h, hit_cmp);
+    size_t n = set.n < (size_t)o->k ? set.n : (size_t)o->k;
     if ((o->copy_to || o->link_to)) {
         const char *dir = o->copy_to ? o->copy_to : o->link_to;
         if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
@@ -456,13 +511,12 @@ static int search_run(const search_opts *o)
             goto done;
         }
     }
-    rc = print_hits(o, s, &vi, hits, (long)n_hits);
+    rc = print_hits(o, set.h, n);
     int frc = cli_flush_stdout();
     if (!rc) rc = frc;
 done:
-    vecindex_close(&vi);
+    vhits_free(set.h, set.n);
     zs_prompts_free(&pr);
-    store_close(s);
     free(q);
     free(hits);
     clipdex_model_free(model);
@@ -477,12 +531,16 @@ int cmd_search(int argc, char **argv)
     o.k = SEARCH_K_DEFAULT;
     o.merge = VHITS_MERGE_DEFAULT;
     o.terms = calloc((size_t)argc + 1, sizeof *o.terms);
-    if (!o.terms) {
+    o.dbs = calloc((size_t)argc + 1, sizeof *o.dbs);
+    if (!o.terms || !o.dbs) {
+        free(o.terms);
+        free(o.dbs);
         cli_error("out of memory");
         return APP_FAIL;
     }
     int rc = search_parse(argc, argv, &o);
     if (rc < 0) rc = search_run(&o);
     free(o.terms);
+    free(o.dbs);
     return rc;
 }

@@ -26,6 +26,7 @@ static const char usage_main[] =
     "  index      add the images under folders to an index database\n"
     "  search     find indexed images by text, image or both\n"
     "  watch      match live video inputs against text prompts, print events\n"
+    "  merge      merge shard databases (index --shard) into one index\n"
     "  classify   zero-shot: the top labels of images, with probabilities\n"
     "  prompts    save text embeddings to a file for --prompts\n"
     "  eval       zero-shot accuracy over a labelled dataset folder\n"
@@ -58,6 +59,7 @@ static const command commands[] = {
     {"index", cmd_index, usage_index},
     {"search", cmd_search, usage_search},
     {"watch", cmd_watch, usage_watch},
+    {"merge", cmd_merge, usage_merge},
     {"classify", cmd_classify, usage_classify},
     {"prompts", cmd_prompts, usage_prompts},
     {"eval", cmd_eval, usage_eval},

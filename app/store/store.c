@@ -183,6 +183,21 @@ static int meta_set(store *s, const char *key, const char *val)
     return 0;
 }
 
+int store_read_model(store *s, store_model_id *id)
+{
+    char dim[32];
+    memset(id, 0, sizeof *id);
+    meta_get(s, "model_hash", id->hash, sizeof id->hash);
+    meta_get(s, "model_name", id->name, sizeof id->name);
+    meta_get(s, "embed_dim", dim, sizeof dim);
+    id->dim = atoi(dim);
+    if (id->hash[0] == '\0' || id->dim <= 0) {
+        report_error("database '%s' holds no index yet (run `clipdex index` first)", s->path);
+        return APP_FAIL;
+    }
+    return 0;
+}
+
 int store_check_model(store *s, const store_model_id *id, int record)
 {
     char name[256], hash[128], dim[32];

@@ -47,6 +47,10 @@ void store_close(store *s);
  * which models differ. */
 int store_check_model(store *s, const store_model_id *id, int record);
 
+/* Reads the model identity the database records; returns 0, or APP_FAIL
+ * (reported) when it holds no index yet. */
+int store_read_model(store *s, store_model_id *id);
+
 /* Runs SQL without results; returns 0 or -1 (message reported). */
 int store_exec(store *s, const char *sql);
 /* Prepares a statement; NULL (message reported) on failure. */
