@@ -201,8 +201,9 @@ static void test_load(void)
     }
     char dir[512], cmd[2048];
     snprintf(dir, sizeof dir, "%s/models/bf16-small-oc", check_build());
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s/tools/genmodel' --config small --layout openclip --dtype bf16 "
-             "--seed 11 --out '%s' --vocab '%s/data/vocab' >/dev/null", dir, check_build(), dir, shared);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/models' && rm -rf '%s' && '%s/tools/genmodel' --config small "
+             "--layout openclip --dtype bf16 --seed 11 --out '%s' --vocab '%s/data/vocab' >/dev/null",
+             check_build(), dir, check_build(), dir, shared);
     CHECK(system(cmd) == 0, "genmodel: %s", cmd);
     enum { E = 1024 };
     float a[2][E], b[2][E];
