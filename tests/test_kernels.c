@@ -375,7 +375,7 @@ static void odd_rows(void)
         size_t nseq = 3, t = aw[ai][0], width = aw[ai][1], heads = aw[ai][2], rows = nseq * t;
         float *q = malloc(rows * width * 4), *kk = malloc(rows * width * 4), *v = malloc(rows * width * 4);
         float *o[3] = {malloc(rows * width * 4), malloc(rows * width * 4), malloc(rows * width * 4)};
-        float *r = malloc(rows * width * 4), *sc = malloc(cdx_attention_scratch(nseq, heads, t) * 4);
+        float *r = malloc(rows * width * 4), *sc = malloc(cdx_attention_scratch(nseq, heads, t, width) * 4);
         size_t sel[3] = {0, t / 2, t - 1};
         fill(q, rows * width), fill(kk, rows * width), fill(v, rows * width);
         for (size_t i = 0; i < rows * width; i++) q[i] *= 3.0f; /* sharper softmax */
@@ -506,7 +506,7 @@ static void path_tests(void)
         size_t nseq = 3, t = 13, width = aw[ai][0], heads = aw[ai][1], rows = nseq * t;
         float *q = malloc(rows * width * 4), *kk = malloc(rows * width * 4), *v = malloc(rows * width * 4);
         float *o1 = malloc(rows * width * 4), *o2 = malloc(rows * width * 4);
-        float *sc = malloc(cdx_attention_scratch(nseq, heads, t) * 4);
+        float *sc = malloc(cdx_attention_scratch(nseq, heads, t, width) * 4);
         fill(q, rows * width), fill(kk, rows * width), fill(v, rows * width);
         for (int causal = 0; causal < 2; causal++) {
             cdx_attention(ctx, q, kk, v, o1, width, nseq, t, width, heads, causal, sc);

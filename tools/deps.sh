@@ -2,7 +2,7 @@
 # tools/deps.sh - installs the Debian/Ubuntu packages listed in tools/deps.txt
 # (the one list: `make deps`, ./quickstart.sh and .ci/run all come here).
 #
-#   tools/deps.sh [--dry-run] [KIND...]     KIND: build, test (default: both)
+#   tools/deps.sh [--dry-run] [KIND...]     KIND: build, test, bench (default: build test)
 #
 # Idempotent and quick: each package is checked with dpkg-query first, and
 # apt-get runs only for what is missing. As root it runs apt-get update and

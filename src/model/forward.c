@@ -24,7 +24,7 @@ size_t cdx_block_scratch(const struct cdx_tower_cfg *c, size_t n_seq, size_t seq
 {
     size_t rows = n_seq * seq_len;
     return rows * (size_t)c->width * 4 + rows * (size_t)c->mlp +
-           cdx_attention_scratch(n_seq, (size_t)c->heads, seq_len) +
+           cdx_attention_scratch(n_seq, (size_t)c->heads, seq_len, (size_t)c->width) +
            n_seq * ((size_t)c->width * 2 + (size_t)c->mlp); /* cdx_block_forward_sel's rows */
 }
 
@@ -64,7 +64,7 @@ void cdx_block_forward_sel(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, cons
     float *k = h + R * W;    /* (R, W) */
     float *v = k + R * W;    /* (R, W) */
     float *att = v + 2 * R * W + R * M; /* as in cdx_block_forward */
-    float *hq = att + cdx_attention_scratch(n_seq, (size_t)c->heads, seq_len); /* (n_seq, W) */
+    float *hq = att + cdx_attention_scratch(n_seq, (size_t)c->heads, seq_len, (size_t)c->width); /* (n_seq, W) */
     float *qa = hq + n_seq * W;  /* (n_seq, W): q, then the attention output */
     float *f = qa + n_seq * W;   /* (n_seq, M) */
     float *q = v + R * W;        /* (n_seq, W) within the (R, W) q slot */

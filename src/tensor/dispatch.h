@@ -37,7 +37,9 @@ typedef void (*cdx_linear_tile_fn)(const float *A, size_t lda, const struct cdx_
 /* One LayerNorm row (x and y may alias). */
 typedef void (*cdx_layernorm_row_fn)(const float *x, float *y, size_t n, const float *w, const float *b, float eps);
 /* One attention query row: scores of q (d) against lim keys (K + c*ld),
- * softmax with `scale`, o (d) = weighted sum of the V rows; p: lim floats. */
+ * softmax with `scale`, o (d) = weighted sum of the V rows; p: lim floats.
+ * K and V have lim rows rounded up to 16 that may be read (the rows past
+ * lim are zeros; ops.c packs them). */
 typedef void (*cdx_attn_row_fn)(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d,
                                 float scale, float *p, float *o);
 /* One row of activations to int8 blocks (qgemm.h, cdx_act_q8_ref). */

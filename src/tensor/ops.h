@@ -158,8 +158,8 @@ CDX_INTERNAL void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, fl
 /* Multi-head attention over `n_seq` sequences of `t` tokens each.
  * q, k, v, out: (n_seq * t, width) row-major with row stride ld; head h uses
  * columns [h*d, (h+1)*d), d = width / heads. causal: token i sees j <= i.
- * `scratch` holds at least cdx_attention_scratch(n_seq, heads, t) floats. */
-CDX_INTERNAL size_t cdx_attention_scratch(size_t n_seq, size_t heads, size_t t);
+ * `scratch` holds at least cdx_attention_scratch(n_seq, heads, t, width) floats. */
+CDX_INTERNAL size_t cdx_attention_scratch(size_t n_seq, size_t heads, size_t t, size_t width);
 CDX_INTERNAL void cdx_attention(clipdex_ctx *ctx, const float *q, const float *k, const float *v,
                                 float *out, size_t ld, size_t n_seq, size_t t, size_t width,
                                 size_t heads, int causal, float *scratch);

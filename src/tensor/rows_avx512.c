@@ -49,24 +49,61 @@ TGT512 void cdx_layernorm_row_avx512(const float *x, float *y, size_t n, const f
     }
 }
 
-/* p[c..c+4) = (q . K_c') * scale for four keys K_c' = K + c' ld (d each):
- * 16-lane FMA chains, one fixed-order horizontal sum per key. */
-TGT512 static void scores4(const float *q, const float *K, size_t ld, size_t c, size_t nk, size_t d, float scale,
-                           float *p)
+/* Lane j of the result = the sum of s[j]'s 16 lanes, for j < 16, in one
+ * fixed tree order (halves of pairs, then quarters, pairs of lanes, lanes;
+ * the last permute puts key j in lane j). Each sum depends only on s[j]. */
+TGT512 static inline __attribute__((always_inline)) __m512 sum16x16(const __m512 *s)
 {
-    const float *k0 = K + c * ld, *k1 = nk > 1 ? k0 + ld : k0, *k2 = nk > 2 ? k0 + 2 * ld : k0;
-    const float *k3 = nk > 3 ? k0 + 3 * ld : k0;
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    __m512 t[8], u[4], v[2];
+#pragma GCC unroll 8
+    for (int j = 0; j < 8; j++)
+        t[j] = _mm512_add_ps(_mm512_shuffle_f32x4(s[j], s[j + 8], 0x44), _mm512_shuffle_f32x4(s[j], s[j + 8], 0xEE));
+#pragma GCC unroll 4
+    for (int j = 0; j < 4; j++)
+        u[j] = _mm512_add_ps(_mm512_shuffle_f32x4(t[j], t[j + 4], 0x88), _mm512_shuffle_f32x4(t[j], t[j + 4], 0xDD));
+#pragma GCC unroll 2
+    for (int j = 0; j < 2; j++)
+        v[j] = _mm512_add_ps(_mm512_unpacklo_ps(u[j], u[j + 2]), _mm512_unpackhi_ps(u[j], u[j + 2]));
+    __m512d v0 = _mm512_castps_pd(v[0]), v1 = _mm512_castps_pd(v[1]);
+    __m512 w = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(v0, v1)), _mm512_castpd_ps(_mm512_unpackhi_pd(v0, v1)));
+    /* w's lane 4q + i holds key base(q) + {0, 2, 1, 3}[i], base = 0, 8, 4, 12 */
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15), w);
+}
+
+/* p[c..c+nk) = (q . K_c') * scale for nk <= 16 keys K_c' = K + c' ld (d
+ * each): one 16-lane FMA chain per key over d, the 16 chains summed across
+ * their lanes together (sum16x16) rather than one horizontal sum per key,
+ * which was a long dependent chain per score. Keys nk..15 are read (the
+ * caller pads K to 16 rows, dispatch.h) but not stored. Instantiated with
+ * d = ld = 64 as constants (every CLIP head; the loads then take constant
+ * offsets from one pointer) and for any d and ld. */
+TGT512 static inline __attribute__((always_inline)) void scores16_t(const float *q, const float *K, size_t ld,
+                                                                   size_t c, size_t nk, size_t d, float scale,
+                                                                   float *p)
+{
+    const float *k0 = K + c * ld;
+    __m512 s[16];
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) s[j] = _mm512_setzero_ps();
     for (size_t i = 0; i < d; i += 16) {
         __mmask16 mk = cdx_mask16(d - i);
         __m512 qv = _mm512_maskz_loadu_ps(mk, q + i);
-        s0 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k0 + i), s0);
-        s1 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k1 + i), s1);
-        s2 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k2 + i), s2);
-        s3 = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k3 + i), s3);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+            s[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k0 + (size_t)j * ld + i), s[j]);
     }
-    float t[4] = {cdx_hsum16(s0) * scale, cdx_hsum16(s1) * scale, cdx_hsum16(s2) * scale, cdx_hsum16(s3) * scale};
-    memcpy(p + c, t, nk * sizeof *t);
+    _mm512_mask_storeu_ps(p + c, cdx_mask16(nk), _mm512_mul_ps(sum16x16(s), _mm512_set1_ps(scale)));
+}
+
+TGT512 static void scores16_64(const float *q, const float *K, size_t c, size_t nk, float scale, float *p)
+{
+    scores16_t(q, K, 64, c, nk, 64, scale, p);
+}
+
+TGT512 static void scores16(const float *q, const float *K, size_t ld, size_t c, size_t nk, size_t d, float scale,
+                            float *p)
+{
+    scores16_t(q, K, ld, c, nk, d, scale, p);
 }
 
 /* p[0..lim) = e^(p - max) / sum, the sum over 16 lanes then across them. */
@@ -91,26 +128,42 @@ TGT512 static void softmax(float *p, size_t lim)
 
 /* One attention row: p[c] = (q . K_c) * scale for c < lim, softmax, o (d) =
  * sum_c p_c V_c (K_c = K + c ld, V_c = V + c ld); o is built 64 columns at a
- * time in four registers, keys in order. */
+ * time in two sets of four registers, even keys in one and odd keys in the
+ * other (two independent FMA chains, keys in order within each), added at
+ * the end. */
 TGT512 void cdx_attn_row_avx512(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d,
                                 float scale, float *p, float *o)
 {
-    for (size_t c = 0; c < lim; c += 4) scores4(q, K, ld, c, lim - c < 4 ? lim - c : 4, d, scale, p);
+    for (size_t c = 0; c < lim; c += 16) {
+        size_t nk = lim - c < 16 ? lim - c : 16;
+        if (d == 64 && ld == 64) scores16_64(q, K, c, nk, scale, p);
+        else scores16(q, K, ld, c, nk, d, scale, p);
+    }
     softmax(p, lim);
     for (size_t e0 = 0; e0 < d; e0 += 64) {
-        __mmask16 m0 = cdx_mask16(d - e0), m1 = cdx_mask16(d - e0 > 16 ? d - e0 - 16 : 0);
-        __mmask16 m2 = cdx_mask16(d - e0 > 32 ? d - e0 - 32 : 0), m3 = cdx_mask16(d - e0 > 48 ? d - e0 - 48 : 0);
-        __m512 o0 = _mm512_setzero_ps(), o1 = o0, o2 = o0, o3 = o0;
-        for (size_t c = 0; c < lim; c++) {
+        __mmask16 mk[4];
+        for (int u = 0; u < 4; u++) mk[u] = cdx_mask16(d - e0 > 16 * (size_t)u ? d - e0 - 16 * (size_t)u : 0);
+        __m512 a[4], b[4]; /* even keys, odd keys */
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) a[u] = b[u] = _mm512_setzero_ps();
+        size_t c = 0;
+        for (; c + 1 < lim; c += 2) {
             const float *v = V + c * ld + e0;
-            __m512 w = _mm512_set1_ps(p[c]);
-            o0 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m0, v), o0);
-            o1 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m1, v + 16), o1);
-            o2 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m2, v + 32), o2);
-            o3 = _mm512_fmadd_ps(w, _mm512_maskz_loadu_ps(m3, v + 48), o3);
+            __m512 wa = _mm512_set1_ps(p[c]), wb = _mm512_set1_ps(p[c + 1]);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                a[u] = _mm512_fmadd_ps(wa, _mm512_maskz_loadu_ps(mk[u], v + 16 * u), a[u]);
+                b[u] = _mm512_fmadd_ps(wb, _mm512_maskz_loadu_ps(mk[u], v + ld + 16 * u), b[u]);
+            }
         }
-        _mm512_mask_storeu_ps(o + e0, m0, o0), _mm512_mask_storeu_ps(o + e0 + 16, m1, o1);
-        _mm512_mask_storeu_ps(o + e0 + 32, m2, o2), _mm512_mask_storeu_ps(o + e0 + 48, m3, o3);
+        if (c < lim) {
+            const float *v = V + c * ld + e0;
+            __m512 wa = _mm512_set1_ps(p[c]);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) a[u] = _mm512_fmadd_ps(wa, _mm512_maskz_loadu_ps(mk[u], v + 16 * u), a[u]);
+        }
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + e0 + 16 * u, mk[u], _mm512_add_ps(a[u], b[u]));
     }
 }
 
