@@ -184,8 +184,9 @@ TGT512 static inline __m512 gelu16(__m512 x)
 
 /* C rows [m0, m1) x cols [n0, n1) (+)= act(acc + bias), acc row i at
  * acc + (i - m0) * ldacc; 16 columns at a time, the last ones masked. The
- * arithmetic per element is cdx_linear_epilogue_avx2's but for GELU. */
-TGT512 static void epilogue(const float *acc, size_t ldacc, const float *bias, float *C, size_t ldc, size_t m0,
+ * arithmetic per element is cdx_linear_epilogue_avx2's but for GELU. Also
+ * the epilogue of the AVX512_VNNI int8 tile (qgemm_avx512.c). */
+TGT512 void cdx_linear_epilogue_avx512(const float *acc, size_t ldacc, const float *bias, float *C, size_t ldc, size_t m0,
                             size_t m1, size_t n0, size_t n1, int act, unsigned flags)
 {
     size_t nt = n1 - n0;
@@ -254,7 +255,7 @@ TGT512 void cdx_linear_tile_avx512(const float *A, size_t lda, const struct cdx_
     } else {
         tile_blocked(Am, lda, W, rows, n0, n1, k, acc_buf, ldacc);
     }
-    epilogue(acc_buf, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
+    cdx_linear_epilogue_avx512(acc_buf, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
 }
 
 #endif /* x86 */

@@ -201,6 +201,11 @@ CDX_INTERNAL void cdx_linear_tile_avx2(const float *A, size_t lda, const struct 
 CDX_INTERNAL void cdx_linear_epilogue_avx2(const float *acc, size_t ldacc, const float *bias, float *C,
                                            size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
                                            int act, unsigned flags);
+/* The same with AVX-512 (linear_avx512.c): bitwise the AVX2 epilogue but for
+ * GELU (a vector erfc there, libm's erff here). */
+CDX_INTERNAL void cdx_linear_epilogue_avx512(const float *acc, size_t ldacc, const float *bias, float *C,
+                                             size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
+                                             int act, unsigned flags);
 /* One LayerNorm row with AVX2 (double sums, 4 lanes; x and y may alias). */
 CDX_INTERNAL void cdx_layernorm_row_avx2(const float *x, float *y, size_t n, const float *w, const float *b,
                                          float eps);

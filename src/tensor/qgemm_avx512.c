@@ -19,6 +19,7 @@
 #include <immintrin.h>
 
 #define TGT __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
+#define EPILOGUE cdx_linear_epilogue_avx512
 #define PFX avx512
 #define VW 16
 #define QV_R 6

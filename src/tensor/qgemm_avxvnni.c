@@ -14,6 +14,7 @@
 #include <immintrin.h>
 
 #define TGT __attribute__((target("avxvnni,avx2,fma,f16c")))
+#define EPILOGUE cdx_linear_epilogue_avx2
 #define PFX avxvnni
 #define VW 8
 #define QV_R 6
