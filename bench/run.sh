@@ -24,7 +24,7 @@
 #   BENCH_ST=1             also run clipdex on the fp32 safetensors directory itself (the
 #                          row layout: weight panels are packed per call), as "clipdex-fp32st"
 #   PYTHON=/usr/bin/python3  NODE=node  CC=cc
-# Needs: the build; for the peers Debian's python3-torch (and libopenblas0-openmp, or
+# Needs: the build; for the peers (tools/deps.sh bench installs them) Debian's python3-torch, python3-regex, python3-pil (and libopenblas0-openmp, or
 # PyTorch uses the reference BLAS) and node + `npm ci --ignore-scripts` in bench/peers
 # (done here when node_modules is missing; the only step that needs a network).
 set -eu
