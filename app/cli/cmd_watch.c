@@ -17,7 +17,9 @@
 #include "cli/cmd_watch.h"
 #include "store/store.h"
 #include "util/json.h"
+#include "video/decode.h"
 #include "video/watch.h"
+#include "video/wstore.h"
 #include "zeroshot/zeroshot.h"
 
 const char usage_watch[] =
@@ -55,6 +57,9 @@ const char usage_watch[] =
     "  --json             one JSON object per event: {\"event\",\"input\",\"uri\",\"prompt\",\n"
     "                     \"score\",\"cosine\",\"pts\",\"wall\"}\n"
     "  --frames           also print every scored frame (scores and cosines of all prompts)\n"
+    "  --db FILE          also store every scored frame (embedding, time, thumbnail) in this\n"
+    "                     index, to be searched later: files by stream time, live inputs\n"
+    "                     by wall-clock time (default: no storing)\n"
     "  --threads N        inference threads, 0 = all CPUs (default 0)\n"
     "  --vocab PATH       tokenizer vocabulary (default: the model's, then $CLIPDEX_VOCAB)\n"
     "  -q, --quiet        no status line and no summary\n"
@@ -63,7 +68,7 @@ const char usage_watch[] =
 #define WATCH_MAX_INPUTS 64
 
 typedef struct watch_cli {
-    const char *model, *vocab, *prompts, *templates, *save;
+    const char *model, *vocab, *prompts, *templates, *save, *db;
     const char **inputs, **texts, **negs;
     size_t n_inputs, n_texts, n_negs;
     long threads, batch, retries;
@@ -130,6 +135,7 @@ static int watch_parse(int argc, char **argv, watch_cli *o)
                    (r = cli_args_value(&a, "--prompts", &o->prompts)) != 0 ||
                    (r = cli_args_value(&a, "--templates", &o->templates)) != 0 ||
                    (r = cli_args_value(&a, "--save-prompts", &o->save)) != 0 ||
+                   (r = cli_args_value(&a, "--db", &o->db)) != 0 ||
                    (r = cli_args_value(&a, "--score", &o->score)) != 0) {
             if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
@@ -159,6 +165,9 @@ typedef struct printer {
     const watch_cli *o;
     const zs_wprompts *p;
     const watch *w;
+    wstore *ws;        /* --db, else NULL */
+    const int *live;   /* [n_inputs] */
+    int db_failed;
     long starts;
     int status_shown, tty;
     double last_status;
@@ -198,7 +207,7 @@ static void print_json(const printer *pr, const watch_event *ev)
     json_num(&j, ev->pts);
     if (ev->wall > 0) {
         json_key(&j, "wall");
-        json_num(&j, ev->wall);
+        json_fixed(&j, ev->wall, 6);
     }
     if (ev->kind == WATCH_FRAME) {
         json_key(&j, "scores");
@@ -235,6 +244,10 @@ static void on_event(void *user, const watch_event *ev)
         if (pr->status_shown) fputc('\n', stderr), pr->status_shown = 0;
         cli_error("watch: input %d '%s': %s", ev->input, ev->uri, ev->msg);
     }
+    if (ev->kind == WATCH_FRAME && pr->ws && !pr->db_failed &&
+        wstore_add(pr->ws, (size_t)ev->input, pr->live[ev->input] ? ev->wall : ev->pts, ev->emb, ev->thumb,
+                   ev->thumb_len))
+        pr->db_failed = 1; /* said once; the watch goes on */
     if (ev->kind == WATCH_FRAME && pr->tty && now_s() - pr->last_status >= 1.0) {
         status_line(pr, pr->w, pr->o->n_inputs);
         pr->last_status = now_s();
@@ -272,6 +285,7 @@ static void summary(const printer *pr, const watch *w, size_t n)
                 st.done < 0 ? ", failed" : "");
     }
     fprintf(stderr, "clipdex watch: %ld matches started\n", pr->starts);
+    if (pr->ws) fprintf(stderr, "clipdex watch: %ld frames stored in '%s'\n", wstore_count(pr->ws), pr->o->db);
 }
 
 /* ---- run ------------------------------------------------------------------ */
@@ -307,7 +321,10 @@ static int watch_main(watch_cli *o)
     zs_wprompts p;
     memset(&p, 0, sizeof p);
     watch *w = NULL;
-    int rc = cli_ctx_new((int)o->threads, &ctx);
+    wstore *ws = NULL;
+    int *live = calloc(o->n_inputs, sizeof *live);
+    int rc = live ? cli_ctx_new((int)o->threads, &ctx) : APP_FAIL;
+    for (size_t i = 0; live && i < o->n_inputs; i++) live[i] = video_uri_is_live(o->inputs[i]);
     if (!rc) rc = cli_model_load(ctx, o->model, o->vocab, &model);
     if (!rc) {
         p.dim = (size_t)clipdex_model_embed_dim(model);
@@ -323,12 +340,17 @@ static int watch_main(watch_cli *o)
         else if (o->o.score == WATCH_SOFTMAX) o->o.threshold = 0.5;
         o->o.batch = (int)o->batch;
         o->o.retries = (int)o->retries;
+        o->o.thumbs = o->db != NULL;
+        if (o->db) rc = wstore_open(o->db, model, o->model, o->inputs, live, o->n_inputs, &ws);
+    }
+    if (!rc) {
         rc = watch_start(ctx, model, o->inputs, o->n_inputs, wp, p.n, p.dim, &o->o, &w);
     }
     if (!rc) {
-        printer pr = {o, &p, w, 0, 0, !o->quiet && isatty(STDERR_FILENO), 0};
+        printer pr = {o, &p, w, ws, live, 0, 0, 0, !o->quiet && isatty(STDERR_FILENO), 0};
         watch_stop = 0;
         rc = watch_go(o, w, &pr);
+        if (pr.db_failed && !rc) rc = APP_FAIL;
         for (size_t i = 0; !rc && i < o->n_inputs; i++) {
             watch_stats st;
             watch_get_stats(w, i, &st);
@@ -337,6 +359,8 @@ static int watch_main(watch_cli *o)
         if (watch_stop) rc = 130;
     }
     watch_free(w);
+    if (wstore_close(ws) && !rc) rc = APP_FAIL;
+    free(live);
     free(wp);
     zs_wprompts_free(&p);
     clipdex_model_free(model);

@@ -85,6 +85,15 @@ void json_num(json_out *j, double v)
     json_put_num(j->f, v);
 }
 
+void json_fixed(json_out *j, double v, int decimals)
+{
+    json_sep(j);
+    if (isfinite(v))
+        fprintf(j->f, "%.*f", decimals, v);
+    else
+        fputs("null", j->f);
+}
+
 void json_int(json_out *j, long long v)
 {
     json_sep(j);

@@ -37,6 +37,9 @@ void json_strn(json_out *j, const char *s, size_t len);
 void json_str(json_out *j, const char *s); /* NULL writes null */
 /* Numbers: doubles with %.9g (non-finite values are written as null). */
 void json_num(json_out *j, double v);
+/* v with `decimals` digits after the point (wall-clock seconds need more
+ * than json_num's 9 significant digits); null when not finite. */
+void json_fixed(json_out *j, double v, int decimals);
 void json_int(json_out *j, long long v);
 void json_uint(json_out *j, unsigned long long v);
 void json_bool(json_out *j, int v);

@@ -41,7 +41,7 @@ static void sampler_free(sampler *sp)
     free(sp->emb);
 }
 
-static int file_hash(const char *path, unsigned char out[SHA256_LEN], char *err, size_t errlen)
+int vindex_file_hash(const char *path, unsigned char out[SHA256_LEN], char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -231,7 +231,7 @@ int vindex_add(store *s, clipdex_ctx *ctx, const clipdex_model *model, const vin
     sampler sp;
     memset(&sp, 0, sizeof sp);
     sp.dim = (size_t)info.embed_dim;
-    int rc = file_hash(v->path, hash, err, errlen);
+    int rc = vindex_file_hash(v->path, hash, err, errlen);
     if (rc == 0) rc = sample_video(&sp, ctx, model, v->path, o, err, errlen);
     if (rc == 0) {
         if (store_samples(s, v, hash, &sp)) {

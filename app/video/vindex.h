@@ -15,6 +15,7 @@
 
 #include "clipdex.h"
 #include "store/store.h"
+#include "util/sha256.h"
 
 #define VINDEX_EVERY_DEFAULT 2.0
 #define VINDEX_SCENE_DEFAULT 0.3
@@ -42,6 +43,10 @@ typedef struct vindex_video {
  * with the reason in err (the video's old row and samples are then removed). */
 int vindex_add(store *s, clipdex_ctx *ctx, const clipdex_model *model, const vindex_video *v,
                const vindex_opts *o, size_t *n_samples, char *err, size_t errlen);
+
+/* SHA-256 of a file's bytes (the `files.hash` of a video). 0, or -1 with
+ * the reason in err. */
+int vindex_file_hash(const char *path, unsigned char out[SHA256_LEN], char *err, size_t errlen);
 
 /* Deletes the samples of files that are no longer indexed. 0 or -1. */
 int vindex_prune(store *s);

@@ -21,13 +21,24 @@
 
 #include "util/report.h"
 #include "video/decode.h"
+#include "video/jpeg.h"
 
 #define RING 4
+#define WATCH_THUMB_SIDE 160 /* as the index's video thumbnails */
 
 typedef struct wframe {
     clipdex_image *img;
     double pts, wall;
+    uint8_t *thumb; /* with opts.thumbs */
+    size_t thumb_len;
 } wframe;
+
+static void wframe_free(wframe *f)
+{
+    clipdex_image_free(f->img);
+    free(f->thumb);
+    f->img = NULL, f->thumb = NULL;
+}
 
 enum { M_IDLE, M_PENDING, M_ACTIVE };
 
@@ -105,24 +116,24 @@ static void post(input *in, int kind, const char *msg)
 }
 
 /* Queues a frame: waits for room (file) or drops the oldest (live).
- * Returns 0, or -1 when the watch is quitting (the image is freed). */
-static int push(input *in, clipdex_image *img, double pts, double wall)
+ * Returns 0, or -1 when the watch is quitting (the frame is freed). */
+static int push(input *in, wframe fr)
 {
     watch *w = in->w;
     pthread_mutex_lock(&w->mu);
     while (!in->live && in->n == RING && !w->quit) pthread_cond_wait(&w->cv, &w->mu);
     if (w->quit) {
         pthread_mutex_unlock(&w->mu);
-        clipdex_image_free(img);
+        wframe_free(&fr);
         return -1;
     }
     if (in->n == RING) { /* live: the oldest goes */
-        clipdex_image_free(in->ring[in->head].img);
+        wframe_free(&in->ring[in->head]);
         in->head = (in->head + 1) % RING;
         in->n--;
         in->st.dropped++;
     }
-    in->ring[(in->head + in->n) % RING] = (wframe){img, pts, wall};
+    in->ring[(in->head + in->n) % RING] = fr;
     in->n++;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
@@ -153,7 +164,12 @@ static int decode_session(input *in, clipdex_ctx *ctx, char *err, size_t errlen)
             rc = -1;
             break;
         }
-        if (push(in, img, f.pts, in->live ? f.wall : 0)) {
+        wframe fr = {img, f.pts, in->live ? f.wall : 0, NULL, 0};
+        char jerr[128];
+        if (w->o.thumbs && video_jpeg_encode(f.rgb, f.w, f.h, f.stride, WATCH_THUMB_SIDE, 5, &fr.thumb,
+                                             &fr.thumb_len, jerr, sizeof jerr))
+            fr.thumb = NULL, fr.thumb_len = 0; /* the frame is still scored and stored, without one */
+        if (push(in, fr)) {
             rc = 1;
             break;
         }
@@ -327,15 +343,19 @@ static void step_focus(watch *w, double wall, watch_cb cb, void *user)
     }
 }
 
-static void score_input_frame(watch *w, input *in, const float *x, double pts, double wall, double *cos,
+static void score_input_frame(watch *w, input *in, const float *x, const wframe *fr, double *cos,
                               double *score, watch_cb cb, void *user)
 {
+    const double pts = fr->pts, wall = fr->wall;
     score_frame(w, x, cos, score);
     watch_event ev;
     event_at(&ev, WATCH_FRAME, in, -1, 0, 0, pts, wall);
     ev.n_prompts = w->n_p;
     ev.scores = score;
     ev.cosines = cos;
+    ev.emb = x;
+    ev.thumb = fr->thumb;
+    ev.thumb_len = fr->thumb_len;
     emit(w, cb, user, &ev);
     in->lead = -INFINITY;
     for (size_t j = 0; j < w->n_p; j++) {
@@ -437,8 +457,7 @@ static int embed_batch(watch *w, wframe *fr, size_t *from, size_t n, float *emb,
     double *cos = malloc(2 * w->n_p * sizeof *cos);
     if (!cos) return APP_FAIL;
     for (size_t k = 0; k < n; k++)
-        score_input_frame(w, &w->in[from[k]], emb + k * w->dim, fr[k].pts, fr[k].wall, cos, cos + w->n_p, cb,
-                          user);
+        score_input_frame(w, &w->in[from[k]], emb + k * w->dim, &fr[k], cos, cos + w->n_p, cb, user);
     free(cos);
     return 0;
 }
@@ -466,7 +485,7 @@ int watch_run(watch *w, watch_cb cb, void *user, volatile sig_atomic_t *stop)
         }
         pthread_mutex_unlock(&w->mu);
         if (n) rc = embed_batch(w, fr, from, n, emb, cb, user);
-        for (size_t k = 0; k < n; k++) clipdex_image_free(fr[k].img);
+        for (size_t k = 0; k < n; k++) wframe_free(&fr[k]);
         if (rc || alive == 0 || (stop && *stop)) break;
     }
     for (size_t i = 0; i < w->n_in; i++) /* stopped early: the open matches end now */
@@ -535,7 +554,7 @@ void watch_free(watch *w)
     for (size_t i = 0; i < w->n_in; i++) {
         input *in = &w->in[i];
         if (in->th_on) pthread_join(in->th, NULL);
-        for (size_t k = 0; k < in->n; k++) clipdex_image_free(in->ring[(in->head + k) % RING].img);
+        for (size_t k = 0; k < in->n; k++) wframe_free(&in->ring[(in->head + k) % RING]);
         free(in->m);
     }
     pthread_mutex_destroy(&w->mu);

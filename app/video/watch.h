@@ -23,6 +23,7 @@
 
 #include <signal.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "clipdex.h"
 
@@ -46,6 +47,7 @@ typedef struct watch_opts {
     double retry_max;    /* longest back-off between reconnects, seconds */
     int retries;         /* reconnects before a live input is given up (-1: forever) */
     int max_side;        /* refuse larger streams (0: decoder default) */
+    int thumbs;          /* 1: FRAME events carry a JPEG thumbnail of the frame */
 } watch_opts;
 
 void watch_opts_default(watch_opts *o);
@@ -70,6 +72,9 @@ typedef struct watch_event {
     double wall;         /* CLOCK_REALTIME seconds of the frame (live inputs), else 0 */
     size_t n_prompts;    /* FRAME: the prompts' scores and cosines */
     const double *scores, *cosines;
+    const float *emb;    /* FRAME: the frame's embedding [dim], L2-normalized */
+    const uint8_t *thumb;/* FRAME with opts.thumbs: a JPEG of the frame (NULL if it failed) */
+    size_t thumb_len;
     const char *msg;     /* RECONNECT/ERROR */
 } watch_event;
 

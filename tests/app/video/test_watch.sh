@@ -154,6 +154,38 @@ sys.exit(not (fa and len(fa)==len(fb) and all(abs(x-y)<=1e-6 for p,q in zip(fa,f
 watch --text "a cat" --negative "a dog" --input "$TMP/abc.mp4" >/dev/null 2>"$TMP/err"
 check "--text and --negative run" test $? -eq 0
 
+# --- --db: the scored frames go into an index, searchable as time ranges ----------
+watch --prompts "$TMP/p.json" --input "$TMP/abc.mp4" --every 0.5 --frames --db "$TMP/w.db" >"$TMP/db.jsonl" 2>"$TMP/err"
+check "--db: exit 0" test $? -eq 0
+# every frame event is one stored sample: same times (pts), and the stored
+# embedding's cosines with the prompts (the slides) are the event's (1e-6)
+check "--db: one sample per scored frame, at its pts, with its embedding" "$PY" - "$TMP/db.jsonl" "$TMP/w.db" "$TMP/emb.jsonl" "$TMP/abc.mp4" <<'PYEOF'
+import json, sqlite3, struct, sys, os
+fr = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "frame"]
+emb = [json.loads(l)["embedding"] for l in open(sys.argv[3])]
+db = sqlite3.connect(sys.argv[2])
+rows = db.execute("SELECT f.path, s.seq, s.t, s.embedding, length(s.thumb) FROM frames s JOIN files f ON f.id = s.file_id ORDER BY s.seq").fetchall()
+ok = len(fr) >= 17 and len(rows) == len(fr)
+ok = ok and all(r[0] == os.path.realpath(sys.argv[4]).encode() and r[1] == i and abs(r[2] - e["pts"]) < 1e-9 for i, (r, e) in enumerate(zip(rows, fr)))
+for r, e in zip(rows, fr):
+    v = struct.unpack("<%df" % (len(r[3]) // 4), r[3])
+    cos = [sum(a * b for a, b in zip(v, p)) for p in emb]
+    ok = ok and all(abs(c - d) <= 1e-6 for c, d in zip(cos, e["cosines"])) and (r[4] or 0) > 100
+sys.exit(not ok)
+PYEOF
+"$CLIPDEX" search --model "$M" --db "$TMP/w.db" --json -k 3 --image "$TMP/s1.png" >"$TMP/hits.jsonl" 2>"$TMP/err"
+check "--db: searching by slide 1's image finds the video at [3, 6) s: $(head -c 300 "$TMP/hits.jsonl")" "$PY" -c "
+import json,sys
+h=[json.loads(l) for l in open('$TMP/hits.jsonl')]
+sys.exit(not (h and h[0]['path'].endswith('abc.mp4') and 2.5<=h[0]['start']<=3.5 and 5<=h[0]['end']<=6 and 3<=h[0]['best_time']<6))"
+watch --prompts "$TMP/p.json" --input "$TMP/abc.mp4" --every 1 --db "$TMP/w.db" >/dev/null 2>&1
+check "--db: watching the file again replaces its samples" test "$("$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM frames').fetchone()[0])" "$TMP/w.db")" -eq 9
+"$GENMODEL" --config tiny --layout hf --seed 8 --out "$TMP/other" --vocab "$SHARED/data/vocab" >/dev/null 2>&1
+"$CLIPDEX" watch --model "$TMP/other" --quiet --text cat --input "$TMP/abc.mp4" --db "$TMP/w.db" >/dev/null 2>"$TMP/err"
+rc=$?
+nframes() { "$PY" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT count(*) FROM frames').fetchone()[0])" "$1"; }
+check "--db: another model's index is refused (exit $rc), its samples kept" sh -c "[ $rc -ne 0 ] && grep -qi model '$TMP/err' && [ $(nframes "$TMP/w.db") -eq 9 ]"
+
 # --- bad inputs ------------------------------------------------------------------------
 head -c 4000 "$TMP/abc.mp4" >"$TMP/cut.mp4"
 $FF -f lavfi -i sine=d=1 "$TMP/sound.mp4"
@@ -180,7 +212,7 @@ push() {
     SRV=$!
 }
 "$CLIPDEX" watch --model "$M" --json --frames --prompts "$TMP/p.json" --input "rtsp-listen://127.0.0.1:$PORT/live" \
-    --retries 30 --timeout 3 >"$TMP/live.jsonl" 2>"$TMP/live.err" &
+    --retries 30 --timeout 3 --db "$TMP/live.db" >"$TMP/live.jsonl" 2>"$TMP/live.err" &
 W=$!
 sleep 1
 push
@@ -203,4 +235,10 @@ ok=ok and all('wall' in e for e in ev if e['event']=='frame')
 sys.exit(not ok)"
 check "live: the reconnect is on stderr" grep -q 'reconnecting' "$TMP/live.err"
 check "live: matches were found in the stream" grep -q '"start"' "$TMP/live.jsonl"
+check "live --db: every scored frame stored under the URI at its wall-clock time" "$PY" - "$TMP/live.jsonl" "$TMP/live.db" "rtsp-listen://127.0.0.1:$PORT/live" <<'PYEOF'
+import json, sqlite3, sys
+fr = [e for e in map(json.loads, open(sys.argv[1])) if e["event"] == "frame"]
+rows = sqlite3.connect(sys.argv[2]).execute("SELECT f.path, s.t FROM frames s JOIN files f ON f.id = s.file_id ORDER BY s.seq").fetchall()
+sys.exit(not (fr and len(rows) == len(fr) and all(r[0] == sys.argv[3].encode() and abs(r[1] - e["wall"]) < 2e-6 for r, e in zip(rows, fr))))
+PYEOF
 done_
