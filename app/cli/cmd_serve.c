@@ -24,6 +24,9 @@ const char usage_serve[] =
     "  --db FILE            index database for /v1/search, thumbnails and images\n"
     "  --root DIR           a folder that /v1/index may index and image paths may\n"
     "                       name (repeatable); nothing outside is ever read\n"
+    "  --watch-allow PREFIX  inputs /v1/watch may open besides files under a --root:\n"
+    "                       URLs or devices starting with PREFIX (repeatable; e.g.\n"
+    "                       rtsp://camera.lan/, /dev/video); none by default\n"
     "  --listen ADDR        HOST:PORT, [V6]:PORT or PORT (default 127.0.0.1:8080;\n"
     "                       port 0 picks a free one)\n"
     "  --token TOKEN        require 'Authorization: Bearer TOKEN' on every route but\n"
@@ -69,6 +72,12 @@ static int serve_parse(int argc, char **argv, serve_opts *o)
             if (o->n_roots == SERVE_MAX_ROOTS)
                 return cli_usage_error(a.cmd, "more than %d --root folders", SERVE_MAX_ROOTS);
             o->roots[o->n_roots++] = val;
+        } else if ((r = cli_args_value(&a, "--watch-allow", &val)) != 0) {
+            if (r < 0) return APP_USAGE;
+            if (o->n_watch_allow == SERVE_MAX_ROOTS)
+                return cli_usage_error(a.cmd, "more than %d --watch-allow prefixes", SERVE_MAX_ROOTS);
+            if (!val[0]) return cli_usage_error(a.cmd, "--watch-allow needs a non-empty prefix");
+            o->watch_allow[o->n_watch_allow++] = val;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--batch", &val)) != 0) {

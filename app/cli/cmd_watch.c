@@ -171,6 +171,7 @@ typedef struct printer {
     long starts;
     int status_shown, tty;
     double last_status;
+    double t_start;    /* monotonic time the watch started */
 } printer;
 
 static double now_s(void)
@@ -283,7 +284,13 @@ static void summary(const printer *pr, const watch *w, size_t n)
         fprintf(stderr, "clipdex watch: input %zu '%s': %ld frames scored, %ld not scored (sampling, or dropped behind a live input), %ld reconnects%s\n", i,
                 pr->o->inputs[i], st.frames, st.dropped, st.reconnects,
                 st.done < 0 ? ", failed" : "");
+        fprintf(stderr, "clipdex watch: input %zu time: decode+scale %.3f s, to image%s %.3f s\n", i, st.decode_s,
+                pr->o->db ? " and thumbnail" : "", st.prep_s);
     }
+    double embed_s, score_s;
+    watch_get_times(w, &embed_s, &score_s);
+    fprintf(stderr, "clipdex watch: time: image tower %.3f s, scoring and output %.3f s, wall %.3f s\n", embed_s,
+            score_s, now_s() - pr->t_start);
     fprintf(stderr, "clipdex watch: %ld matches started\n", pr->starts);
     if (pr->ws) fprintf(stderr, "clipdex watch: %ld frames stored in '%s'\n", wstore_count(pr->ws), pr->o->db);
 }
@@ -347,7 +354,7 @@ static int watch_main(watch_cli *o)
         rc = watch_start(ctx, model, o->inputs, o->n_inputs, wp, p.n, p.dim, &o->o, &w);
     }
     if (!rc) {
-        printer pr = {o, &p, w, ws, live, 0, 0, 0, !o->quiet && isatty(STDERR_FILENO), 0};
+        printer pr = {o, &p, w, ws, live, 0, 0, 0, !o->quiet && isatty(STDERR_FILENO), 0, now_s()};
         watch_stop = 0;
         rc = watch_go(o, w, &pr);
         if (pr.db_failed && !rc) rc = APP_FAIL;

@@ -9,6 +9,7 @@
 #include <ctype.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -604,6 +605,77 @@ int api_parse_index(json_t *root, const char **path, http_err *e)
         strlen(json_string_value(p)) != json_string_length(p))
         return http_fail(e, 400, "\"path\" must be a non-empty string");
     *path = json_string_value(p);
+    return 0;
+}
+
+static int watch_number(json_t *root, const char *key, double lo, double hi, double *out, http_err *e)
+{
+    json_t *v = json_object_get(root, key);
+    *out = NAN;
+    if (!v) return 0;
+    if (!json_is_number(v) || !(json_number_value(v) >= lo && json_number_value(v) <= hi))
+        return http_fail(e, 400, "\"%s\" must be a number from %g to %g", key, lo, hi);
+    *out = json_number_value(v);
+    return 0;
+}
+
+static int watch_prompt(json_t *v, size_t i, api_watch_prompt *p, http_err *e)
+{
+    char what[64];
+    snprintf(what, sizeof what, "prompts[%zu]", i);
+    p->negative = p->ensemble = 0;
+    p->threshold = NAN;
+    if (json_is_string(v)) return get_text(v, what, &p->text, e);
+    if (!json_is_object(v)) return http_fail(e, 400, "%s must be a string or an object with \"text\"", what);
+    json_t *t = json_object_get(v, "text"), *neg = json_object_get(v, "negative"),
+           *ens = json_object_get(v, "ensemble"), *thr = json_object_get(v, "threshold");
+    if (!t) return http_fail(e, 400, "%s has no \"text\"", what);
+    if (get_text(t, what, &p->text, e)) return -1;
+    if (p->text.len == 0) return http_fail(e, 400, "%s.text is empty", what);
+    if ((neg && !json_is_boolean(neg)) || (ens && !json_is_boolean(ens)))
+        return http_fail(e, 400, "%s: \"negative\" and \"ensemble\" must be true or false", what);
+    p->negative = neg && json_is_true(neg);
+    p->ensemble = ens && json_is_true(ens);
+    if (thr && !json_is_null(thr)) {
+        if (!json_is_number(thr) || !(json_number_value(thr) >= -1 && json_number_value(thr) <= 1))
+            return http_fail(e, 400, "%s.threshold must be a number from -1 to 1", what);
+        p->threshold = json_number_value(thr);
+    }
+    return 0;
+}
+
+int api_parse_watch(json_t *root, int need_inputs, api_watch *w, http_err *e)
+{
+    w->n_inputs = w->n_prompts = 0;
+    w->score = -1;
+    json_t *in = json_object_get(root, "inputs"), *pr = json_object_get(root, "prompts"),
+           *sc = json_object_get(root, "score");
+    if (need_inputs && (!json_is_array(in) || json_array_size(in) == 0 ||
+                        json_array_size(in) > HTTP_MAX_WATCH_INPUTS))
+        return http_fail(e, 400, "\"inputs\" must be a list of 1 to %d paths or URLs", HTTP_MAX_WATCH_INPUTS);
+    if (!need_inputs && in) return http_fail(e, 400, "\"inputs\" cannot change while watching: start a new watch");
+    for (size_t i = 0; in && i < json_array_size(in); i++) {
+        json_t *v = json_array_get(in, i);
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= HTTP_MAX_PATH ||
+            strlen(json_string_value(v)) != json_string_length(v))
+            return http_fail(e, 400, "inputs[%zu] must be a non-empty string", i);
+        w->inputs[w->n_inputs++] = json_string_value(v);
+    }
+    if (!json_is_array(pr) || json_array_size(pr) == 0 || json_array_size(pr) > HTTP_MAX_PROMPTS)
+        return http_fail(e, 400, "\"prompts\" must be a list of 1 to %d prompts", HTTP_MAX_PROMPTS);
+    for (size_t i = 0; i < json_array_size(pr); i++)
+        if (watch_prompt(json_array_get(pr, i), i, &w->prompts[w->n_prompts++], e)) return -1;
+    if (sc) {
+        const char *s = json_is_string(sc) ? json_string_value(sc) : "";
+        if (strcmp(s, "cosine") != 0 && strcmp(s, "softmax") != 0)
+            return http_fail(e, 400, "\"score\" must be \"cosine\" or \"softmax\"");
+        w->score = s[0] == 's';
+    }
+    if (watch_number(root, "threshold", -1, 1, &w->threshold, e) ||
+        watch_number(root, "every", 0, 3600, &w->every, e) || watch_number(root, "dwell", 0, 3600, &w->dwell, e) ||
+        watch_number(root, "hold", 0, 3600, &w->hold, e) ||
+        watch_number(root, "focus_dwell", 0, 3600, &w->focus_dwell, e))
+        return -1;
     return 0;
 }
 

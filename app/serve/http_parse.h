@@ -34,6 +34,9 @@ struct json_t;
 #ifndef HTTP_MAX_K
 #define HTTP_MAX_K 1000             /* results per search */
 #endif
+#ifndef HTTP_MAX_WATCH_INPUTS
+#define HTTP_MAX_WATCH_INPUTS 16    /* inputs of /v1/watch */
+#endif
 #ifndef HTTP_MAX_PATH
 #define HTTP_MAX_PATH 4096
 #endif
@@ -149,5 +152,27 @@ void api_search_free(api_search *s);
 
 /* POST /v1/index: {"path": STRING}. */
 int api_parse_index(struct json_t *root, const char **path, http_err *e);
+
+
+/* POST /v1/watch and POST /v1/watch/prompts:
+ *   {"inputs":[URI...], "prompts":[{"text":S, "negative":B, "ensemble":B,
+ *    "threshold":X}... or S...], "threshold":X, "score":"cosine"|"softmax",
+ *    "every":S, "dwell":S, "hold":S, "focus_dwell":S}
+ * Numbers left out are NAN, score -1 (the defaults). need_inputs: "inputs"
+ * is required (start), else refused (changing prompts). */
+typedef struct api_watch_prompt {
+    api_text text;
+    int negative, ensemble;
+    double threshold;
+} api_watch_prompt;
+typedef struct api_watch {
+    size_t n_inputs;
+    const char *inputs[HTTP_MAX_WATCH_INPUTS];
+    size_t n_prompts;
+    api_watch_prompt prompts[HTTP_MAX_PROMPTS];
+    double threshold, every, dwell, hold, focus_dwell;
+    int score;
+} api_watch;
+int api_parse_watch(struct json_t *root, int need_inputs, api_watch *w, http_err *e);
 
 #endif

@@ -49,9 +49,12 @@ typedef struct serve_opts {
     long max_body;
     long long max_pixels;
     int no_exif;
+    const char *watch_allow[SERVE_MAX_ROOTS]; /* --watch-allow: URL prefixes /v1/watch may open */
+    size_t n_watch_allow;
 } serve_opts;
 
 typedef struct serve_index serve_index; /* search state (serve_store.c) */
+typedef struct serve_watch serve_watch; /* live matching (serve_watch.c) */
 
 typedef struct server {
     serve_opts o;
@@ -70,6 +73,7 @@ typedef struct server {
     size_t n_ctx_free, cap_ctx_free;
     uint64_t requests, errors;
     serve_index *index;            /* NULL without --db */
+    serve_watch *watch;
 } server;
 
 /* One request, whatever the transport. */
@@ -98,7 +102,15 @@ typedef struct http_response {
     int body_fd;                   /* > 0: the body is `len` bytes of this file from body_off
                                       (the transport closes it); body must be NULL */
     uint64_t body_off;
+    /* A stream of unknown length (Server-Sent Events) when stream_read is
+     * set: the transport calls it for up to SERVE_STREAM_BLOCK bytes at a
+     * time until it returns -1; it may block (one thread per connection).
+     * stream_free(stream_cls) runs once at the end, whoever owns it. */
+    long (*stream_read)(void *cls, char *buf, size_t max);
+    void (*stream_free)(void *cls);
+    void *stream_cls;
 } http_response;
+#define SERVE_STREAM_BLOCK (64 * 1024)
 
 /* ---- server.c ---- */
 
@@ -158,6 +170,13 @@ int serve_index_read(server *srv, int64_t id, unsigned char **data, size_t *len,
 /* Reads the images named by path (under a --root) or by indexed ID into
  * bytes (API_IMAGE_BYTES); 0, or -1 with e set. */
 int serve_images_load(server *srv, api_image *images, size_t n, http_err *e);
+
+/* ---- serve_watch.c: /v1/watch (live matching, Server-Sent Events) ---- */
+
+int serve_watch_new(server *srv);      /* 0 or -1 (out of memory) */
+void serve_watch_close(server *srv);   /* ends the event streams (before the transport stops) */
+void serve_watch_free(server *srv);    /* stops the watch; NULL-safe */
+void serve_route_watch(server *srv, const http_request *rq, http_response *rs);
 
 /* ---- serve_api.c: start-up and the route table ---- */
 

@@ -441,6 +441,8 @@ void serve_handle(server *srv, const http_request *rq, http_response *rs)
             serve_route_video(srv, rq, rs);
         else
             serve_route_frame(srv, rq, rs);
+    } else if (strncmp(u, "/v1/watch", 9) == 0 && (u[9] == '\0' || u[9] == '/')) {
+        serve_route_watch(srv, rq, rs);
     } else {
         resp_error(rs, 404, "no such route: %s", u);
     }
@@ -530,11 +532,16 @@ int server_start(server *srv, clipdex_ctx *ctx, clipdex_model *model)
         return APP_FAIL;
     }
     if (o->db && serve_index_open(srv)) return APP_FAIL;
+    if (serve_watch_new(srv)) {
+        report_error("out of memory");
+        return APP_FAIL;
+    }
     return 0;
 }
 
 void server_free(server *srv)
 {
+    serve_watch_free(srv);
     serve_index_close(srv);
     batcher_free(srv->batch);
     for (size_t i = 0; i < srv->n_ctx_free; i++) clipdex_ctx_free(srv->ctx_free[i]);

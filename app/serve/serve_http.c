@@ -34,10 +34,35 @@ typedef struct conn_state {
     int too_big;
 } conn_state;
 
+static ssize_t stream_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    http_response *hold = cls;
+    long n = hold->stream_read(hold->stream_cls, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_done(void *cls)
+{
+    http_response *hold = cls;
+    if (hold->stream_free) hold->stream_free(hold->stream_cls);
+    free(hold);
+}
+
 static enum MHD_Result send_response(struct MHD_Connection *c, http_response *rs)
 {
     struct MHD_Response *r;
-    if (rs->body_fd > 0) {
+    if (rs->stream_read) { /* MHD owns the stream from here */
+        http_response *hold = malloc(sizeof *hold);
+        if (!hold) return MHD_NO;
+        *hold = *rs;
+        rs->stream_read = NULL, rs->stream_free = NULL, rs->stream_cls = NULL;
+        r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SERVE_STREAM_BLOCK, stream_cb, hold, stream_done);
+        if (!r) {
+            stream_done(hold);
+            return MHD_NO;
+        }
+    } else if (rs->body_fd > 0) {
         r = MHD_create_response_from_fd_at_offset64(rs->len, rs->body_fd, rs->body_off);
         if (!r) close(rs->body_fd);
         rs->body_fd = 0; /* MHD owns it now */
@@ -187,6 +212,7 @@ int serve_http_run(server *srv, const char *host, int port, int ipv6)
     sigaddset(&set, SIGTERM);
     sigwait(&set, &sig);
     report_note("clipdex serve: stopping (signal %d)", sig);
+    serve_watch_close(srv); /* event streams end, so their connections can close */
     MHD_stop_daemon(d);
     return 0;
 }

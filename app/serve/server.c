@@ -55,6 +55,8 @@ void http_response_free(http_response *rs)
 {
     if (rs->body_fd > 0) close(rs->body_fd);
     rs->body_fd = 0;
+    if (rs->stream_free) rs->stream_free(rs->stream_cls);
+    rs->stream_read = NULL, rs->stream_free = NULL, rs->stream_cls = NULL;
     if (!rs->body_static) free(rs->body);
     rs->body = NULL;
     rs->len = 0;

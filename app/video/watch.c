@@ -70,8 +70,12 @@ typedef struct input {
 struct watch {
     clipdex_ctx *ctx;
     const clipdex_model *model;
-    const watch_prompt *p;
+    watch_prompt *p;   /* owned copy (prompts_copy) */
     size_t n_p, dim;
+    watch_prompt *next_p; /* set by watch_set_prompts, applied by the caller's thread */
+    size_t next_n;
+    double next_thr;
+    int has_next;
     watch_opts o;
     float logit_scale;
     input *in;
@@ -81,6 +85,7 @@ struct watch {
     int quit;
     int focus, cand;   /* the focused input, the input leading for it (-1: none) */
     double cand_since;
+    double embed_s, score_s; /* caller's thread: image tower, scoring and events */
 };
 
 static double now_mono(void)
@@ -103,6 +108,30 @@ void watch_opts_default(watch_opts *o)
     o->timeout_s = 5;
     o->retry_max = 8;
     o->retries = -1;
+}
+
+/* One block holding n prompts, their embeddings and texts (free() frees it). */
+static watch_prompt *prompts_copy(const watch_prompt *p, size_t n, size_t dim)
+{
+    size_t text = 0;
+    for (size_t i = 0; i < n; i++) text += strlen(p[i].text) + 1;
+    size_t head = (n ? n : 1) * sizeof *p, embb = n * dim * sizeof(float);
+    head = (head + 15) / 16 * 16;
+    char *blk = malloc(head + embb + text);
+    if (!blk) return NULL;
+    watch_prompt *q = (watch_prompt *)(void *)blk;
+    float *e = (float *)(void *)(blk + head);
+    char *t = blk + head + embb;
+    for (size_t i = 0; i < n; i++) {
+        q[i] = p[i];
+        memcpy(e + i * dim, p[i].emb, dim * sizeof *e);
+        q[i].emb = e + i * dim;
+        size_t l = strlen(p[i].text) + 1;
+        memcpy(t, p[i].text, l);
+        q[i].text = t;
+        t += l;
+    }
+    return q;
 }
 
 /* ---- decoder threads ------------------------------------------------------ */
@@ -156,7 +185,9 @@ static int decode_session(input *in, clipdex_ctx *ctx, char *err, size_t errlen)
     video_frame f;
     int rc;
     long dropped0 = 0;
+    double t0 = now_mono(), t1;
     while ((rc = video_next(src, &f, err, errlen)) == 1) {
+        t1 = now_mono();
         clipdex_image *img = NULL;
         if (clipdex_image_from_pixels(ctx, f.rgb, (uint32_t)f.w, (uint32_t)f.h, (size_t)f.stride,
                                       CLIPDEX_MODE_RGB, NULL, &img) != CLIPDEX_OK) {
@@ -166,18 +197,22 @@ static int decode_session(input *in, clipdex_ctx *ctx, char *err, size_t errlen)
         }
         wframe fr = {img, f.pts, in->live ? f.wall : 0, NULL, 0};
         char jerr[128];
-        if (w->o.thumbs && video_jpeg_encode(f.rgb, f.w, f.h, f.stride, WATCH_THUMB_SIDE, 5, &fr.thumb,
+        if (w->o.thumbs && video_jpeg_encode(f.rgb, f.w, f.h, f.stride, w->o.thumb_side > 0 ? w->o.thumb_side : WATCH_THUMB_SIDE, 5, &fr.thumb,
                                              &fr.thumb_len, jerr, sizeof jerr))
             fr.thumb = NULL, fr.thumb_len = 0; /* the frame is still scored and stored, without one */
+        double t2 = now_mono();
         if (push(in, fr)) {
             rc = 1;
             break;
         }
         long d = video_dropped(src);
         pthread_mutex_lock(&w->mu);
+        in->st.decode_s += t1 - t0;
+        in->st.prep_s += t2 - t1;
         in->st.dropped += d - dropped0;
         pthread_mutex_unlock(&w->mu);
         dropped0 = d;
+        t0 = now_mono();
     }
     video_close(src);
     return rc;
@@ -283,6 +318,7 @@ static void event_at(watch_event *ev, int kind, const input *in, int prompt, dou
     ev->input = (int)in->idx;
     ev->uri = in->uri;
     ev->prompt = prompt;
+    ev->prompt_text = prompt >= 0 ? in->w->p[prompt].text : NULL;
     ev->score = score;
     ev->cosine = cosine;
     ev->pts = pts;
@@ -449,7 +485,10 @@ static int embed_batch(watch *w, wframe *fr, size_t *from, size_t n, float *emb,
 {
     const clipdex_image *imgs[64];
     for (size_t k = 0; k < n; k++) imgs[k] = fr[k].img;
+    double t0 = now_mono();
     int st = clipdex_image_embed(w->ctx, w->model, imgs, n, emb, n * w->dim, 0);
+    double t1 = now_mono();
+    w->embed_s += t1 - t0;
     if (st != CLIPDEX_OK) {
         report_error("watch: the image tower failed: %s", clipdex_ctx_errmsg(w->ctx));
         return APP_FAIL;
@@ -459,6 +498,62 @@ static int embed_batch(watch *w, wframe *fr, size_t *from, size_t n, float *emb,
     for (size_t k = 0; k < n; k++)
         score_input_frame(w, &w->in[from[k]], emb + k * w->dim, &fr[k], cos, cos + w->n_p, cb, user);
     free(cos);
+    w->score_s += now_mono() - t1;
+    return 0;
+}
+
+/* Switches to prompts set by watch_set_prompts (caller's thread): the open
+ * matches of the old prompts end at each input's latest time. 0 or -1. */
+static int apply_prompts(watch *w, watch_cb cb, void *user)
+{
+    pthread_mutex_lock(&w->mu);
+    watch_prompt *np = w->has_next ? w->next_p : NULL;
+    size_t nn = w->next_n;
+    double thr = w->next_thr;
+    int has = w->has_next;
+    w->has_next = 0, w->next_p = NULL;
+    pthread_mutex_unlock(&w->mu);
+    if (!has) return 0;
+    match **m = calloc(w->n_in ? w->n_in : 1, sizeof *m);
+    for (size_t i = 0; m && i < w->n_in; i++)
+        if (!(m[i] = calloc(nn ? nn : 1, sizeof **m))) {
+            for (size_t k = 0; k < i; k++) free(m[k]);
+            free(m);
+            m = NULL;
+        }
+    if (!m) {
+        free(np);
+        return -1;
+    }
+    for (size_t i = 0; i < w->n_in; i++) {
+        input *in = &w->in[i];
+        for (size_t j = 0; j < w->n_p; j++)
+            if (in->m[j].state == M_ACTIVE) {
+                watch_event ev;
+                event_at(&ev, WATCH_END, in, (int)j, in->m[j].score, in->m[j].cosine, in->last_pts, 0);
+                emit(w, cb, user, &ev);
+            }
+        free(in->m);
+        in->m = m[i];
+        in->lead = -INFINITY;
+    }
+    free(m);
+    free(w->p);
+    w->p = np, w->n_p = nn;
+    if (!isnan(thr)) w->o.threshold = thr;
+    w->focus = w->cand = -1;
+    return 0;
+}
+
+int watch_set_prompts(watch *w, const watch_prompt *prompts, size_t n_prompts, double threshold)
+{
+    watch_prompt *np = prompts_copy(prompts, n_prompts, w->dim);
+    if (!np) return -1;
+    pthread_mutex_lock(&w->mu);
+    free(w->next_p);
+    w->next_p = np, w->next_n = n_prompts, w->next_thr = threshold, w->has_next = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
     return 0;
 }
 
@@ -484,7 +579,8 @@ int watch_run(watch *w, watch_cb cb, void *user, volatile sig_atomic_t *stop)
             pthread_cond_timedwait(&w->cv, &w->mu, &ts);
         }
         pthread_mutex_unlock(&w->mu);
-        if (n) rc = embed_batch(w, fr, from, n, emb, cb, user);
+        if (apply_prompts(w, cb, user)) rc = APP_FAIL;
+        if (n && !rc) rc = embed_batch(w, fr, from, n, emb, cb, user);
         for (size_t k = 0; k < n; k++) wframe_free(&fr[k]);
         if (rc || alive == 0 || (stop && *stop)) break;
     }
@@ -511,7 +607,13 @@ int watch_start(clipdex_ctx *ctx, const clipdex_model *model, const char *const 
     }
     clipdex_model_info info;
     w->logit_scale = clipdex_model_get_info(model, &info) == CLIPDEX_OK ? info.logit_scale : 100.0f;
-    w->ctx = ctx, w->model = model, w->p = prompts, w->n_p = n_prompts, w->dim = dim, w->o = *o;
+    w->ctx = ctx, w->model = model, w->n_p = n_prompts, w->dim = dim, w->o = *o;
+    if (!(w->p = prompts_copy(prompts, n_prompts, dim))) {
+        free(w->in);
+        free(w);
+        report_error("out of memory");
+        return APP_FAIL;
+    }
     w->n_in = n_inputs;
     w->focus = w->cand = -1;
     pthread_mutex_init(&w->mu, NULL);
@@ -544,6 +646,12 @@ void watch_get_stats(const watch *w, size_t i, watch_stats *out)
     pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 
+void watch_get_times(const watch *w, double *embed_s, double *score_s)
+{
+    *embed_s = w->embed_s;
+    *score_s = w->score_s;
+}
+
 void watch_free(watch *w)
 {
     if (!w) return;
@@ -559,6 +667,8 @@ void watch_free(watch *w)
     }
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
+    free(w->p);
+    free(w->next_p);
     free(w->in);
     free(w);
 }

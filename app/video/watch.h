@@ -48,6 +48,7 @@ typedef struct watch_opts {
     int retries;         /* reconnects before a live input is given up (-1: forever) */
     int max_side;        /* refuse larger streams (0: decoder default) */
     int thumbs;          /* 1: FRAME events carry a JPEG thumbnail of the frame */
+    int thumb_side;      /* its longest side in pixels (0: 160) */
 } watch_opts;
 
 void watch_opts_default(watch_opts *o);
@@ -67,6 +68,7 @@ typedef struct watch_event {
     int input;           /* index of the input */
     const char *uri;
     int prompt;          /* START/END/FOCUS: the prompt; -1 otherwise */
+    const char *prompt_text; /* its text (valid during the callback) */
     double score, cosine;/* START/END/FOCUS: the prompt's score and cosine at the event */
     double pts;          /* stream time, seconds */
     double wall;         /* CLOCK_REALTIME seconds of the frame (live inputs), else 0 */
@@ -87,12 +89,14 @@ typedef struct watch_stats {
     long reconnects;
     double fps;      /* scored frames per second over the last few seconds */
     int done;        /* 1 ended, -1 failed */
+    double decode_s; /* decoder thread: demuxing, decoding and scaling (video_next) */
+    double prep_s;   /* decoder thread: frames to engine images (+ thumbnails) */
 } watch_stats;
 
 typedef struct watch watch;
 
-/* Starts the decoder threads of `uris` (n_inputs >= 1). Prompts are
- * borrowed and must outlive the watch; dim is their length. Returns 0 or
+/* Starts the decoder threads of `uris` (n_inputs >= 1; borrowed, they must
+ * outlive the watch). The prompts are copied; dim is their length. Returns 0 or
  * APP_FAIL/APP_USAGE (reported). */
 int watch_start(clipdex_ctx *ctx, const clipdex_model *model, const char *const *uris, size_t n_inputs,
                 const watch_prompt *prompts, size_t n_prompts, size_t dim, const watch_opts *o, watch **out);
@@ -100,8 +104,14 @@ int watch_start(clipdex_ctx *ctx, const clipdex_model *model, const char *const 
  * every event; open matches are ended at the last time of their input.
  * Returns 0, or APP_FAIL when every input failed (reported). */
 int watch_run(watch *w, watch_cb cb, void *user, volatile sig_atomic_t *stop);
+/* Replaces the prompts (copied) and, unless NAN, the global threshold,
+ * from any thread: the caller's thread switches before its next batch,
+ * ending the old prompts' open matches. 0, or -1 out of memory. */
+int watch_set_prompts(watch *w, const watch_prompt *prompts, size_t n_prompts, double threshold);
 /* Counters of input i (0 <= i < n_inputs). */
 void watch_get_stats(const watch *w, size_t i, watch_stats *out);
+/* Seconds the caller's thread spent in the image tower and in scoring. */
+void watch_get_times(const watch *w, double *embed_s, double *score_s);
 /* Stops the threads and frees everything (NULL ok). */
 void watch_free(watch *w);
 
