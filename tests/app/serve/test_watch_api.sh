@@ -37,9 +37,13 @@ $FF -framerate 10 -loop 1 -t 3 -i "$TMP/s0.png" -framerate 10 -loop 1 -t 3 -i "$
 # a live stream to change prompts and stop while it plays: ffmpeg serving the
 # slideshow in a loop at its real rate over HTTP (allowed by --watch-allow)
 HPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-ffmpeg -nostdin -loglevel quiet -re -stream_loop -1 -i "$TMP/root/abc.mp4" -c copy -f mpegts -listen 1 \
-    "http://127.0.0.1:$HPORT/live.ts" &
+# (ffmpeg's HTTP server takes one client, so it is started again for the next)
+(while [ ! -f "$TMP/stop-live" ]; do
+    ffmpeg -nostdin -loglevel quiet -re -stream_loop -1 -i "$TMP/root/abc.mp4" -c copy -f mpegts -listen 1 \
+        "http://127.0.0.1:$HPORT/live.ts"
+done) &
 FFPID=$!
+stop_live() { touch "$TMP/stop-live"; pkill -f "127.0.0.1:$HPORT/live.ts" 2>/dev/null; wait "$FFPID" 2>/dev/null; }
 first_server --root "$TMP/root" --watch-allow "http://127.0.0.1:$HPORT/"
 
 "$PY" - "$U" "$TMP" "http://127.0.0.1:$HPORT/live.ts" <<'PYEOF' >"$TMP/py.log" 2>&1
@@ -199,6 +203,22 @@ grep '^FAIL ' "$TMP/py.log" | while read -r line; do echo "FAIL $NAME: ${line#FA
 i=0; while [ $i -lt "$n_fail" ]; do failed=$((failed + 1)); i=$((i + 1)); done
 if [ "$n_ok" -eq 0 ]; then cat "$TMP/py.log" >&2; fail "the python client ran no check"; fi
 grep -q Traceback "$TMP/py.log" && { sed -n '/Traceback/,$p' "$TMP/py.log" >&2; fail "the python client crashed"; }
+
+# --- the live page in headless Chromium (tests/app/serve/web/watch.test.mjs) --------
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if ! command -v node >/dev/null 2>&1 || [ ! -x "$CHROMIUM" ] || [ ! -d tests/app/serve/web/node_modules/playwright-core ]; then
+    skip "watch page: needs node, $CHROMIUM and tests/app/serve/web/node_modules (npm ci --prefix tests/app/serve/web)"
+else
+    mkdir -p tests/out
+    (cd tests/app/serve/web && CHROMIUM=$CHROMIUM timeout 180 node watch.test.mjs "$U" "http://127.0.0.1:$HPORT/live.ts" ../../../out) \
+        >"$TMP/page.log" 2>&1
+    n_ok=$(grep -c '^ok ' "$TMP/page.log")
+    i=0; while [ $i -lt "$n_ok" ]; do ok; i=$((i + 1)); done
+    grep '^FAIL ' "$TMP/page.log" | sed "s/^/$NAME page: /" >&2
+    n_fail=$(grep -c '^FAIL ' "$TMP/page.log")
+    i=0; while [ $i -lt "$n_fail" ]; do failed=$((failed + 1)); i=$((i + 1)); done
+    grep -q 'watch page: ' "$TMP/page.log" || { cat "$TMP/page.log" >&2; fail "watch page: the browser test did not finish"; }
+fi
 stop_server
-kill "$FFPID" 2>/dev/null; wait "$FFPID" 2>/dev/null
+stop_live
 done_
