@@ -38,6 +38,15 @@ static void check_json(const char *data, size_t size)
     }
     const char *path = NULL;
     api_parse_index(root, &path, &e);
+    static api_watch w;
+    for (int need = 0; need < 2; need++)
+        if (api_parse_watch(root, need, &w, &e) == 0) {
+            if (w.n_prompts == 0 || w.n_prompts > HTTP_MAX_PROMPTS || w.n_inputs > HTTP_MAX_WATCH_INPUTS ||
+                (need && w.n_inputs == 0) || (!need && w.n_inputs))
+                abort();
+            for (size_t i = 0; i < w.n_prompts; i++)
+                if (w.prompts[i].text.len > HTTP_MAX_TEXT_BYTES) abort();
+        }
     api_json_free(root);
 }
 
