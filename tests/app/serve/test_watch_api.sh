@@ -210,7 +210,7 @@ if ! command -v node >/dev/null 2>&1 || [ ! -x "$CHROMIUM" ] || [ ! -d tests/app
     skip "watch page: needs node, $CHROMIUM and tests/app/serve/web/node_modules (npm ci --prefix tests/app/serve/web)"
 else
     mkdir -p tests/out
-    (cd tests/app/serve/web && CHROMIUM=$CHROMIUM timeout 180 node watch.test.mjs "$U" "http://127.0.0.1:$HPORT/live.ts" ../../../out) \
+    (cd tests/app/serve/web && CHROMIUM=$CHROMIUM timeout 180 node watch.test.mjs "$U" "http://127.0.0.1:$HPORT/live.ts" ../../../out "$TMP/root/abc.mp4") \
         >"$TMP/page.log" 2>&1
     n_ok=$(grep -c '^ok ' "$TMP/page.log")
     i=0; while [ $i -lt "$n_ok" ]; do ok; i=$((i + 1)); done

@@ -6,7 +6,8 @@
 // score read by the page itself), events appear in the log, a second prompt
 // (negative, ensemble) applied while it runs gets its own bar, moving the
 // threshold slider changes the server's threshold, and Stop stops it.
-// Usage: node watch.test.mjs URL INPUT OUTDIR
+// and a watch of two inputs shows the focused one in front.
+// Usage: node watch.test.mjs URL INPUT OUTDIR FILE
 // Prints one "ok"/"FAIL" line per check and "watch page: N passed, N failed".
 import { chromium } from "playwright-core";
 
@@ -87,6 +88,20 @@ try {
   await page.waitForFunction(() => /Not watching/.test(document.getElementById("status").textContent), null, { timeout: 10000 })
     .catch(() => {});
   check("Stop stops it", (await state()).running === false);
+  // the most relevant input in front: a watch of two inputs, then a fresh page
+  const two = await (await fetch(url + "/v1/watch", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ inputs: [process.argv[5], process.argv[5]], prompts: ["a cat"], threshold: -1, dwell: 0 }) })).json();
+  check("a watch of two inputs starts", two.running && two.inputs.length === 2, JSON.stringify(two).slice(0, 200));
+  let focus = null;
+  for (let i = 0; i < 100 && focus === null; i++) { await new Promise((r) => setTimeout(r, 100)); focus = (await state()).focus; }
+  await page.reload();
+  await page.waitForFunction(() => document.querySelectorAll(".stream").length === 2);
+  const boxes = await page.$$eval(".stream", (cs) => cs.map((c) => ({ i: +c.dataset.input, focus: c.classList.contains("focus"),
+    top: c.getBoundingClientRect().top, left: c.getBoundingClientRect().left, w: c.getBoundingClientRect().width })));
+  const f = boxes.find((b) => b.focus), o = boxes.find((b) => !b.focus);
+  check("the focused input's card is in front (first, full width)", focus !== null && f && f.i === focus && o &&
+        f.top < o.top && f.w > o.w, JSON.stringify({ focus, boxes }));
+  await fetch(url + "/v1/watch", { method: "DELETE" });
   check("no script errors", errors.length === 0, errors.join("; "));
 } catch (e) {
   failed++;
