@@ -271,7 +271,10 @@ static void status_line(printer *pr, const watch *w, size_t n)
         len += (size_t)snprintf(line + len, sizeof line - len, "%s#%zu %.1f fps, %ld dropped", i ? " | " : "", i,
                                 st.fps, st.dropped);
     }
-    fprintf(stderr, "\rwatch: %s ", line);
+    double e, sc;
+    size_t batch;
+    watch_get_times(w, &e, &sc, &batch);
+    fprintf(stderr, "\rwatch: %s | batch %zu ", line, batch);
     pr->status_shown = 1;
 }
 
@@ -288,7 +291,7 @@ static void summary(const printer *pr, const watch *w, size_t n)
                 pr->o->db ? " and thumbnail" : "", st.prep_s);
     }
     double embed_s, score_s;
-    watch_get_times(w, &embed_s, &score_s);
+    watch_get_times(w, &embed_s, &score_s, NULL);
     fprintf(stderr, "clipdex watch: time: image tower %.3f s, scoring and output %.3f s, wall %.3f s\n", embed_s,
             score_s, now_s() - pr->t_start);
     fprintf(stderr, "clipdex watch: %ld matches started\n", pr->starts);

@@ -86,6 +86,7 @@ struct watch {
     int focus, cand;   /* the focused input, the input leading for it (-1: none) */
     double cand_since;
     double embed_s, score_s; /* caller's thread: image tower, scoring and events */
+    size_t last_batch;       /* frames of the latest image-tower call */
 };
 
 static double now_mono(void)
@@ -489,6 +490,7 @@ static int embed_batch(watch *w, wframe *fr, size_t *from, size_t n, float *emb,
     int st = clipdex_image_embed(w->ctx, w->model, imgs, n, emb, n * w->dim, 0);
     double t1 = now_mono();
     w->embed_s += t1 - t0;
+    w->last_batch = n;
     if (st != CLIPDEX_OK) {
         report_error("watch: the image tower failed: %s", clipdex_ctx_errmsg(w->ctx));
         return APP_FAIL;
@@ -646,10 +648,11 @@ void watch_get_stats(const watch *w, size_t i, watch_stats *out)
     pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 
-void watch_get_times(const watch *w, double *embed_s, double *score_s)
+void watch_get_times(const watch *w, double *embed_s, double *score_s, size_t *last_batch)
 {
     *embed_s = w->embed_s;
     *score_s = w->score_s;
+    if (last_batch) *last_batch = w->last_batch;
 }
 
 void watch_free(watch *w)

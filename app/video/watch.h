@@ -110,8 +110,10 @@ int watch_run(watch *w, watch_cb cb, void *user, volatile sig_atomic_t *stop);
 int watch_set_prompts(watch *w, const watch_prompt *prompts, size_t n_prompts, double threshold);
 /* Counters of input i (0 <= i < n_inputs). */
 void watch_get_stats(const watch *w, size_t i, watch_stats *out);
-/* Seconds the caller's thread spent in the image tower and in scoring. */
-void watch_get_times(const watch *w, double *embed_s, double *score_s);
+/* Seconds the caller's thread spent in the image tower and in scoring, and
+ * the frames of its latest image-tower call (NULL: not wanted). Call it from
+ * the caller's thread (the event callback, or after watch_run). */
+void watch_get_times(const watch *w, double *embed_s, double *score_s, size_t *last_batch);
 /* Stops the threads and frees everything (NULL ok). */
 void watch_free(watch *w);
 
