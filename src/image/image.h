@@ -92,4 +92,9 @@ CDX_INTERNAL int cdx_resize_crop_rgb(clipdex_ctx *ctx, const clipdex_image *img,
                                      uint32_t out_h, uint32_t left, uint32_t top, uint32_t size,
                                      uint8_t *out);
 
+/* Converts n pixels of the image's own mode (as stored in img->pixels) to
+ * RGB8 like Pillow's convert("RGB"): gray replicated, palette expanded, alpha
+ * dropped without compositing, CMYK un-inked. */
+CDX_INTERNAL void cdx_image_to_rgb(const clipdex_image *img, const uint8_t *in, uint8_t *out, size_t n);
+
 #endif

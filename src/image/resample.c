@@ -178,7 +178,7 @@ static void unpremultiply(uint8_t *p, int ch, size_t n)
 /* Converts n pixels of the working mode to RGB (Pillow's convert("RGB"):
  * gray replicated, palette expanded, alpha dropped without compositing,
  * CMYK through cmyk2rgb). */
-static void to_rgb(const clipdex_image *img, const uint8_t *in, uint8_t *out, size_t n)
+void cdx_image_to_rgb(const clipdex_image *img, const uint8_t *in, uint8_t *out, size_t n)
 {
     switch (img->mode) {
     case CLIPDEX_MODE_1:
@@ -355,7 +355,7 @@ int cdx_resize_crop_rgb(clipdex_ctx *ctx, const clipdex_image *img, uint32_t out
         st = resize_nearest(img, out_w, out_h, left, top, size, work);
     else
         st = resize_bicubic(img, out_w, out_h, left, top, size, work);
-    if (st == CLIPDEX_OK) to_rgb(img, work, out, n);
+    if (st == CLIPDEX_OK) cdx_image_to_rgb(img, work, out, n);
     free(work);
     if (st) return cdx_error(ctx, st, "out of memory resizing the image");
     return CLIPDEX_OK;
