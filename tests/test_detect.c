@@ -368,6 +368,45 @@ static void test_conv(clipdex_ctx *ctx, const char *tmp)
     }
 }
 
+
+/* The fuzz seed (fuzz/corpus/tfjs/ops: Pad, Conv2D, AddV2, LeakyRelu,
+ * MaxPool SAME, ResizeBilinear, ConcatV2, SplitV, Sigmoid, SparseToDense
+ * folded into a Reshape's shape, Transpose) loads and runs with the shapes
+ * TF would give. */
+static void test_ops_graph(const char *tmp)
+{
+    size_t len;
+    char *seed = slurp("fuzz/corpus/tfjs/ops", &len);
+    CHECK(seed != NULL, "fuzz/corpus/tfjs/ops missing");
+    if (!seed) return;
+    size_t jl = strlen(seed);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/w.bin", tmp);
+    spit(path, seed + jl + 1, len - jl - 1);
+    snprintf(path, sizeof path, "%s/model.json", tmp);
+    spit(path, seed, jl);
+    free(seed);
+    struct cdx_graph *g = NULL;
+    int st = cdx_graph_load_tfjs(ctx2, path, &g);
+    CHECK(st == 0, "ops graph: %s", clipdex_ctx_errmsg(ctx2));
+    if (st) return;
+    float x[32];
+    for (int i = 0; i < 32; i++) x[i] = (float)(i % 7) - 3.0f;
+    int64_t dim[4] = {1, 4, 4, 2};
+    st = cdx_graph_run(ctx2, g, x, dim, 4);
+    CHECK(st == 0, "ops graph run: %s", clipdex_ctx_errmsg(ctx2));
+    const struct cdx_gtensor *out = &g->vals[cdx_graph_find(g, "out:0")], *tr = &g->vals[cdx_graph_find(g, "tr:0")];
+    CHECK(!st && out->rank == 2 && out->dim[0] == 16 && out->dim[1] == 5, "ops graph: out is not (16, 5)");
+    CHECK(!st && tr->rank == 4 && tr->dim[1] == 1 && tr->dim[2] == 4 && tr->dim[3] == 4, "ops graph: tr is not (1, 1, 4, 4)");
+    int ok = !st && tr->n == 16;
+    for (size_t i = 0; ok && i < out->n; i++) ok = ((float *)out->data)[i] >= 0 && ((float *)out->data)[i] <= 1;
+    for (size_t i = 0; ok && i < 16; i++) ok = isfinite(((float *)tr->data)[i]);
+    /* intermediates are freed after their last use */
+    CHECK(g->vals[cdx_graph_find(g, "split")].data == NULL, "ops graph: an intermediate was kept");
+    CHECK(ok, "ops graph: sigmoid outside [0, 1] or a non-finite transpose");
+    cdx_graph_free(g);
+}
+
 /* ---- hostile model files ---- */
 
 static void expect_error(const char *tmp, const char *json, const void *bin, size_t bin_len, int status,
@@ -462,6 +501,7 @@ int main(void)
     }
     unsetenv("CLIPDEX_ISA");
     test_hostile(tmp);
+    test_ops_graph(tmp);
     char cmd[1100];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
     if (system(cmd)) fprintf(stderr, "cannot remove %s\n", tmp);
