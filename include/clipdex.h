@@ -210,6 +210,16 @@ CLIPDEX_API uint32_t clipdex_image_height(const clipdex_image *img);
 CLIPDEX_API int clipdex_image_mode(const clipdex_image *img); /* enum clipdex_image_mode */
 CLIPDEX_API const char *clipdex_image_format(const clipdex_image *img); /* "jpeg", "png", ... */
 
+/* The whole image as RGB8 (HWC, width*height*3 bytes into out): gray
+ * replicated, palette expanded, alpha dropped, as Pillow's convert("RGB"). */
+CLIPDEX_API int clipdex_image_rgb(clipdex_ctx *ctx, const clipdex_image *img, uint8_t *out, size_t out_len);
+/* A new RGB image of the pixels under a box (x0, y0, x1, y1 in pixels,
+ * e.g. a clipdex_detection; rounded outward, clipped to the image). With
+ * `square` the crop is centred on a black square of its longer side (what
+ * a CLIP tower should see of a tall person). */
+CLIPDEX_API int clipdex_image_crop_box(clipdex_ctx *ctx, const clipdex_image *img, float x0, float y0, float x1,
+                                       float y1, int square, clipdex_image **out);
+
 /* The reference preprocessing up to the 8-bit crop: resize the shorter side
  * to `size` with Pillow's bicubic filter in the image's own mode, center crop
  * to size x size, convert to RGB. Writes size*size*3 bytes, HWC, RGB. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_detect.h"
 #include "cli/cmd_quantize.h"
 #include "cli/cmd_serve.h"
 #include "cli/cmd_store.h"
@@ -28,6 +29,7 @@ static const char usage_main[] =
     "  watch      match live video inputs against text prompts, print events\n"
     "  merge      merge shard databases (index --shard) into one index\n"
     "  classify   zero-shot: the top labels of images, with probabilities\n"
+    "  detect     find people (or any COCO class) in images: boxes, crops\n"
     "  prompts    save text embeddings to a file for --prompts\n"
     "  eval       zero-shot accuracy over a labelled dataset folder\n"
     "  serve      serve the encoders, search and a search page over HTTP\n"
@@ -61,6 +63,7 @@ static const command commands[] = {
     {"watch", cmd_watch, usage_watch},
     {"merge", cmd_merge, usage_merge},
     {"classify", cmd_classify, usage_classify},
+    {"detect", cmd_detect, usage_detect},
     {"prompts", cmd_prompts, usage_prompts},
     {"eval", cmd_eval, usage_eval},
     {"serve", cmd_serve, usage_serve},

@@ -9,6 +9,7 @@
  * allocated; decoders never see a NULL or empty buffer.
  */
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -185,6 +186,53 @@ int clipdex_image_from_pixels(clipdex_ctx *ctx, const uint8_t *pixels, uint32_t 
     }
     for (uint32_t y = 0; y < height; y++) memcpy(img->pixels + y * row, pixels + y * stride, row);
     *out = img;
+    return CLIPDEX_OK;
+}
+
+int clipdex_image_rgb(clipdex_ctx *ctx, const clipdex_image *img, uint8_t *out, size_t out_len)
+{
+    cdx_clear_error(ctx);
+    if (!img || !out) return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_rgb: NULL argument");
+    size_t n = (size_t)img->width * img->height;
+    if (out_len < n * 3)
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_rgb: %zu bytes for a %ux%u image (needs %zu)", out_len,
+                         img->width, img->height, n * 3);
+    cdx_image_to_rgb(img, img->pixels, out, n);
+    return CLIPDEX_OK;
+}
+
+int clipdex_image_crop_box(clipdex_ctx *ctx, const clipdex_image *img, float x0, float y0, float x1, float y1,
+                           int square, clipdex_image **out)
+{
+    cdx_clear_error(ctx);
+    if (!img || !out) return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_crop_box: NULL argument");
+    *out = NULL;
+    if (!(x1 > x0) || !(y1 > y0) || !isfinite(x0) || !isfinite(y0) || !isfinite(x1) || !isfinite(y1))
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_crop_box: empty box");
+    /* whole pixels covering the box, inside the image */
+    double l = fmax(floor(x0), 0), t = fmax(floor(y0), 0);
+    double r = fmin(ceil(x1), img->width), b = fmin(ceil(y1), img->height);
+    if (!(r > l) || !(b > t)) return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_image_crop_box: box outside the image");
+    int64_t w = (int64_t)(r - l), h = (int64_t)(b - t), side_w = w, side_h = h, ox = 0, oy = 0;
+    if (square) { /* centred on black */
+        side_w = side_h = w > h ? w : h;
+        ox = (side_w - w) / 2;
+        oy = (side_h - h) / 2;
+    }
+    clipdex_image *c = calloc(1, sizeof *c);
+    if (!c) return cdx_error(ctx, CLIPDEX_E_NOMEM, "out of memory");
+    int st = cdx_image_alloc(ctx, c, (uint32_t)side_w, (uint32_t)side_h, CLIPDEX_MODE_RGB, "raw");
+    if (st) {
+        free(c);
+        return st;
+    }
+    memset(c->pixels, 0, (size_t)side_w * (size_t)side_h * 3);
+    size_t ch = (size_t)img->channels;
+    for (int64_t y = 0; y < h; y++) {
+        const uint8_t *src = img->pixels + (((size_t)t + (size_t)y) * img->width + (size_t)l) * ch;
+        cdx_image_to_rgb(img, src, c->pixels + ((size_t)(y + oy) * (size_t)side_w + (size_t)ox) * 3, (size_t)w);
+    }
+    *out = c;
     return CLIPDEX_OK;
 }
 
