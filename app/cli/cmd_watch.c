@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_detect.h"
 #include "cli/cmd_watch.h"
 #include "store/store.h"
 #include "util/json.h"
@@ -60,6 +61,15 @@ const char usage_watch[] =
     "  --db FILE          also store every scored frame (embedding, time, thumbnail) in this\n"
     "                     index, to be searched later: files by stream time, live inputs\n"
     "                     by wall-clock time (default: no storing)\n"
+    "  --detector person  person mode: detect and track the people of each scored frame\n"
+    "                     and match their crops (square, padded) instead of the whole\n"
+    "                     frame; a frame's score is its best person's. Adds a \"track\"\n"
+    "                     event per scored crop (track id, box, scores); start/end/focus\n"
+    "                     name the track\n"
+    "  --detector-model DIR  the detector (default: $CLIPDEX_DETECTOR; sh\n"
+    "                     tools/get_detector.sh DIR installs NanoDet)\n"
+    "  --crop-every S     person mode: seconds between crops of one track (default 1)\n"
+    "  --max-crops N      person mode: crops per frame, 1..64 (default 4)\n"
     "  --threads N        inference threads, 0 = all CPUs (default 0)\n"
     "  --vocab PATH       tokenizer vocabulary (default: the model's, then $CLIPDEX_VOCAB)\n"
     "  -q, --quiet        no status line and no summary\n"
@@ -68,10 +78,10 @@ const char usage_watch[] =
 #define WATCH_MAX_INPUTS 64
 
 typedef struct watch_cli {
-    const char *model, *vocab, *prompts, *templates, *save, *db;
+    const char *model, *vocab, *prompts, *templates, *save, *db, *detector, *detector_model;
     const char **inputs, **texts, **negs;
     size_t n_inputs, n_texts, n_negs;
-    long threads, batch, retries;
+    long threads, batch, retries, max_crops;
     int json, frames, quiet, no_exif, has_threshold;
     double threshold;
     const char *score;
@@ -90,8 +100,8 @@ static int parse_numbers(cli_args *a, watch_cli *o, int *r)
     const char *val;
     static const struct { const char *name; double lo, hi; } nums[] = {
         {"--every", 0, 3600}, {"--dwell", 0, 3600}, {"--hold", 0, 3600}, {"--focus-dwell", 0, 3600},
-        {"--timeout", 0.1, 600}};
-    double *dst[] = {&o->o.every, &o->o.dwell, &o->o.hold, &o->o.focus_dwell, &o->o.timeout_s};
+        {"--timeout", 0.1, 600}, {"--crop-every", 0, 3600}};
+    double *dst[] = {&o->o.every, &o->o.dwell, &o->o.hold, &o->o.focus_dwell, &o->o.timeout_s, &o->o.crop_every};
     for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
         if ((*r = cli_args_value(a, nums[i].name, &val)) != 0)
             return *r < 0 || cli_parse_double(a->cmd, nums[i].name, val, nums[i].lo, nums[i].hi, dst[i]) ? APP_USAGE : 1;
@@ -101,6 +111,8 @@ static int parse_numbers(cli_args *a, watch_cli *o, int *r)
     }
     if ((*r = cli_args_value(a, "--batch", &val)) != 0)
         return *r < 0 || cli_parse_int(a->cmd, "--batch", val, 1, 64, &o->batch) ? APP_USAGE : 1;
+    if ((*r = cli_args_value(a, "--max-crops", &val)) != 0)
+        return *r < 0 || cli_parse_int(a->cmd, "--max-crops", val, 1, 64, &o->max_crops) ? APP_USAGE : 1;
     if ((*r = cli_args_value(a, "--retries", &val)) != 0)
         return *r < 0 || cli_parse_int(a->cmd, "--retries", val, 0, 1000000, &o->retries) ? APP_USAGE : 1;
     return 0;
@@ -136,6 +148,8 @@ static int watch_parse(int argc, char **argv, watch_cli *o)
                    (r = cli_args_value(&a, "--templates", &o->templates)) != 0 ||
                    (r = cli_args_value(&a, "--save-prompts", &o->save)) != 0 ||
                    (r = cli_args_value(&a, "--db", &o->db)) != 0 ||
+                   (r = cli_args_value(&a, "--detector", &o->detector)) != 0 ||
+                   (r = cli_args_value(&a, "--detector-model", &o->detector_model)) != 0 ||
                    (r = cli_args_value(&a, "--score", &o->score)) != 0) {
             if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--json")) != 0) {
@@ -154,6 +168,10 @@ static int watch_parse(int argc, char **argv, watch_cli *o)
     if (o->score && strcmp(o->score, "cosine") != 0 && strcmp(o->score, "softmax") != 0)
         return cli_usage_error(a.cmd, "--score must be cosine or softmax, not '%s'", o->score);
     o->o.score = o->score && strcmp(o->score, "softmax") == 0 ? WATCH_SOFTMAX : WATCH_COSINE;
+    if (o->detector && strcmp(o->detector, "person") != 0)
+        return cli_usage_error(a.cmd, "--detector takes 'person' (the person mode), not '%s'", o->detector);
+    if (o->detector && o->db) return cli_usage_error(a.cmd, "--db does not store person crops yet: drop one of --db, --detector");
+    if (o->detector && !(o->detector_model = cli_detector_path(o->detector_model))) return APP_USAGE;
     o->model = cli_model_path(o->model);
     if (!o->model) return cli_model_error();
     return -1;
@@ -183,7 +201,7 @@ static double now_s(void)
 
 static void status_line(printer *pr, const watch *w, size_t n);
 
-static const char *const kind_name[] = {"frame", "start", "end", "focus", "reconnect", "error", "eos"};
+static const char *const kind_name[] = {"frame", "start", "end", "focus", "reconnect", "error", "eos", "track"};
 
 static void print_json(const printer *pr, const watch_event *ev)
 {
@@ -204,13 +222,27 @@ static void print_json(const printer *pr, const watch_event *ev)
         json_key(&j, "cosine");
         json_num(&j, ev->cosine);
     }
+    if (ev->track_id > 0) {
+        json_key(&j, "track");
+        json_int(&j, ev->track_id);
+    }
+    if (ev->kind == WATCH_TRACK) {
+        json_key(&j, "box");
+        json_arr_begin(&j);
+        for (int k = 0; k < 4; k++) json_num(&j, ev->box[k]);
+        json_arr_end(&j);
+    }
+    if (ev->kind == WATCH_FRAME && pr->o->detector) {
+        json_key(&j, "people");
+        json_int(&j, (long)ev->n_tracks);
+    }
     json_key(&j, "pts");
     json_num(&j, ev->pts);
     if (ev->wall > 0) {
         json_key(&j, "wall");
         json_fixed(&j, ev->wall, 6);
     }
-    if (ev->kind == WATCH_FRAME) {
+    if (ev->kind == WATCH_FRAME || ev->kind == WATCH_TRACK) {
         json_key(&j, "scores");
         json_arr_begin(&j);
         for (size_t k = 0; k < ev->n_prompts; k++) json_num(&j, ev->scores[k]);
@@ -233,7 +265,9 @@ static void print_text(const printer *pr, const watch_event *ev)
     printf("%9.2f s  input %d  %-6s", ev->pts, ev->input, kind_name[ev->kind]);
     if (ev->prompt >= 0)
         printf("  \"%s\"  score %.4f  cosine %.4f", pr->p->text.v[ev->prompt], ev->score, ev->cosine);
-    if (ev->kind == WATCH_FRAME)
+    if (ev->track_id > 0) printf("  track %ld", ev->track_id);
+    if (ev->kind == WATCH_TRACK) printf("  box %.0f,%.0f,%.0f,%.0f", ev->box[0], ev->box[1], ev->box[2], ev->box[3]);
+    if (ev->kind == WATCH_FRAME || ev->kind == WATCH_TRACK)
         for (size_t k = 0; k < ev->n_prompts; k++) printf("  %.4f", ev->scores[k]);
     putchar('\n');
 }
@@ -253,7 +287,7 @@ static void on_event(void *user, const watch_event *ev)
         status_line(pr, pr->w, pr->o->n_inputs);
         pr->last_status = now_s();
     }
-    if (ev->kind == WATCH_FRAME && !pr->o->frames) return;
+    if ((ev->kind == WATCH_FRAME || ev->kind == WATCH_TRACK) && !pr->o->frames) return;
     if (pr->status_shown) fputc('\n', stderr), pr->status_shown = 0;
     if (ev->kind == WATCH_START) pr->starts++;
     if (pr->o->json) print_json(pr, ev);
@@ -292,6 +326,8 @@ static void summary(const printer *pr, const watch *w, size_t n)
     }
     double embed_s, score_s;
     watch_get_times(w, &embed_s, &score_s, NULL);
+    if (pr->o->detector)
+        fprintf(stderr, "clipdex watch: time: detector and tracker %.3f s\n", watch_get_detect_s(w));
     fprintf(stderr, "clipdex watch: time: image tower %.3f s, scoring and output %.3f s, wall %.3f s\n", embed_s,
             score_s, now_s() - pr->t_start);
     fprintf(stderr, "clipdex watch: %ld matches started\n", pr->starts);
@@ -353,6 +389,15 @@ static int watch_main(watch_cli *o)
         o->o.thumbs = o->db != NULL;
         if (o->db) rc = wstore_open(o->db, model, o->model, o->inputs, live, o->n_inputs, &ws);
     }
+    clipdex_detector *det = NULL;
+    if (!rc && o->detector) {
+        if (clipdex_detector_load(ctx, o->detector_model, &det)) {
+            cli_error("%s", clipdex_ctx_errmsg(ctx));
+            rc = APP_MODEL;
+        }
+        o->o.detector = det;
+        if (o->max_crops) o->o.max_crops = (int)o->max_crops;
+    }
     if (!rc) {
         rc = watch_start(ctx, model, o->inputs, o->n_inputs, wp, p.n, p.dim, &o->o, &w);
     }
@@ -369,6 +414,7 @@ static int watch_main(watch_cli *o)
         if (watch_stop) rc = 130;
     }
     watch_free(w);
+    clipdex_detector_free(det);
     if (wstore_close(ws) && !rc) rc = APP_FAIL;
     free(live);
     free(wp);

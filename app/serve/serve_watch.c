@@ -78,7 +78,7 @@ struct serve_watch {
     uint64_t seq;
 };
 
-static const char *const kind_name[] = {"frame", "start", "end", "focus", "reconnect", "error", "eos"};
+static const char *const kind_name[] = {"frame", "start", "end", "focus", "reconnect", "error", "eos", "track"};
 
 /* ---- state ---------------------------------------------------------------- */
 

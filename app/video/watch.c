@@ -11,6 +11,7 @@
  * state and the pending messages are guarded by w->mu.
  */
 #include "video/watch.h"
+#include "video/wperson.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -46,6 +47,7 @@ typedef struct match {
     int state;
     double first, miss; /* pts of the first matching frame; of the first miss (NAN: none) */
     double score, cosine;
+    long track;         /* person mode: the track of the latest matching score */
 } match;
 
 typedef struct input {
@@ -87,6 +89,9 @@ struct watch {
     double cand_since;
     double embed_s, score_s; /* caller's thread: image tower, scoring and events */
     size_t last_batch;       /* frames of the latest image-tower call */
+    wperson *wp;             /* person mode */
+    long cur_track;          /* person mode: the track of the prompt being stepped */
+    double detect_s;
 };
 
 static double now_mono(void)
@@ -109,6 +114,8 @@ void watch_opts_default(watch_opts *o)
     o->timeout_s = 5;
     o->retry_max = 8;
     o->retries = -1;
+    o->crop_every = 1.0;
+    o->max_crops = 4;
 }
 
 /* One block holding n prompts, their embeddings and texts (free() frees it). */
@@ -332,22 +339,24 @@ static void step_match(watch *w, input *in, size_t j, int hit, double score, dou
 {
     match *m = &in->m[j];
     watch_event ev;
-    if (hit && m->state == M_IDLE) *m = (match){M_PENDING, pts, NAN, score, cosine};
+    if (hit && m->state == M_IDLE) *m = (match){M_PENDING, pts, NAN, score, cosine, w->cur_track};
     else if (!hit && m->state == M_PENDING) m->state = M_IDLE;
     if (m->state == M_PENDING && pts - m->first >= w->o.dwell) {
         m->state = M_ACTIVE;
         event_at(&ev, WATCH_START, in, (int)j, m->score, m->cosine, m->first, wall);
+        ev.track_id = m->track ? m->track : w->cur_track;
         emit(w, cb, user, &ev);
     }
     if (m->state != M_ACTIVE) return;
     if (hit) {
         m->miss = NAN;
-        m->score = score, m->cosine = cosine;
+        m->score = score, m->cosine = cosine, m->track = w->cur_track;
         return;
     }
     if (isnan(m->miss)) m->miss = pts;
     if (pts - m->miss >= w->o.hold) {
         event_at(&ev, WATCH_END, in, (int)j, score, cosine, m->miss, wall);
+        ev.track_id = m->track;
         emit(w, cb, user, &ev);
         m->state = M_IDLE;
     }
@@ -376,15 +385,17 @@ static void step_focus(watch *w, double wall, watch_cb cb, void *user)
             if (b->m[j].state == M_ACTIVE && b->m[j].score >= b->m[top].score) top = j;
         watch_event ev;
         event_at(&ev, WATCH_FOCUS, b, (int)top, b->lead, b->m[top].cosine, b->last_pts, wall);
+        ev.track_id = b->m[top].track;
         emit(w, cb, user, &ev);
     }
 }
 
-static void score_input_frame(watch *w, input *in, const float *x, const wframe *fr, double *cos,
-                              double *score, watch_cb cb, void *user)
+/* The events of one scored frame of `in` (scores given): FRAME, then the
+ * match and focus rules. */
+static void frame_events(watch *w, input *in, const wframe *fr, const float *x, const double *cos,
+                         const double *score, const long *track, size_t n_tracks, watch_cb cb, void *user)
 {
     const double pts = fr->pts, wall = fr->wall;
-    score_frame(w, x, cos, score);
     watch_event ev;
     event_at(&ev, WATCH_FRAME, in, -1, 0, 0, pts, wall);
     ev.n_prompts = w->n_p;
@@ -393,19 +404,29 @@ static void score_input_frame(watch *w, input *in, const float *x, const wframe 
     ev.emb = x;
     ev.thumb = fr->thumb;
     ev.thumb_len = fr->thumb_len;
+    ev.n_tracks = n_tracks;
     emit(w, cb, user, &ev);
     in->lead = -INFINITY;
     for (size_t j = 0; j < w->n_p; j++) {
         int hit = matches(w, j, score);
+        w->cur_track = track ? track[j] : 0;
         step_match(w, in, j, hit, score[j], cos[j], pts, wall, cb, user);
         if (hit && score[j] > in->lead) in->lead = score[j];
     }
+    w->cur_track = 0;
     in->last_pts = pts;
     in->st.frames++;
     if (in->st.frames == 1) in->t0 = now_mono();
     double el = now_mono() - in->t0;
     in->st.fps = el > 0 ? (double)(in->st.frames - 1) / el : 0;
     step_focus(w, wall, cb, user);
+}
+
+static void score_input_frame(watch *w, input *in, const float *x, const wframe *fr, double *cos,
+                              double *score, watch_cb cb, void *user)
+{
+    score_frame(w, x, cos, score);
+    frame_events(w, in, fr, x, cos, score, NULL, 0, cb, user);
 }
 
 /* An input ended: its open matches end at its last time. */
@@ -416,6 +437,7 @@ static void close_input(watch *w, input *in, watch_cb cb, void *user)
         match *m = &in->m[j];
         if (m->state == M_ACTIVE) {
             event_at(&ev, WATCH_END, in, (int)j, m->score, m->cosine, isnan(m->miss) ? in->last_pts : m->miss, 0);
+            ev.track_id = m->track;
             emit(w, cb, user, &ev);
         }
         m->state = M_IDLE;
@@ -482,8 +504,82 @@ static size_t housekeeping(watch *w, watch_cb cb, void *user)
     return alive;
 }
 
+/* Person mode, one frame: detect, track, embed the chosen crops (TRACK
+ * events), then the frame's score per prompt is the best over its scored
+ * tracks (0 without any). */
+static int person_frame(watch *w, input *in, const wframe *fr, watch_cb cb, void *user)
+{
+    wperson_crop crops[64];
+    size_t max = (size_t)(w->o.max_crops < 1 ? 1 : w->o.max_crops > 64 ? 64 : w->o.max_crops);
+    double t0 = now_mono();
+    int nc = wperson_frame(w->wp, w->ctx, in->idx, fr->img, fr->pts, crops, max);
+    double t1 = now_mono();
+    w->detect_s += t1 - t0;
+    if (nc < 0) {
+        report_error("watch: the detector failed on '%s': %s", in->uri, clipdex_ctx_errmsg(w->ctx));
+        return APP_FAIL;
+    }
+    double *cos = malloc((4 * w->n_p + 1) * sizeof *cos);
+    long *track = malloc((w->n_p + 1) * sizeof *track);
+    float *emb = nc ? malloc((size_t)nc * w->dim * sizeof *emb) : NULL;
+    int rc = !cos || !track || (nc && !emb) ? APP_FAIL : 0;
+    if (!rc && nc) {
+        const clipdex_image *imgs[64];
+        for (int k = 0; k < nc; k++) imgs[k] = crops[k].img;
+        if (clipdex_image_embed(w->ctx, w->model, imgs, (size_t)nc, emb, (size_t)nc * w->dim, 0) != CLIPDEX_OK) {
+            report_error("watch: the image tower failed: %s", clipdex_ctx_errmsg(w->ctx));
+            rc = APP_FAIL;
+        }
+        w->last_batch = (size_t)nc;
+    }
+    double t2 = now_mono();
+    w->embed_s += t2 - t1;
+    double *fcos = cos + 2 * w->n_p, *fscore = cos + 3 * w->n_p;
+    for (int k = 0; !rc && k < nc; k++) {
+        const float *x = emb + (size_t)k * w->dim;
+        score_frame(w, x, cos, cos + w->n_p);
+        if (wperson_scored(w->wp, in->idx, crops[k].track_id, fr->pts, cos, cos + w->n_p, w->n_p)) rc = APP_FAIL;
+        watch_event ev;
+        event_at(&ev, WATCH_TRACK, in, -1, 0, 0, fr->pts, fr->wall);
+        ev.track_id = crops[k].track_id;
+        ev.box[0] = crops[k].box.x0, ev.box[1] = crops[k].box.y0, ev.box[2] = crops[k].box.x1, ev.box[3] = crops[k].box.y1;
+        ev.n_prompts = w->n_p;
+        ev.cosines = cos;
+        ev.scores = cos + w->n_p;
+        ev.emb = x;
+        emit(w, cb, user, &ev);
+    }
+    for (int k = 0; k < nc; k++) clipdex_image_free(crops[k].img);
+    if (!rc) {
+        size_t nt;
+        const wperson_track *t = wperson_tracks(w->wp, in->idx, &nt);
+        for (size_t j = 0; j < w->n_p; j++) {
+            fcos[j] = fscore[j] = 0;
+            track[j] = 0;
+            for (size_t k = 0; k < nt; k++)
+                if (t[k].scored && (!track[j] || t[k].score[j] > fscore[j])) {
+                    fcos[j] = t[k].cos[j], fscore[j] = t[k].score[j];
+                    track[j] = t[k].id;
+                }
+        }
+        frame_events(w, in, fr, NULL, fcos, fscore, track, nt, cb, user);
+    }
+    w->score_s += now_mono() - t2;
+    free(cos);
+    free(track);
+    free(emb);
+    return rc;
+}
+
 static int embed_batch(watch *w, wframe *fr, size_t *from, size_t n, float *emb, watch_cb cb, void *user)
 {
+    if (w->wp) {
+        for (size_t k = 0; k < n; k++) {
+            int rc = person_frame(w, &w->in[from[k]], &fr[k], cb, user);
+            if (rc) return rc;
+        }
+        return 0;
+    }
     const clipdex_image *imgs[64];
     for (size_t k = 0; k < n; k++) imgs[k] = fr[k].img;
     double t0 = now_mono();
@@ -533,6 +629,7 @@ static int apply_prompts(watch *w, watch_cb cb, void *user)
             if (in->m[j].state == M_ACTIVE) {
                 watch_event ev;
                 event_at(&ev, WATCH_END, in, (int)j, in->m[j].score, in->m[j].cosine, in->last_pts, 0);
+                ev.track_id = in->m[j].track;
                 emit(w, cb, user, &ev);
             }
         free(in->m);
@@ -542,6 +639,7 @@ static int apply_prompts(watch *w, watch_cb cb, void *user)
     free(m);
     free(w->p);
     w->p = np, w->n_p = nn;
+    if (w->wp) wperson_reset_scores(w->wp);
     if (!isnan(thr)) w->o.threshold = thr;
     w->focus = w->cand = -1;
     return 0;
@@ -618,6 +716,19 @@ int watch_start(clipdex_ctx *ctx, const clipdex_model *model, const char *const 
     }
     w->n_in = n_inputs;
     w->focus = w->cand = -1;
+    if (o->detector) {
+        wperson_opts po;
+        wperson_opts_default(&po);
+        if (o->crop_every >= 0) po.every_s = o->crop_every;
+        if (o->max_crops > 0) po.max_crops = o->max_crops;
+        if (!(w->wp = wperson_new(o->detector, n_inputs, &po))) {
+            free(w->p);
+            free(w->in);
+            free(w);
+            report_error("out of memory");
+            return APP_FAIL;
+        }
+    }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     for (size_t i = 0; i < n_inputs; i++) {
@@ -673,5 +784,8 @@ void watch_free(watch *w)
     free(w->p);
     free(w->next_p);
     free(w->in);
+    wperson_free(w->wp);
     free(w);
 }
+
+double watch_get_detect_s(const watch *w) { return w->detect_s; }

@@ -15,8 +15,12 @@
  *     its latest frame) moves to another input only after that input has
  *     led for `focus_dwell` seconds.
  * Scores: "cosine" (the raw cosine) or "softmax" (over all prompts,
- * negatives included, at the model's logit scale). Nothing here prints: the
- * caller gets events through a callback.
+ * negatives included, at the model's logit scale). In person mode
+ * (opts.detector) the frame is not embedded whole: its people are detected,
+ * tracked and their crops embedded (video/wperson.h); each crop is a TRACK
+ * event, and a frame's score for a prompt is the best of its tracks' (0 with
+ * nobody scored). Nothing here prints: the caller gets events through a
+ * callback.
  */
 #ifndef CLIPDEX_APP_VIDEO_WATCH_H
 #define CLIPDEX_APP_VIDEO_WATCH_H
@@ -49,6 +53,10 @@ typedef struct watch_opts {
     int max_side;        /* refuse larger streams (0: decoder default) */
     int thumbs;          /* 1: FRAME events carry a JPEG thumbnail of the frame */
     int thumb_side;      /* its longest side in pixels (0: 160) */
+    clipdex_detector *detector; /* person mode (video/wperson.h) when set: the frame's
+                                   score is the best of its tracked people's crops */
+    double crop_every;   /* person mode: seconds between crops of one track (default 1) */
+    int max_crops;       /* person mode: crops per frame (default 4) */
 } watch_opts;
 
 void watch_opts_default(watch_opts *o);
@@ -60,7 +68,8 @@ enum watch_event_kind {
     WATCH_FOCUS,     /* the most relevant input changed */
     WATCH_RECONNECT, /* a live input broke and is being reopened (msg says why) */
     WATCH_ERROR,     /* an input failed for good (msg); the others go on */
-    WATCH_EOS        /* an input ended */
+    WATCH_EOS,       /* an input ended */
+    WATCH_TRACK      /* person mode: a tracked person's crop was scored */
 };
 
 typedef struct watch_event {
@@ -78,6 +87,10 @@ typedef struct watch_event {
     const uint8_t *thumb;/* FRAME with opts.thumbs: a JPEG of the frame (NULL if it failed) */
     size_t thumb_len;
     const char *msg;     /* RECONNECT/ERROR */
+    long track_id;       /* person mode: TRACK: its track; FRAME/START/END/FOCUS: the
+                            best-scoring track of the prompt (0: none) */
+    float box[4];        /* TRACK: the crop's box in frame pixels (x0, y0, x1, y1) */
+    size_t n_tracks;     /* FRAME in person mode: people tracked on the input */
 } watch_event;
 
 typedef void (*watch_cb)(void *user, const watch_event *ev);
@@ -114,6 +127,8 @@ void watch_get_stats(const watch *w, size_t i, watch_stats *out);
  * the frames of its latest image-tower call (NULL: not wanted). Call it from
  * the caller's thread (the event callback, or after watch_run). */
 void watch_get_times(const watch *w, double *embed_s, double *score_s, size_t *last_batch);
+/* Person mode: seconds in the detector (with the tracker and the crops). */
+double watch_get_detect_s(const watch *w);
 /* Stops the threads and frees everything (NULL ok). */
 void watch_free(watch *w);
 
