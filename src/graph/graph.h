@@ -23,6 +23,7 @@
 #define CDX_G_MAXDIM 6
 #define CDX_G_MAXIN 8   /* inputs per node */
 #define CDX_G_MAXOUT 8  /* outputs per node */
+#define CDX_G_MAX_ELEMS ((size_t)1 << 26) /* elements of one tensor (256 MiB of float32) */
 
 enum cdx_gdtype { CDX_G_F32 = 1, CDX_G_I32 = 2 };
 

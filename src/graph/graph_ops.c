@@ -54,7 +54,7 @@ int cdx_gt_alloc(struct cdx_gtensor *t, int dtype, int rank, const int64_t *dim)
         if (dim[i] < 0 || cdx_mul(n, (size_t)dim[i], &n)) return -1;
         t->dim[i] = dim[i];
     }
-    if (n > ((size_t)1 << 34)) return -1;
+    if (n > CDX_G_MAX_ELEMS) return -1;
     t->data = malloc(n ? n * 4 : 4);
     if (!t->data) return -1;
     t->dtype = dtype;
@@ -396,6 +396,8 @@ static int run_sparse_to_dense(clipdex_ctx *ctx, struct cdx_graph *g, const stru
 
 /* ---- spatial ---- */
 
+#define CONV_BLOCK ((size_t)1 << 22) /* floats of one im2col block (16 MiB) */
+
 /* Output size and leading pad of one spatial dim. */
 static int spatial(const struct cdx_gattr *a, int d, int64_t in, int k, int64_t *out, int64_t *pad)
 {
@@ -420,15 +422,16 @@ static int spatial(const struct cdx_gattr *a, int d, int64_t in, int k, int64_t 
     return 0;
 }
 
-/* im2col of one image: A (oh ow, kh kw c), zero outside the input. */
+/* im2col of output rows [r0, r1) of one image: A (r1 - r0, kh kw c), zero
+ * outside the input; output row r is pixel (r / ow, r % ow). */
 static void im2col(const float *x, int64_t h, int64_t w, int64_t c, const struct cdx_gattr *a, int kh, int kw,
-                   int64_t oh, int64_t ow, int64_t pt, int64_t pl, float *A)
+                   int64_t ow, int64_t pt, int64_t pl, size_t r0, size_t r1, float *A)
 {
     int sh = a->strides[1], sw = a->strides[2], dh = a->dilations[1], dw = a->dilations[2];
     size_t k = (size_t)kh * (size_t)kw * (size_t)c;
-    for (int64_t oy = 0; oy < oh; oy++)
-        for (int64_t ox = 0; ox < ow; ox++) {
-            float *row = A + ((size_t)(oy * ow + ox)) * k;
+    for (size_t r = r0; r < r1; r++) {
+        int64_t oy = (int64_t)r / ow, ox = (int64_t)r % ow;
+        float *row = A + (r - r0) * k;
             for (int ky = 0; ky < kh; ky++) {
                 int64_t iy = oy * sh - pt + (int64_t)ky * dh;
                 for (int kx = 0; kx < kw; kx++) {
@@ -455,18 +458,25 @@ static int run_conv(clipdex_ctx *ctx, struct cdx_graph *g, const struct cdx_gnod
     size_t m = (size_t)(oh * ow), k = (size_t)cv->kh * (size_t)cv->kw * (size_t)cv->cin;
     int direct = cv->kh == 1 && cv->kw == 1 && nd->a.strides[1] == 1 && nd->a.strides[2] == 1 && pt == 0 &&
                  pl == 0 && oh == x->dim[1] && ow == x->dim[2];
-    float *A = NULL;
-    size_t abytes;
-    if (!direct && (cdx_mul(m, k, &abytes) || cdx_mul(abytes, 4, &abytes) || !(A = malloc(abytes)))) {
+    /* im2col in blocks of rows, at most CONV_BLOCK floats (the linear
+     * kernels' results do not depend on how the rows are split) */
+    size_t rows = direct ? m : k >= CONV_BLOCK ? 1 : CONV_BLOCK / k;
+    if (rows > m) rows = m;
+    float *A = direct ? NULL : malloc(rows * k * sizeof *A);
+    if (!direct && !A) {
         cdx_gt_release(&o);
         return nomem(ctx, nd);
     }
     size_t in_img = (size_t)(x->dim[1] * x->dim[2] * x->dim[3]);
     for (int64_t b = 0; b < x->dim[0]; b++) {
         const float *xb = (const float *)x->data + (size_t)b * in_img;
-        if (!direct) im2col(xb, x->dim[1], x->dim[2], x->dim[3], &nd->a, cv->kh, cv->kw, oh, ow, pt, pl, A);
-        cdx_linear_w(ctx, direct ? xb : A, k, &cv->w, NULL, (float *)o.data + (size_t)b * m * (size_t)cv->cout,
-                     (size_t)cv->cout, m, (size_t)cv->cout, k, CDX_ACT_NONE, 0);
+        float *ob = (float *)o.data + (size_t)b * m * (size_t)cv->cout;
+        for (size_t r0 = 0; r0 < m; r0 += rows) {
+            size_t r1 = r0 + rows < m ? r0 + rows : m;
+            if (!direct) im2col(xb, x->dim[1], x->dim[2], x->dim[3], &nd->a, cv->kh, cv->kw, ow, pt, pl, r0, r1, A);
+            cdx_linear_w(ctx, direct ? xb + r0 * k : A, k, &cv->w, NULL, ob + r0 * (size_t)cv->cout, (size_t)cv->cout,
+                         r1 - r0, (size_t)cv->cout, k, CDX_ACT_NONE, 0);
+        }
     }
     free(A);
     *OUT(0) = o;

@@ -310,18 +310,21 @@ static int load_weight(clipdex_ctx *ctx, const char *path, json_t *w, struct cdx
             return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': weight '%s' has a bad shape", path, nd->name);
         dim[i] = x;
     }
-    struct cdx_gtensor *t = &g->vals[nd->out];
-    if (cdx_gt_alloc(t, dtype, rank, dim))
-        return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': weight '%s' is too large", path, nd->name);
     const char *qdt = q ? json_string_value(json_object_get(q, "dtype")) : NULL;
     size_t esize = !qdt ? 4 : !strcmp(qdt, "float16") || !strcmp(qdt, "uint16") ? 2 : !strcmp(qdt, "uint8") ? 1 : 0;
     if (q && (!esize || dtype != CDX_G_F32))
         return cdx_error(ctx, CLIPDEX_E_UNSUPPORTED, "cannot load '%s': weight '%s' has an unsupported quantization",
                          path, nd->name);
-    size_t nbytes;
-    if (cdx_mul(t->n, esize, &nbytes) || nbytes > len - *off)
+    size_t count = 1, nbytes; /* checked against the file before anything is allocated */
+    for (int i = 0; i < rank; i++)
+        if (cdx_mul(count, (size_t)dim[i], &count) || count > CDX_G_MAX_ELEMS)
+            return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': weight '%s' is too large", path, nd->name);
+    if (cdx_mul(count, esize, &nbytes) || nbytes > len - *off)
         return cdx_error(ctx, CLIPDEX_E_FORMAT, "cannot load '%s': weights end before '%s' (truncated .bin?)", path,
                          nd->name);
+    struct cdx_gtensor *t = &g->vals[nd->out];
+    if (cdx_gt_alloc(t, dtype, rank, dim))
+        return cdx_error(ctx, CLIPDEX_E_NOMEM, "cannot load '%s': out of memory for weight '%s'", path, nd->name);
     const uint8_t *src = bytes + *off;
     *off += nbytes;
     if (!q) {
