@@ -10,8 +10,9 @@
  * (shape products overflow-checked, the manifest's bytes against the files'
  * sizes, weight paths confined to the model's folder, inputs naming existing
  * nodes and outputs, no cycles); an unsupported op is an error naming the op
- * and the node. A single weights file is mmapped; float32 tensors then point
- * into the mapping.
+ * and the node. A single weights file is mmapped (several are read into one
+ * buffer); every tensor is copied out of it (float16 widened to float32)
+ * and the mapping is released once the weights are loaded.
  */
 #include "graph/graph.h"
 
@@ -288,8 +289,6 @@ static int read_weight_files(clipdex_ctx *ctx, const char *dir, json_t *manifest
     return 0;
 }
 
-static float half_to_float(uint16_t h) { return cdx_half_to_float(h); }
-
 /* Fills Const node `nd`'s value from spec `w` at bytes[*off...]. */
 static int load_weight(clipdex_ctx *ctx, const char *path, json_t *w, struct cdx_graph *g, struct cdx_gnode *nd,
                        const uint8_t *bytes, size_t len, size_t *off)
@@ -333,7 +332,7 @@ static int load_weight(clipdex_ctx *ctx, const char *path, json_t *w, struct cdx
     }
     float *o = t->data;
     if (esize == 2 && !strcmp(qdt, "float16")) {
-        for (size_t i = 0; i < t->n; i++) o[i] = half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        for (size_t i = 0; i < t->n; i++) o[i] = cdx_half_to_float((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         return 0;
     }
     json_t *js = json_object_get(q, "scale"), *jm = json_object_get(q, "min");
