@@ -9,7 +9,10 @@
  * gaps instead of preempting its threads. Content hashes (SHA-256) let renamed, moved and
  * duplicate files reuse their vector. Videos (by extension) are sampled
  * after the images, one at a time, each in its own transaction
- * (app/video/vindex.c).
+ * (app/video/vindex.c). With --detector person, the photos whose content
+ * no detector has looked at are then read again one by one for their
+ * people (person/pfind.c), committed in transactions of PERSONS_TXN photos,
+ * and each video sample gets its people as it is sampled.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +28,10 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cmd_detect.h"
 #include "cli/cmd_store.h"
+#include "person/pfind.h"
+#include "person/pstore.h"
 #include "util/sha256.h"
 #include "store/store.h"
 #include "store/vecindex.h"
@@ -39,6 +45,7 @@
 #define CLI_INTERRUPTED 130 /* 128 + SIGINT, as shells report it */
 #define INDEX_BATCH_MAX 1024
 #define INDEX_MAX_OPS 512 /* file rows per transaction at most */
+#define PERSONS_TXN 16    /* photos per transaction of the person pass */
 #ifndef INDEX_MAX_FILE_BYTES
 #define INDEX_MAX_FILE_BYTES (256ull << 20) /* larger files are refused as too large */
 #endif
@@ -68,6 +75,16 @@ const char usage_index[] =
     "  --video-every S  seconds between video samples, 0.05..3600 (default 2)\n"
     "  --scene T        also sample where the scene score reaches T, 0..1;\n"
     "                   1 = scene changes off (default 0.3)\n"
+    "  --detector person  also find the people in each photo and video sample\n"
+    "                   and embed each one's crop (padded to a square), so that\n"
+    "                   `search --persons` finds a person and its box; photos\n"
+    "                   indexed before are looked at once, without embedding\n"
+    "                   them again\n"
+    "  --detector-model DIR  the detector (default: $CLIPDEX_DETECTOR; sh\n"
+    "                   tools/get_detector.sh DIR installs NanoDet)\n"
+    "  --max-persons N  people kept per photo or sample, best first, 1..128 (default 16)\n"
+    "  --redetect       forget the people another detector (or other settings)\n"
+    "                   found and look again\n"
     "  --shard I/N      index only shard I of N (0 <= I < N): the files whose\n"
     "                   path relative to its PATH hashes to I; removals too only\n"
     "                   touch that share (`clipdex merge` joins the shards)\n"
@@ -88,6 +105,9 @@ typedef struct index_opts {
     const char *shard_arg;
     long shard_count;
     shard_spec shard; /* count 0: every file */
+    const char *detector, *detector_model;
+    long max_persons;
+    int redetect;
 } index_opts;
 
 enum { RES_PIXELS, RES_KNOWN, RES_FAILED };
@@ -311,6 +331,7 @@ static int pipeline_pop(pipeline *p, result *r)
 typedef struct index_stats {
     size_t added, updated, unchanged, removed, failed, skipped, embedded, reused;
     size_t videos, frames; /* videos sampled in this run, samples embedded */
+    size_t person_photos, persons; /* photos looked at by the detector, people stored */
     double t0;
 } index_stats;
 
@@ -527,6 +548,9 @@ typedef struct runner {
     size_t n_vwork;
     index_stats stats;
     progress pr;
+    clipdex_detector *det;   /* --detector person */
+    pfind pf;
+    hmap redo_videos;        /* unchanged videos with samples no detector saw (by path) */
 } runner;
 
 /* Embeds the batch's n pixel images; on failure retries them one by one. */
@@ -712,12 +736,215 @@ static int run_pipeline(runner *R)
     return rc;
 }
 
+/* ---- the person pass ------------------------------------------------------ */
+
+/* A photo whose content no detector has looked at yet. */
+typedef struct ptodo {
+    const walk_entry *e;
+    unsigned char hash[SHA256_LEN];
+} ptodo;
+
+/* The walked photos (of this run's roots and shard) whose content has
+ * images.persons NULL, one path per content. */
+static int persons_todo(runner *R, ptodo **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    hmap walked, hashes;
+    hmap_init(&walked);
+    hmap_init(&hashes);
+    ptodo *v = NULL;
+    size_t n = 0, cap = 0;
+    int rc = -1;
+    for (size_t i = 0; i < R->wr.n; i++)
+        if (!walk_is_video_name(R->wr.v[i].path) && hmap_put(&walked, R->wr.v[i].path, R->wr.v[i].len, i))
+            goto nomem;
+    sqlite3_stmt *st = store_prepare(R->s, "SELECT f.path, f.hash FROM files f JOIN images i ON "
+                                           "i.hash = f.hash WHERE i.persons IS NULL ORDER BY f.id");
+    if (!st) goto done;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        size_t w;
+        const void *path = sqlite3_column_blob(st, 0);
+        if (!path || sqlite3_column_bytes(st, 1) != SHA256_LEN ||
+            !hmap_get(&walked, path, (size_t)sqlite3_column_bytes(st, 0), &w))
+            continue;
+        if (n == cap) {
+            ptodo *nv = realloc(v, (cap = cap ? 2 * cap : 256) * sizeof *v);
+            if (!nv) {
+                sqlite3_finalize(st);
+                goto nomem;
+            }
+            v = nv;
+        }
+        v[n].e = &R->wr.v[w];
+        memcpy(v[n].hash, sqlite3_column_blob(st, 1), SHA256_LEN);
+        n++;
+    }
+    sqlite3_finalize(st);
+    /* one path per content: the first (keys stay put: v no longer grows) */
+    size_t kept = 0;
+    char *dup = calloc(n ? n : 1, 1);
+    if (!dup) goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        if (hmap_get(&hashes, v[i].hash, SHA256_LEN, NULL)) dup[i] = 1;
+        else if (hmap_put(&hashes, v[i].hash, SHA256_LEN, i)) {
+            free(dup);
+            goto nomem;
+        }
+    }
+    hmap_free(&hashes);
+    hmap_init(&hashes);
+    for (size_t i = 0; i < n; i++)
+        if (!dup[i]) v[kept++] = v[i];
+    free(dup);
+    *out = v;
+    *n_out = kept;
+    v = NULL;
+    rc = 0;
+    goto done;
+nomem:
+    cli_error("out of memory");
+done:
+    free(v);
+    hmap_free(&walked);
+    hmap_free(&hashes);
+    return rc;
+}
+
+/* Reads, checks and decodes one photo and finds its people: 0, or -1
+ * (reported and counted as failed). */
+static int persons_of(runner *R, const ptodo *t, pfind_result *r)
+{
+    unsigned char *data = NULL, hash[SHA256_LEN];
+    size_t len = 0;
+    char *err = NULL;
+    clipdex_image *img = NULL;
+    int st = CLIPDEX_OK;
+    if (read_file(t->e->path, &data, &len, &err) == 0) {
+        sha256(data, len, hash);
+        if (memcmp(hash, t->hash, SHA256_LEN) != 0) {
+            err = fmt_err(t->e->path, "changed while indexing (it is looked at again next run)");
+        } else {
+            clipdex_image_params ip = clipdex_image_params_default();
+            ip.ignore_exif_orientation = R->o->no_exif;
+            st = clipdex_image_decode(R->ctx, data, len, &ip, &img);
+            if (st == CLIPDEX_OK) st = pfind_run(&R->pf, R->ctx, img, r);
+            if (st != CLIPDEX_OK) {
+                char *m = cli_errdup(R->ctx, st);
+                err = fmt_err(t->e->path, m);
+                cli_msg_free(m);
+            }
+        }
+    }
+    free(data);
+    clipdex_image_free(img);
+    if (!err) return 0;
+    fprintf(stderr, "%sclipdex: cannot look for people in %s\n", R->pr.mode == 1 ? "\n" : "", err);
+    cli_msg_free(err);
+    R->stats.failed++;
+    return -1;
+}
+
+/* Stores the people of n photos (ok[i] set) in one transaction. */
+static int persons_commit(runner *R, sqlite3_stmt *ins, sqlite3_stmt *set, const ptodo *t,
+                          const pfind_result *r, const int *ok, size_t n)
+{
+    if (store_exec(R->s, "BEGIN IMMEDIATE")) return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (!ok[i]) continue;
+        if (pstore_insert(R->s, ins, t[i].hash, 0, &r[i], R->dim)) goto fail;
+        sqlite3_bind_int64(set, 1, (sqlite3_int64)r[i].n);
+        sqlite3_bind_blob(set, 2, t[i].hash, SHA256_LEN, SQLITE_STATIC);
+        if (step_reset(R->s, set)) goto fail;
+    }
+    if (store_bump_generation(R->s) || store_exec(R->s, "COMMIT")) goto fail;
+    for (size_t i = 0; i < n; i++)
+        if (ok[i]) {
+            R->stats.person_photos++;
+            R->stats.persons += r[i].n;
+        }
+    return 0;
+fail:
+    store_exec(R->s, "ROLLBACK");
+    return -1;
+}
+
+/* Looks for the people of every walked photo that has not been looked at
+ * (new ones and those indexed without --detector). */
+static int run_persons(runner *R)
+{
+    ptodo *todo = NULL;
+    size_t n = 0;
+    if (persons_todo(R, &todo, &n)) return APP_FAIL;
+    sqlite3_stmt *ins = store_prepare(R->s, pstore_insert_sql);
+    sqlite3_stmt *set = store_prepare(R->s, "UPDATE images SET persons = ? WHERE hash = ?");
+    int rc = ins && set ? 0 : APP_FAIL;
+    progress pr = R->pr;
+    pr.t0 = pr.last = now_s();
+    pr.total = n;
+    if (n && pr.mode) fprintf(stderr, "clipdex index: looking for people in %zu photos\n", n);
+    pfind_result r[PERSONS_TXN];
+    int ok[PERSONS_TXN];
+    for (size_t i = 0; !rc && i < n && !index_interrupted; i += PERSONS_TXN) {
+        size_t m = n - i < PERSONS_TXN ? n - i : PERSONS_TXN;
+        for (size_t k = 0; k < m; k++) {
+            ok[k] = persons_of(R, &todo[i + k], &r[k]) == 0;
+            progress_show(&pr, i + k + 1, 0);
+        }
+        if (persons_commit(R, ins, set, todo + i, r, ok, m)) rc = APP_FAIL;
+        for (size_t k = 0; k < m; k++)
+            if (ok[k]) pfind_result_free(&r[k]);
+    }
+    if (n) progress_show(&pr, n, 1);
+    sqlite3_finalize(ins);
+    sqlite3_finalize(set);
+    free(todo);
+    return rc;
+}
+
+/* Loads the paths of the videos that have samples no detector looked at. */
+static int redo_videos_load(runner *R)
+{
+    sqlite3_stmt *st = store_prepare(R->s, "SELECT path FROM files WHERE id IN "
+                                           "(SELECT file_id FROM frames WHERE persons IS NULL)");
+    if (!st) return -1;
+    int rc = 0;
+    size_t i;
+    while (!rc && sqlite3_step(st) == SQLITE_ROW)
+        if (hmap_get(&R->dbf.by_path, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0), &i))
+            rc = hmap_put(&R->redo_videos, R->dbf.path[i], R->dbf.len[i], i); /* keys: dbf's */
+    sqlite3_finalize(st);
+    if (rc) cli_error("out of memory");
+    return rc;
+}
+
+/* Loads the detector and checks it against the one the database records. */
+static int persons_setup(runner *R)
+{
+    const index_opts *o = R->o;
+    if (clipdex_detector_load(R->ctx, o->detector_model, &R->det)) {
+        cli_error("%s", clipdex_ctx_errmsg(R->ctx));
+        return APP_MODEL;
+    }
+    if (pfind_init(&R->pf, R->det, R->model, 0.35f, (int)o->max_persons)) {
+        cli_error("the detector '%s' has no \"person\" class", o->detector_model);
+        return APP_MODEL;
+    }
+    char id[512], err[512];
+    if (pfind_identity(o->detector_model, &R->pf, id, sizeof id, err, sizeof err)) {
+        cli_error("%s", err);
+        return APP_MODEL;
+    }
+    if (pstore_check_detector(R->s, id, o->redetect)) return APP_FAIL;
+    return redo_videos_load(R) ? APP_FAIL : 0;
+}
+
 /* Samples the new and changed videos, one transaction each; a video that
  * fails is reported and counted, and the run goes on. */
 static int run_videos(runner *R)
 {
     vindex_opts vo = {R->o->video_every, R->o->scene >= 1.0 ? 2.0 : R->o->scene, 0,
-                      &index_interrupted};
+                      &index_interrupted, R->det ? &R->pf : NULL, &R->stats.persons};
     size_t done = R->n_work;
     for (size_t i = 0; i < R->n_vwork && !index_interrupted; i++) {
         const walk_entry *e = R->vwork[i].e;
@@ -771,7 +998,7 @@ static int remove_missing(runner *R)
     sqlite3_finalize(st);
     st = NULL;
     if (store_exec(R->s, "DELETE FROM images WHERE hash NOT IN (SELECT hash FROM files)") ||
-        vindex_prune(R->s))
+        vindex_prune(R->s)) /* with the people of what is gone */
         goto fail;
     if (n_del && store_bump_generation(R->s)) goto fail;
     if (store_exec(R->s, "COMMIT")) goto fail;
@@ -811,6 +1038,12 @@ static void print_summary(const runner *R, double secs)
         json_uint(&j, x->videos);
         json_key(&j, "frames");
         json_uint(&j, x->frames);
+        if (R->det) {
+            json_key(&j, "person_photos");
+            json_uint(&j, x->person_photos);
+            json_key(&j, "persons");
+            json_uint(&j, x->persons);
+        }
         json_key(&j, "seconds");
         json_num(&j, secs);
         json_obj_end(&j);
@@ -820,6 +1053,9 @@ static void print_summary(const runner *R, double secs)
                "(%zu embedded, %zu reused by content hash; %zu videos, %zu frames) in %.2f s\n",
                x->added, x->updated, x->unchanged, x->removed, x->failed, x->skipped, x->embedded,
                x->reused, x->videos, x->frames, secs);
+        if (R->det)
+            printf("%zu people found (%zu photos looked at; video samples as they were sampled)\n",
+                   x->persons, x->person_photos);
     }
 }
 
@@ -829,6 +1065,7 @@ static int index_run(const index_opts *o)
     memset(&R, 0, sizeof R);
     R.o = o;
     hmap_init(&R.known);
+    hmap_init(&R.redo_videos);
     R.stats.t0 = now_s();
     int lock_fd = -1;
     int rc = cli_ctx_new((int)o->threads, &R.ctx);
@@ -857,6 +1094,7 @@ static int index_run(const index_opts *o)
         goto done;
     }
     shard_filter(&o->shard, &R.wr); /* the other shards' files are not ours to touch */
+    if (o->detector && (rc = persons_setup(&R))) goto done;
     R.stats.skipped = R.wr.skipped;
     R.stats.failed = R.wr.failed;
     R.work = calloc(R.wr.n ? R.wr.n : 1, sizeof *R.work);
@@ -873,7 +1111,8 @@ static int index_run(const index_opts *o)
         if (hmap_get(&R.dbf.by_path, e->path, e->len, &row)) {
             if (R.dbf.seen[row]) continue; /* the same path given twice */
             R.dbf.seen[row] = 1;
-            if ((uint64_t)R.dbf.size[row] == e->size && R.dbf.mtime[row] == e->mtime_ns) {
+            if ((uint64_t)R.dbf.size[row] == e->size && R.dbf.mtime[row] == e->mtime_ns &&
+                !hmap_get(&R.redo_videos, e->path, e->len, NULL)) {
                 R.stats.unchanged++;
                 continue;
             }
@@ -895,14 +1134,17 @@ static int index_run(const index_opts *o)
     struct sigaction old_sig[2];
     cli_signals_catch(on_signal, old_sig);
     if (R.n_work) rc = run_pipeline(&R);
+    if (!rc && R.det && !index_interrupted) rc = run_persons(&R);
     if (!rc && R.n_vwork) rc = run_videos(&R);
     cli_signals_restore(old_sig);
     if (rc) goto done;
     /* interrupted: the walk is complete, but keep removals for a full run */
     if (!index_interrupted && (rc = remove_missing(&R))) goto done;
-    vec_index vi; /* bring the matrix in step (rebuilt only when stale) */
+    vec_index vi; /* bring the matrices in step (rebuilt only when stale) */
     if ((rc = vecindex_open(R.s, (int)R.dim, &vi))) goto done;
     vecindex_close(&vi);
+    if (R.det && (rc = vecindex_open_kind(R.s, (int)R.dim, VECINDEX_PERSONS, &vi))) goto done;
+    if (R.det) vecindex_close(&vi);
     print_summary(&R, now_s() - R.stats.t0);
     rc = cli_flush_stdout();
     if (!rc && R.stats.failed) rc = APP_FAIL;
@@ -916,6 +1158,8 @@ done:
     walk_result_free(&R.wr);
     db_files_free(&R.dbf);
     hmap_free(&R.known);
+    hmap_free(&R.redo_videos);
+    clipdex_detector_free(R.det);
     free(R.known_buf);
     free(R.work);
     free(R.vwork);
@@ -931,6 +1175,7 @@ int cmd_index(int argc, char **argv)
     o.batch = INDEX_BATCH_DEFAULT;
     o.video_every = VINDEX_EVERY_DEFAULT;
     o.scene = VINDEX_SCENE_DEFAULT;
+    o.max_persons = PFIND_MAX_DEFAULT;
     o.paths = calloc((size_t)argc + 1, sizeof *o.paths);
     if (!o.paths) {
         cli_error("out of memory");
@@ -969,6 +1214,15 @@ int cmd_index(int argc, char **argv)
         } else if ((r = cli_args_flag(&a, "--no-exif")) != 0) {
             if (r < 0) rc = APP_USAGE;
             o.no_exif = 1;
+        } else if ((r = cli_args_value(&a, "--detector", &o.detector)) != 0 ||
+                   (r = cli_args_value(&a, "--detector-model", &o.detector_model)) != 0) {
+            if (r < 0) rc = APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--max-persons", &val)) != 0) {
+            if (r < 0 || cli_parse_int(a.cmd, "--max-persons", val, 1, PFIND_MAX, &o.max_persons))
+                rc = APP_USAGE;
+        } else if ((r = cli_args_flag(&a, "--redetect")) != 0) {
+            if (r < 0) rc = APP_USAGE;
+            o.redetect = 1;
         } else if ((r = cli_args_value(&a, "--shard", &o.shard_arg)) != 0) {
             if (r < 0) rc = APP_USAGE;
         } else if ((r = cli_args_value(&a, "--shard-count", &val)) != 0) {
@@ -992,6 +1246,12 @@ int cmd_index(int argc, char **argv)
         else if (o.n_paths == 0)
             rc = cli_usage_error(a.cmd, "nothing to index: give one or more PATHs");
         else if (o.shard_arg && shard_parse(o.shard_arg, (unsigned)o.shard_count, &o.shard))
+            rc = APP_USAGE;
+        else if (o.detector && strcmp(o.detector, "person") != 0)
+            rc = cli_usage_error(a.cmd, "--detector takes 'person', not '%s'", o.detector);
+        else if (!o.detector && (o.detector_model || o.redetect))
+            rc = cli_usage_error(a.cmd, "--detector-model and --redetect need --detector person");
+        else if (o.detector && !(o.detector_model = cli_detector_path(o.detector_model)))
             rc = APP_USAGE;
     }
     if (rc < 0) rc = index_run(&o);

@@ -18,6 +18,7 @@
 
 #include "cli/cli.h"
 #include "cli/cmd_store.h"
+#include "person/pstore.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "util/json.h"
@@ -58,6 +59,9 @@ const char usage_search[] =
     "  --link-to DIR      the same with symbolic links\n"
     "  --prompts P        take text terms from P (`clipdex prompts`; matched by text,\n"
     "                     then label) instead of running the text tower\n"
+    "  --persons          search the people found by `index --detector person`:\n"
+    "                     each hit is one person, with its box (x0,y0,x1,y1 in\n"
+    "                     pixels) and detector score; --copy-to writes the crop\n"
     "  --exact            scan the float32 rows only (no 4-bit or int8 first\n"
     "                     stage; the results are the same, see docs/search.md)\n"
     "  --threads N        threads for the scan and the query, 0 = all CPUs (default 0)\n"
@@ -78,7 +82,7 @@ typedef struct search_opts {
     size_t n_dbs;
     long k, threads;
     double threshold, merge;
-    int has_threshold, json, no_exif, exact, download;
+    int has_threshold, json, no_exif, exact, download, persons;
     term *terms;
     size_t n_terms;
 } search_opts;
@@ -166,6 +170,9 @@ static int search_parse(int argc, char **argv, search_opts *o)
         } else if ((r = cli_args_value(&a, "--merge", &val)) != 0) {
             if (r < 0 || cli_parse_double(a.cmd, "--merge", val, 0, 2, &o->merge))
                 return APP_USAGE;
+        } else if ((r = cli_args_flag(&a, "--persons")) != 0) {
+            if (r < 0) return APP_USAGE;
+            o->persons = 1;
         } else if ((r = cli_args_flag(&a, "--exact")) != 0) {
             if (r < 0) return APP_USAGE;
             o->exact = 1;
@@ -307,9 +314,37 @@ static int place_result(const search_opts *o, size_t rank, size_t n, const char 
     return rc;
 }
 
+/* Writes the pixels under box (x0, y0, x1, y1; NULL: all) of an RGB image
+ * as a full-quality JPEG `dst`; 0, or -1 with the reason in err. */
+static int write_rgb(const uint8_t *rgb, int w, int h, int stride, const float *box, const char *dst,
+                     char *err, size_t errlen)
+{
+    int x0 = 0, y0 = 0, x1 = w, y1 = h;
+    if (box) { /* rounded outward and clipped, as clipdex_image_crop_box does */
+        x0 = (int)fmax(0, floor(box[0]));
+        y0 = (int)fmax(0, floor(box[1]));
+        x1 = (int)fmin(w, ceil(box[2]));
+        y1 = (int)fmin(h, ceil(box[3]));
+        if (x1 <= x0 || y1 <= y0) {
+            snprintf(err, errlen, "the box is outside the image");
+            return -1;
+        }
+    }
+    uint8_t *jpg = NULL;
+    size_t len = 0;
+    const uint8_t *p = rgb + (size_t)y0 * (size_t)stride + 3 * (size_t)x0;
+    if (video_jpeg_encode(p, x1 - x0, y1 - y0, stride, 0, 2, &jpg, &len, err, errlen)) return -1;
+    FILE *fp = fopen(dst, "wb");
+    int rc = fp && fwrite(jpg, 1, len, fp) == len ? 0 : -1;
+    if (fp && fclose(fp)) rc = -1;
+    if (rc) snprintf(err, errlen, "%s", strerror(errno));
+    free(jpg);
+    return rc;
+}
+
 /* Writes the frame of video `path` at time t (the first frame at or after
- * it) as a full-size JPEG `dst`. */
-static int write_frame(const char *path, double t, const char *dst)
+ * it), or the part of it under box, as a full-size JPEG `dst`. */
+static int write_frame(const char *path, double t, const float *box, const char *dst)
 {
     video_opts vo;
     video_opts_default(&vo);
@@ -317,37 +352,65 @@ static int write_frame(const char *path, double t, const char *dst)
     video_src *src = NULL;
     video_frame f;
     char err[512] = "";
-    uint8_t *jpg = NULL;
-    size_t len = 0;
     int rc = video_open(path, &vo, &src, err, sizeof err);
     if (rc == 0)
         while ((rc = video_next(src, &f, err, sizeof err)) == 1 && f.pts < t - 1e-3) {}
     if (rc == 1)
-        rc = video_jpeg_encode(f.rgb, f.w, f.h, f.stride, 0, 2, &jpg, &len, err, sizeof err);
-    else if (rc == 0)
+        rc = write_rgb(f.rgb, f.w, f.h, f.stride, box, dst, err, sizeof err);
+    else if (rc == 0) {
         snprintf(err, sizeof err, "'%s' has no frame at %.3f s", path, t);
-    video_close(src);
-    if (rc == 0) {
-        FILE *fp = fopen(dst, "wb");
-        if (!fp || fwrite(jpg, 1, len, fp) != len) snprintf(err, sizeof err, "%s", strerror(errno));
-        if (!fp || fclose(fp) || err[0]) rc = -1;
+        rc = -1;
     }
-    if (rc) cli_error("cannot write the best frame of '%s' to '%s': %s", path, dst, err);
-    free(jpg);
+    video_close(src);
+    if (rc) cli_error("cannot write the frame of '%s' to '%s': %s", path, dst, err);
     return rc ? -1 : 0;
 }
 
-/* --copy-to for a video hit: the best frame as DIR/NNN_NAME@T.jpg. */
+/* Writes the part of photo `path` under box as a JPEG `dst`. */
+static int write_crop(const char *path, const float *box, int no_exif, const char *dst)
+{
+    clipdex_ctx *ctx = NULL;
+    clipdex_image *img = NULL;
+    clipdex_image_params ip = clipdex_image_params_default();
+    ip.ignore_exif_orientation = no_exif;
+    char err[512] = "out of memory";
+    uint8_t *rgb = NULL;
+    int rc = clipdex_ctx_new(&ctx, &(clipdex_ctx_params){1}) || !ctx ? -1 : 0;
+    if (!rc && clipdex_image_load(ctx, path, &ip, &img) != CLIPDEX_OK) {
+        snprintf(err, sizeof err, "%s", clipdex_ctx_errmsg(ctx));
+        rc = -1;
+    }
+    int w = img ? (int)clipdex_image_width(img) : 0, h = img ? (int)clipdex_image_height(img) : 0;
+    if (!rc && !(rgb = malloc((size_t)w * (size_t)h * 3))) rc = -1;
+    if (!rc && clipdex_image_rgb(ctx, img, rgb, (size_t)w * (size_t)h * 3) != CLIPDEX_OK) {
+        snprintf(err, sizeof err, "%s", clipdex_ctx_errmsg(ctx));
+        rc = -1;
+    }
+    if (!rc) rc = write_rgb(rgb, w, h, 3 * w, box, dst, err, sizeof err);
+    if (rc) cli_error("cannot write the person of '%s' to '%s': %s", path, dst, err);
+    free(rgb);
+    clipdex_image_free(img);
+    clipdex_ctx_free(ctx);
+    return rc;
+}
+
+/* --copy-to for a video hit or a person: the best frame as
+ * DIR/NNN_NAME@T.jpg, a person's crop as DIR/NNN_NAME[@T].person.jpg. */
 static int place_frame(const search_opts *o, size_t rank, size_t n, const vhit *h)
 {
     if (!o->copy_to) return place_result(o, rank, n, h->path);
     const char *base = strrchr(h->path, '/');
     base = base ? base + 1 : h->path;
-    size_t len = strlen(o->copy_to) + strlen(base) + 48;
-    char *dst = malloc(len);
+    size_t len = strlen(o->copy_to) + strlen(base) + 64;
+    char *dst = malloc(len), at[40] = "";
     if (!dst) return -1;
-    snprintf(dst, len, "%s/%03zu_%s@%.2f.jpg", o->copy_to, rank, base, h->best_t);
-    int rc = write_frame(h->path, h->best_t, dst);
+    if (h->is_video) snprintf(at, sizeof at, "@%.2f", h->best_t);
+    int width = n >= 1000 ? (n >= 10000 ? (n >= 100000 ? 6 : 5) : 4) : 3;
+    snprintf(dst, len, "%s/%0*zu_%s%s%s", o->copy_to, width, rank, base, at,
+             h->is_person ? ".person.jpg" : ".jpg");
+    const float *box = h->is_person ? h->box : NULL;
+    int rc = h->is_video ? write_frame(h->path, h->best_t, box, dst)
+                         : write_crop(h->path, box, o->no_exif, dst);
     free(dst);
     return rc;
 }
@@ -363,13 +426,24 @@ static void print_hit(const search_opts *o, json_out *j, size_t rank, const vhit
         json_key(j, "path");
         json_strn(j, h->path, h->len);
         vhits_json_range(j, h);
+        if (h->is_person) {
+            phit p = {.box = {h->box[0], h->box[1], h->box[2], h->box[3]}, .det_score = h->det_score,
+                      .width = h->width, .height = h->height};
+            phits_json(j, &p); /* the time is the range's */
+        }
         json_obj_end(j);
         json_newline(j);
         return;
     }
     printf("%zu\t%.4f\t", rank, (double)h->score);
     fwrite(h->path, 1, h->len, stdout);
-    if (h->is_video) printf("\t%.2f-%.2f s (best %.2f s)", h->start, h->end, h->best_t);
+    if (h->is_person && h->is_video)
+        printf("\t%.2f s", h->best_t);
+    else if (h->is_video)
+        printf("\t%.2f-%.2f s (best %.2f s)", h->start, h->end, h->best_t);
+    if (h->is_person)
+        printf("\tperson %.0f,%.0f,%.0f,%.0f (%.2f)", (double)h->box[0], (double)h->box[1],
+               (double)h->box[2], (double)h->box[3], (double)h->det_score);
     putchar('\n');
 }
 
@@ -383,7 +457,8 @@ static int print_hits(const search_opts *o, const vhit *h, size_t n)
         size_t rank = i + 1;
         print_hit(o, &j, rank, &h[i]);
         if ((o->copy_to || o->link_to) &&
-            (h[i].is_video ? place_frame(o, rank, n, &h[i]) : place_result(o, rank, n, h[i].path)))
+            (h[i].is_video || h[i].is_person ? place_frame(o, rank, n, &h[i])
+                                             : place_result(o, rank, n, h[i].path)))
             rc = APP_FAIL;
     }
     return rc;
@@ -394,6 +469,49 @@ typedef struct hit_set {
     vhit *h;
     size_t n, cap;
 } hit_set;
+
+/* The person hits of rows (persons.id) as hits: a person in a video is a
+ * one-sample range at its time. Returns the count or -1 (reported). */
+static long person_hits(store *s, const vhit_row *rows, size_t n_rows, size_t k, vhit **out)
+{
+    *out = NULL;
+    int64_t *ids = malloc((n_rows ? n_rows : 1) * sizeof *ids);
+    float *sc = malloc((n_rows ? n_rows : 1) * sizeof *sc);
+    vhit *h = calloc(k ? k : 1, sizeof *h);
+    phit *p = NULL;
+    long n = -1;
+    if (ids && sc && h) {
+        for (size_t i = 0; i < n_rows; i++) ids[i] = rows[i].id, sc[i] = rows[i].score;
+        n = phits_build(s, ids, sc, n_rows, k, &p);
+    } else {
+        cli_error("out of memory");
+    }
+    for (long i = 0; i < n; i++) {
+        vhit *x = &h[i];
+        x->file_id = p[i].file_id;
+        x->path = p[i].path; /* changes owner */
+        x->len = p[i].len;
+        x->score = p[i].score;
+        x->is_video = p[i].is_video;
+        x->start = x->end = x->best_t = p[i].t;
+        x->best_frame = p[i].frame_id;
+        x->n_samples = 1;
+        x->is_person = 1;
+        memcpy(x->box, p[i].box, sizeof x->box);
+        x->det_score = p[i].det_score;
+        x->width = p[i].width;
+        x->height = p[i].height;
+    }
+    free(p);
+    free(ids);
+    free(sc);
+    if (n < 0) {
+        free(h);
+        return -1;
+    }
+    *out = h;
+    return n;
+}
 
 /* Appends the k best hits of one database; 0 or APP_FAIL (reported). */
 static int hits_add(hit_set *set, store *s, const vec_index *vi, const clipdex_hit *hits,
@@ -406,7 +524,8 @@ static int hits_add(hit_set *set, store *s, const vec_index *vi, const clipdex_h
     }
     for (size_t i = 0; i < n_rows; i++) rows[i] = (vhit_row){vi->ids[hits[i].row], hits[i].score};
     vhit *h = NULL;
-    long n = vhits_build(s, rows, n_rows, (size_t)o->k, o->merge, &h);
+    long n = o->persons ? person_hits(s, rows, n_rows, (size_t)o->k, &h)
+                        : vhits_build(s, rows, n_rows, (size_t)o->k, o->merge, &h);
     free(rows);
     if (n < 0) return APP_FAIL;
     if (set->n + (size_t)n > set->cap) {
@@ -444,7 +563,7 @@ static int search_db(const search_opts *o, clipdex_ctx *ctx, const store_model_i
     memset(&vi, 0, sizeof vi);
     int rc = store_open(db, 0, &s);
     if (!rc) rc = store_check_model(s, id, 0);
-    if (!rc) rc = vecindex_open(s, id->dim, &vi);
+    if (!rc) rc = vecindex_open_kind(s, id->dim, o->persons ? VECINDEX_PERSONS : VECINDEX_FILES, &vi);
     if (rc) goto done;
     clipdex_search_params sp = clipdex_search_params_default();
     sp.k = vhits_rows((size_t)o->k, SEARCH_K_MAX);

@@ -39,7 +39,24 @@ static const char frames_sql[] =
     "  embedding BLOB NOT NULL,\n"
     "  thumb BLOB);\n"
     "CREATE INDEX IF NOT EXISTS frames_file ON frames(file_id, seq);\n"
-    "UPDATE meta SET value=2 WHERE key='schema_version';\n";
+    "UPDATE meta SET value=2 WHERE key='schema_version' AND value < 2;\n";
+
+/* Version 3 adds the people the detector found (`index --detector person`):
+ * one row per person of a photo (by content hash) or of a video sample, and
+ * per photo and sample how many were found (NULL: not looked for). */
+#define PERSONS_COLUMNS                                                    \
+    "(id INTEGER PRIMARY KEY, hash BLOB, frame_id INTEGER, "               \
+    "x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL, " \
+    "score REAL NOT NULL, width INTEGER NOT NULL, height INTEGER NOT NULL, " \
+    "embedding BLOB NOT NULL)"
+static const char persons_table_sql[] =
+    "CREATE TABLE IF NOT EXISTS persons" PERSONS_COLUMNS ";\n"
+    "CREATE INDEX IF NOT EXISTS persons_hash ON persons(hash);\n"
+    "CREATE INDEX IF NOT EXISTS persons_frame ON persons(frame_id);\n";
+static const char persons_cols_sql[] =
+    "ALTER TABLE images ADD COLUMN persons INTEGER;\n"
+    "ALTER TABLE frames ADD COLUMN persons INTEGER;\n"
+    "UPDATE meta SET value=3 WHERE key='schema_version';\n";
 
 const char *store_db_path(const char *opt)
 {
@@ -84,11 +101,38 @@ static char *str_cat(const char *a, const char *b)
     return s;
 }
 
+static long long schema_version(store *s)
+{
+    sqlite3_stmt *st = store_prepare(s, "SELECT value FROM meta WHERE key='schema_version'");
+    if (!st) return -1;
+    long long v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Creates the tables of a new database or brings an older one to the
+ * current version, in one transaction (a new one passes through every
+ * version's step). */
+static int store_upgrade(store *s)
+{
+    if (store_exec(s, "BEGIN IMMEDIATE")) return -1;
+    int rc = store_exec(s, schema_sql) || store_exec(s, frames_sql) ||
+             store_exec(s, persons_table_sql);
+    long long v = rc ? -1 : schema_version(s);
+    if (!rc && v == 2) rc = store_exec(s, persons_cols_sql);
+    if (rc || store_exec(s, "COMMIT")) {
+        store_exec(s, "ROLLBACK");
+        return -1;
+    }
+    return 0;
+}
+
 int store_open(const char *path, int create, store **out)
 {
     *out = NULL;
     store *s = calloc(1, sizeof *s);
-    if (!s || !(s->path = str_cat(path, "")) || !(s->vec_path = str_cat(path, "-vectors"))) {
+    if (!s || !(s->path = str_cat(path, "")) || !(s->vec_path = str_cat(path, "-vectors")) ||
+        !(s->pvec_path = str_cat(path, "-persons"))) {
         report_error("out of memory");
         goto fail;
     }
@@ -105,20 +149,16 @@ int store_open(const char *path, int create, store **out)
     sqlite3_busy_timeout(s->db, 30000);
     sqlite3_extended_result_codes(s->db, 1);
     if (store_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")) goto fail;
-    if (create) {
-        if (store_exec(s, "BEGIN IMMEDIATE") || store_exec(s, schema_sql) ||
-            store_exec(s, frames_sql) || store_exec(s, "COMMIT"))
-            goto fail;
-    }
-    sqlite3_stmt *st = store_prepare(s, "SELECT value FROM meta WHERE key='schema_version'");
-    if (!st) goto fail;
-    int rc = sqlite3_step(st);
-    long long v = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
-    sqlite3_finalize(st);
+    if (create && store_upgrade(s)) goto fail;
+    long long v = schema_version(s);
     if (v == 1 && !create) { /* read-only use of a version-1 index: no frames yet */
         if (store_exec(s, "CREATE TEMP TABLE frames(id INTEGER PRIMARY KEY, file_id INTEGER, "
-                          "seq INTEGER, t REAL, embedding BLOB, thumb BLOB)"))
+                          "seq INTEGER, t REAL, embedding BLOB, thumb BLOB, persons INTEGER)"))
             goto fail;
+        v = 2;
+    }
+    if (v == 2 && !create) { /* read-only use of a version-2 index: no people yet */
+        if (store_exec(s, "CREATE TEMP TABLE persons" PERSONS_COLUMNS)) goto fail;
         v = STORE_SCHEMA_VERSION;
     }
     if (v != STORE_SCHEMA_VERSION) {
@@ -139,6 +179,7 @@ void store_close(store *s)
     sqlite3_close_v2(s->db);
     free(s->path);
     free(s->vec_path);
+    free(s->pvec_path);
     free(s);
 }
 
@@ -157,7 +198,7 @@ int store_bump_generation(store *s)
 }
 
 /* Reads meta.key as text into buf (empty if absent). */
-static void meta_get(store *s, const char *key, char *buf, size_t cap)
+void store_meta_get(store *s, const char *key, char *buf, size_t cap)
 {
     buf[0] = '\0';
     sqlite3_stmt *st = store_prepare(s, "SELECT CAST(value AS TEXT) FROM meta WHERE key=?");
@@ -168,7 +209,7 @@ static void meta_get(store *s, const char *key, char *buf, size_t cap)
     sqlite3_finalize(st);
 }
 
-static int meta_set(store *s, const char *key, const char *val)
+int store_meta_set(store *s, const char *key, const char *val)
 {
     sqlite3_stmt *st = store_prepare(s, "INSERT OR REPLACE INTO meta VALUES(?, ?)");
     if (!st) return -1;
@@ -187,9 +228,9 @@ int store_read_model(store *s, store_model_id *id)
 {
     char dim[32];
     memset(id, 0, sizeof *id);
-    meta_get(s, "model_hash", id->hash, sizeof id->hash);
-    meta_get(s, "model_name", id->name, sizeof id->name);
-    meta_get(s, "embed_dim", dim, sizeof dim);
+    store_meta_get(s, "model_hash", id->hash, sizeof id->hash);
+    store_meta_get(s, "model_name", id->name, sizeof id->name);
+    store_meta_get(s, "embed_dim", dim, sizeof dim);
     id->dim = atoi(dim);
     if (id->hash[0] == '\0' || id->dim <= 0) {
         report_error("database '%s' holds no index yet (run `clipdex index` first)", s->path);
@@ -202,9 +243,9 @@ int store_check_model(store *s, const store_model_id *id, int record)
 {
     char name[256], hash[128], dim[32];
     if (record && store_exec(s, "BEGIN IMMEDIATE")) return APP_FAIL;
-    meta_get(s, "model_hash", hash, sizeof hash);
-    meta_get(s, "model_name", name, sizeof name);
-    meta_get(s, "embed_dim", dim, sizeof dim);
+    store_meta_get(s, "model_hash", hash, sizeof hash);
+    store_meta_get(s, "model_name", name, sizeof name);
+    store_meta_get(s, "embed_dim", dim, sizeof dim);
     if (hash[0] == '\0') {
         if (!record) {
             report_error("database '%s' holds no index yet (run `clipdex index` first)", s->path);
@@ -212,8 +253,8 @@ int store_check_model(store *s, const store_model_id *id, int record)
         }
         char d[32];
         snprintf(d, sizeof d, "%d", id->dim);
-        if (meta_set(s, "model_hash", id->hash) || meta_set(s, "model_name", id->name) ||
-            meta_set(s, "embed_dim", d) || store_exec(s, "COMMIT")) {
+        if (store_meta_set(s, "model_hash", id->hash) || store_meta_set(s, "model_name", id->name) ||
+            store_meta_set(s, "embed_dim", d) || store_exec(s, "COMMIT")) {
             store_exec(s, "ROLLBACK");
             return APP_FAIL;
         }

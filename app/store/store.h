@@ -13,7 +13,7 @@
 #include "clipdex.h"
 #include "util/sha256.h"
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 #define STORE_DEFAULT_DB "clipdex.db"
 /* Bytes hashed at each end of the weights file for the model identity. */
 #define STORE_MODEL_HASH_SPAN (1u << 20)
@@ -29,6 +29,7 @@ typedef struct store {
     sqlite3 *db;
     char *path;
     char *vec_path;   /* the memory-mapped matrix beside the database */
+    char *pvec_path;  /* the matrix of the people's crops (`index --detector`) */
 } store;
 
 /* The database path: `opt`, else $CLIPDEX_DB, else ./clipdex.db. */
@@ -50,6 +51,11 @@ int store_check_model(store *s, const store_model_id *id, int record);
 /* Reads the model identity the database records; returns 0, or APP_FAIL
  * (reported) when it holds no index yet. */
 int store_read_model(store *s, store_model_id *id);
+
+/* meta.key as text into buf (empty when absent); setting it: 0 or -1
+ * (reported). */
+void store_meta_get(store *s, const char *key, char *buf, size_t cap);
+int store_meta_set(store *s, const char *key, const char *val);
 
 /* Runs SQL without results; returns 0 or -1 (message reported). */
 int store_exec(store *s, const char *sql);

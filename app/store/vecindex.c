@@ -47,9 +47,26 @@ static int write_all(int fd, const void *p, size_t len, off_t off)
     return 0;
 }
 
-int vecindex_build(store *s, int dim)
+/* What each kind of matrix holds: its file, its row count and its rows. */
+static const char *kind_path(const store *s, int kind)
 {
-    size_t tlen = strlen(s->vec_path) + 32;
+    return kind == VECINDEX_PERSONS ? s->pvec_path : s->vec_path;
+}
+
+static const char *const count_sql[] = {
+    "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM frames)",
+    "SELECT count(*) FROM persons"};
+/* photos by files.id, video frames by -frames.id, people by persons.id
+ * (docs/schema.md) */
+static const char *const rows_sql[] = {
+    "SELECT f.id, i.embedding FROM files f JOIN images i ON i.hash = f.hash "
+    "UNION ALL SELECT -id, embedding FROM frames ORDER BY 1",
+    "SELECT id, embedding FROM persons ORDER BY 1"};
+
+int vecindex_build(store *s, int dim, int kind)
+{
+    const char *path = kind_path(s, kind);
+    size_t tlen = strlen(path) + 32;
     char *tmp = malloc(tlen);
     int64_t *ids = NULL;
     float *rows = NULL, *scales = NULL;
@@ -59,17 +76,15 @@ int vecindex_build(store *s, int dim)
     int fd = -1, rc = APP_FAIL, in_txn = 0;
     sqlite3_stmt *st = NULL;
     if (!tmp) goto nomem;
-    snprintf(tmp, tlen, "%s.tmp%ld", s->vec_path, (long)getpid());
+    snprintf(tmp, tlen, "%s.tmp%ld", path, (long)getpid());
     if (store_exec(s, "BEGIN")) goto done;
     in_txn = 1;
     int64_t gen = store_generation(s);
-    st = store_prepare(s, "SELECT (SELECT count(*) FROM files) + (SELECT count(*) FROM frames)");
+    st = store_prepare(s, count_sql[kind]);
     if (!st || sqlite3_step(st) != SQLITE_ROW) goto sqlfail;
     size_t n = (size_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
-    /* photos by files.id, video frames by -frames.id (docs/schema.md) */
-    st = store_prepare(s, "SELECT f.id, i.embedding FROM files f JOIN images i ON i.hash = f.hash "
-                          "UNION ALL SELECT -id, embedding FROM frames ORDER BY 1");
+    st = store_prepare(s, rows_sql[kind]);
     if (!st) goto done;
     fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -138,8 +153,8 @@ int vecindex_build(store *s, int dim)
         goto ioerr;
     close(fd);
     fd = -1;
-    if (rename(tmp, s->vec_path)) {
-        report_error("cannot rename '%s' to '%s': %s", tmp, s->vec_path, strerror(errno));
+    if (rename(tmp, path)) {
+        report_error("cannot rename '%s' to '%s': %s", tmp, path, strerror(errno));
         goto done;
     }
     rc = 0;
@@ -220,13 +235,13 @@ static int try_map(const char *path, int dim, int64_t min_gen, vec_index *vi)
 }
 
 /* The search handle over a mapped file (its arrays are borrowed). */
-static int describe(store *s, vec_index *vi)
+static int describe(const char *path, vec_index *vi)
 {
     clipdex_vecs_data d = {vi->m, vi->n, vi->dim, vi->q8, vi->scale, vi->max_scale, vi->max_l1, vi->q4, vi->q4info};
     clipdex_ctx *ctx = NULL;
     int rc = clipdex_ctx_new(&ctx, &(clipdex_ctx_params){1});
     if (!rc) rc = clipdex_vecs_new(ctx, &d, 0, &vi->vecs);
-    if (rc) report_error("the vector file '%s': %s", s->vec_path, ctx ? clipdex_ctx_errmsg(ctx) : clipdex_status_str(rc));
+    if (rc) report_error("the vector file '%s': %s", path, ctx ? clipdex_ctx_errmsg(ctx) : clipdex_status_str(rc));
     clipdex_ctx_free(ctx);
     if (rc) vecindex_close(vi);
     return rc ? APP_FAIL : 0;
@@ -234,17 +249,23 @@ static int describe(store *s, vec_index *vi)
 
 int vecindex_open(store *s, int dim, vec_index *vi)
 {
+    return vecindex_open_kind(s, dim, VECINDEX_FILES, vi);
+}
+
+int vecindex_open_kind(store *s, int dim, int kind, vec_index *vi)
+{
+    const char *path = kind_path(s, kind);
     memset(vi, 0, sizeof *vi);
     int64_t gen = store_generation(s);
     if (gen < 0) {
         store_error(s, "cannot read");
         return APP_FAIL;
     }
-    if (try_map(s->vec_path, dim, gen, vi) == 0) return describe(s, vi);
+    if (try_map(path, dim, gen, vi) == 0) return describe(path, vi);
     /* the build reads generation >= gen in its own transaction */
-    if (vecindex_build(s, dim)) return APP_FAIL;
-    if (try_map(s->vec_path, dim, gen, vi) == 0) return describe(s, vi);
-    report_error("cannot map the vector file '%s'", s->vec_path);
+    if (vecindex_build(s, dim, kind)) return APP_FAIL;
+    if (try_map(path, dim, gen, vi) == 0) return describe(path, vi);
+    report_error("cannot map the vector file '%s'", path);
     return APP_FAIL;
 }
 

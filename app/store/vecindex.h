@@ -34,13 +34,19 @@ typedef struct vec_index {
     clipdex_vecs *vecs; /* the library's search handle over all of the above */
 } vec_index;
 
-/* Writes the matrix for the database's current state (atomically: a
- * temporary file renamed over the old one). Returns 0 or APP_FAIL (reported). */
-int vecindex_build(store *s, int dim);
+/* The two matrices: photos and video samples (`DB-vectors`), and the
+ * people's crops (`DB-persons`; ids are persons.id). */
+enum { VECINDEX_FILES, VECINDEX_PERSONS };
+
+/* Writes the matrix of a kind for the database's current state (atomically:
+ * a temporary file renamed over the old one). Returns 0 or APP_FAIL (reported). */
+int vecindex_build(store *s, int dim, int kind);
 /* Maps the matrix, rebuilding it first when it is missing or older than the
  * database, and describes it for clipdex_vecs_search (vi->vecs). Returns 0
  * or APP_FAIL (reported). */
 int vecindex_open(store *s, int dim, vec_index *vi);
+/* The same for a kind of matrix (vecindex_open is VECINDEX_FILES). */
+int vecindex_open_kind(store *s, int dim, int kind, vec_index *vi);
 void vecindex_close(vec_index *vi);
 
 #endif

@@ -29,6 +29,10 @@ typedef struct vhit {
     double best_t;       /* video: time of the best sample */
     int64_t best_frame;  /* video: frames.id of the best sample */
     size_t n_samples;    /* video: samples merged */
+    int is_person;       /* a person in the photo or sample (`search --persons`) */
+    float box[4];        /* person: x0, y0, x1, y1 in the image's pixels */
+    float det_score;     /* person: the detector's score */
+    uint32_t width, height; /* person: the image the box is in */
 } vhit;
 
 /* How many rows to scan for k hits: merged samples use up rows, so

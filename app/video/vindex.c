@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "person/pstore.h"
 #include "util/sha256.h"
 #include "video/decode.h"
 #include "video/jpeg.h"
@@ -23,6 +24,7 @@ typedef struct sample {
     double t;
     uint8_t *thumb;
     size_t thumb_len;
+    pfind_result persons;   /* with a detector (vindex_opts.persons) */
 } sample;
 
 typedef struct sampler {
@@ -31,11 +33,15 @@ typedef struct sampler {
     size_t n, cap, dim;
     clipdex_image *pend[VINDEX_BATCH];
     size_t n_pend;
+    int persons;              /* the samples were looked at by a detector */
 } sampler;
 
 static void sampler_free(sampler *sp)
 {
-    for (size_t i = 0; i < sp->n; i++) free(sp->v[i].thumb);
+    for (size_t i = 0; i < sp->n; i++) {
+        free(sp->v[i].thumb);
+        pfind_result_free(&sp->v[i].persons);
+    }
     for (size_t i = 0; i < sp->n_pend; i++) clipdex_image_free(sp->pend[i]);
     free(sp->v);
     free(sp->emb);
@@ -120,10 +126,13 @@ static int add_frame(sampler *sp, clipdex_ctx *ctx, const clipdex_model *model, 
         return -1;
     }
     sample *x = &sp->v[sp->n++];
+    memset(x, 0, sizeof *x);
     x->t = f->pts;
-    x->thumb = NULL;
-    x->thumb_len = 0;
     sp->pend[sp->n_pend++] = img;
+    if (o->persons && (st = pfind_run(o->persons, ctx, img, &x->persons)) != CLIPDEX_OK) {
+        engine_err(ctx, st, path, err, errlen);
+        return -1;
+    }
     if (!o->no_thumbs && video_jpeg_encode(f->rgb, f->w, f->h, f->stride, VINDEX_THUMB_SIDE, 5,
                                            &x->thumb, &x->thumb_len, err, errlen))
         return -1;
@@ -169,51 +178,72 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : -1;
 }
 
+/* Inserts sample i of the video files.id = id, and its people when a
+ * detector looked at it; 0 or -1 (reported). */
+static int store_sample(store *s, sqlite3_stmt *ins, sqlite3_stmt *ins_person, sqlite3_int64 id,
+                        size_t i, const sampler *sp)
+{
+    const sample *x = &sp->v[i];
+    sqlite3_bind_int64(ins, 1, id);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)i);
+    sqlite3_bind_double(ins, 3, x->t);
+    sqlite3_bind_blob(ins, 4, sp->emb + i * sp->dim, (int)(sp->dim * sizeof(float)), SQLITE_STATIC);
+    if (x->thumb)
+        sqlite3_bind_blob(ins, 5, x->thumb, (int)x->thumb_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, 5);
+    if (sp->persons)
+        sqlite3_bind_int64(ins, 6, (sqlite3_int64)x->persons.n);
+    else
+        sqlite3_bind_null(ins, 6);
+    int rc = step_done(ins);
+    sqlite3_clear_bindings(ins);
+    if (rc) {
+        store_error(s, "cannot write to");
+        return -1;
+    }
+    return sp->persons ? pstore_insert(s, ins_person, NULL, sqlite3_last_insert_rowid(s->db), &x->persons, sp->dim) : 0;
+}
+
 /* Replaces the video's row and samples (n = 0: deletes them). */
 static int store_samples(store *s, const vindex_video *v, const unsigned char *hash,
                          const sampler *sp)
 {
     static const char *const sql[] = {
+        "DELETE FROM persons WHERE frame_id IN (SELECT id FROM frames WHERE file_id IN "
+        "(SELECT id FROM files WHERE path = ?1))",
         "DELETE FROM frames WHERE file_id IN (SELECT id FROM files WHERE path = ?1)",
         "DELETE FROM files WHERE path = ?1",
         "INSERT INTO files(path, size, mtime_ns, hash, indexed_at) VALUES(?1, ?2, ?3, ?4, ?5)",
-        "INSERT INTO frames(file_id, seq, t, embedding, thumb) VALUES(?1, ?2, ?3, ?4, ?5)"};
-    sqlite3_stmt *st[4] = {0};
+        "INSERT INTO frames(file_id, seq, t, embedding, thumb, persons) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+        pstore_insert_sql};
+    enum { N_SQL = sizeof sql / sizeof *sql };
+    sqlite3_stmt *st[N_SQL] = {0};
     if (store_exec(s, "BEGIN IMMEDIATE")) return -1;
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_SQL; i++)
         if (!(st[i] = store_prepare(s, sql[i]))) goto fail;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         sqlite3_bind_blob(st[i], 1, v->path, (int)v->len, SQLITE_STATIC);
         if (step_done(st[i])) goto sqlfail;
     }
     if (sp) {
-        sqlite3_bind_blob(st[2], 1, v->path, (int)v->len, SQLITE_STATIC);
-        sqlite3_bind_int64(st[2], 2, (sqlite3_int64)v->size);
-        sqlite3_bind_int64(st[2], 3, v->mtime_ns);
-        sqlite3_bind_blob(st[2], 4, hash, SHA256_LEN, SQLITE_STATIC);
-        sqlite3_bind_int64(st[2], 5, (sqlite3_int64)time(NULL));
-        if (step_done(st[2])) goto sqlfail;
+        sqlite3_bind_blob(st[3], 1, v->path, (int)v->len, SQLITE_STATIC);
+        sqlite3_bind_int64(st[3], 2, (sqlite3_int64)v->size);
+        sqlite3_bind_int64(st[3], 3, v->mtime_ns);
+        sqlite3_bind_blob(st[3], 4, hash, SHA256_LEN, SQLITE_STATIC);
+        sqlite3_bind_int64(st[3], 5, (sqlite3_int64)time(NULL));
+        if (step_done(st[3])) goto sqlfail;
         sqlite3_int64 id = sqlite3_last_insert_rowid(s->db);
-        for (size_t i = 0; i < sp->n; i++) {
-            sqlite3_bind_int64(st[3], 1, id);
-            sqlite3_bind_int64(st[3], 2, (sqlite3_int64)i);
-            sqlite3_bind_double(st[3], 3, sp->v[i].t);
-            sqlite3_bind_blob(st[3], 4, sp->emb + i * sp->dim, (int)(sp->dim * sizeof(float)),
-                              SQLITE_STATIC);
-            if (sp->v[i].thumb)
-                sqlite3_bind_blob(st[3], 5, sp->v[i].thumb, (int)sp->v[i].thumb_len, SQLITE_STATIC);
-            else
-                sqlite3_bind_null(st[3], 5);
-            if (step_done(st[3])) goto sqlfail;
-        }
+        for (size_t i = 0; i < sp->n; i++)
+            if (store_sample(s, st[4], st[5], id, i, sp)) goto fail;
     }
     if (store_bump_generation(s) || store_exec(s, "COMMIT")) goto fail;
-    for (int i = 0; i < 4; i++) sqlite3_finalize(st[i]);
+    for (int i = 0; i < N_SQL; i++) sqlite3_finalize(st[i]);
     return 0;
 sqlfail:
     store_error(s, "cannot write to");
 fail:
-    for (int i = 0; i < 4; i++) sqlite3_finalize(st[i]);
+    for (int i = 0; i < N_SQL; i++) sqlite3_finalize(st[i]);
     store_exec(s, "ROLLBACK");
     return -1;
 }
@@ -231,6 +261,7 @@ int vindex_add(store *s, clipdex_ctx *ctx, const clipdex_model *model, const vin
     sampler sp;
     memset(&sp, 0, sizeof sp);
     sp.dim = (size_t)info.embed_dim;
+    sp.persons = o->persons != NULL;
     int rc = vindex_file_hash(v->path, hash, err, errlen);
     if (rc == 0) rc = sample_video(&sp, ctx, model, v->path, o, err, errlen);
     if (rc == 0) {
@@ -239,6 +270,7 @@ int vindex_add(store *s, clipdex_ctx *ctx, const clipdex_model *model, const vin
             rc = -1;
         } else {
             *n_samples = sp.n;
+            for (size_t i = 0; o->persons_found && i < sp.n; i++) *o->persons_found += sp.v[i].persons.n;
         }
     } else if (rc < 0) {
         store_samples(s, v, NULL, NULL); /* no stale samples of a video that now fails */
@@ -249,5 +281,6 @@ int vindex_add(store *s, clipdex_ctx *ctx, const clipdex_model *model, const vin
 
 int vindex_prune(store *s)
 {
-    return store_exec(s, "DELETE FROM frames WHERE file_id NOT IN (SELECT id FROM files)");
+    return store_exec(s, "DELETE FROM frames WHERE file_id NOT IN (SELECT id FROM files)") ||
+           pstore_prune(s);
 }

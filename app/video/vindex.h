@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "clipdex.h"
+#include "person/pfind.h"
 #include "store/store.h"
 #include "util/sha256.h"
 
@@ -30,6 +31,8 @@ typedef struct vindex_opts {
     double scene;   /* scene score that adds a sample (> 1 = off) */
     int no_thumbs;
     volatile sig_atomic_t *stop; /* set by a signal: give the video up, store nothing */
+    const pfind *persons;        /* NULL, or also find and embed each sample's people */
+    size_t *persons_found;       /* NULL, or adds the people stored */
 } vindex_opts;
 
 typedef struct vindex_video {
@@ -48,7 +51,8 @@ int vindex_add(store *s, clipdex_ctx *ctx, const clipdex_model *model, const vin
  * the reason in err. */
 int vindex_file_hash(const char *path, unsigned char out[SHA256_LEN], char *err, size_t errlen);
 
-/* Deletes the samples of files that are no longer indexed. 0 or -1. */
+/* Deletes the samples of files that are no longer indexed, and the people
+ * of photos and samples that are gone. 0 or -1. */
 int vindex_prune(store *s);
 
 #endif
