@@ -551,6 +551,11 @@ int api_parse_search(json_t *root, api_search *s, http_err *e)
         s->has_threshold = 1;
         s->threshold = json_number_value(thr);
     }
+    json_t *persons = json_object_get(root, "persons");
+    if (persons && !json_is_null(persons)) {
+        if (!json_is_boolean(persons)) return http_fail(e, 400, "\"persons\" must be true or false");
+        s->persons = json_is_true(persons);
+    }
     json_t *text = json_object_get(root, "text"), *image = json_object_get(root, "image"),
            *id = json_object_get(root, "id"), *terms = json_object_get(root, "terms");
     if (text && add_term(s, text, NULL, NULL, NULL, "\"text\"", e)) goto fail;

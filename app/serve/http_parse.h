@@ -146,6 +146,7 @@ typedef struct api_search {
     long k;
     int has_threshold;
     double threshold;
+    int persons;                 /* "persons": true searches the people's crops */
 } api_search;
 int api_parse_search(struct json_t *root, api_search *s, http_err *e);
 void api_search_free(api_search *s);

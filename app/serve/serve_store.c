@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "person/pstore.h"
 #include "serve/serve.h"
 #include "store/store.h"
 #include "store/vecindex.h"
@@ -49,6 +50,8 @@ struct serve_index {
     store_model_id mid;
     vec_index vi;
     int have_vi;
+    vec_index pvi;            /* the people (`index --detector person`), mapped on demand */
+    int have_pvi;
     thumb_entry *thumbs;           /* FIFO cache */
     size_t n_thumbs, cap_thumbs, thumb_bytes;
     /* the indexing child */
@@ -98,6 +101,48 @@ static int index_matrix(server *srv)
     return 0;
 }
 
+/* The people's matrix, mapped when a search asks for it. Called locked. */
+static int index_pmatrix(server *srv)
+{
+    serve_index *ix = srv->index;
+    if (!ix->s) return 0;
+    int64_t gen = store_generation(ix->s);
+    if (ix->have_pvi && ix->pvi.generation == gen) return 0;
+    if (ix->have_pvi) vecindex_close(&ix->pvi);
+    ix->have_pvi = 0;
+    if (vecindex_open_kind(ix->s, ix->mid.dim, VECINDEX_PERSONS, &ix->pvi)) return -1;
+    ix->have_pvi = 1;
+    return 0;
+}
+
+/* One person found: the photo's or the sample's thumbnail and original,
+ * and the box (with the size of the image it is in, so the page can draw
+ * it over any scaled copy). */
+static void put_person(json_out *j, size_t rank, const phit *h)
+{
+    char url[64];
+    json_obj_begin(j);
+    json_key(j, "rank");
+    json_uint(j, rank);
+    json_key(j, "id");
+    json_int(j, h->file_id);
+    json_key(j, "person");
+    json_int(j, h->person_id);
+    json_key(j, "similarity");
+    json_num(j, h->score);
+    json_key(j, "path");
+    json_strn(j, h->path, h->len);
+    json_key(j, "thumbnail");
+    if (h->is_video) snprintf(url, sizeof url, "/v1/frame/%lld", (long long)h->frame_id);
+    else snprintf(url, sizeof url, "/v1/thumb/%lld", (long long)h->file_id);
+    json_str(j, url);
+    json_key(j, h->is_video ? "video" : "image");
+    snprintf(url, sizeof url, h->is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)h->file_id);
+    json_str(j, url);
+    phits_json(j, h);
+    json_obj_end(j);
+}
+
 /* One search result: a photo with its thumbnail and original, or a video's
  * time range with its best sample's thumbnail and the video itself (played
  * from the best time by the page: /v1/video/ID#t=T). */
@@ -126,7 +171,8 @@ static void put_hit(json_out *j, size_t rank, const vhit *h)
 
 /* The k best rows for the unit query qv (the exact float32 scan, as the
  * page's queries are small); -1 when no context or memory. Called locked. */
-static long index_scan(server *srv, const float *qv, const api_search *q, size_t k_rows, clipdex_hit *hits)
+static long index_scan(server *srv, const vec_index *vi, const float *qv, const api_search *q, size_t k_rows,
+                       clipdex_hit *hits)
 {
     clipdex_ctx *ctx = server_ctx_get(srv);
     clipdex_search_params p = clipdex_search_params_default();
@@ -134,7 +180,7 @@ static long index_scan(server *srv, const float *qv, const api_search *q, size_t
     p.threshold = q->has_threshold ? (float)q->threshold : -INFINITY;
     p.stage = CLIPDEX_SEARCH_EXACT;
     size_t n = 0;
-    int rc = ctx ? clipdex_vecs_search(ctx, srv->index->vi.vecs, qv, &p, hits, &n, NULL) : CLIPDEX_E_NOMEM;
+    int rc = ctx ? clipdex_vecs_search(ctx, vi->vecs, qv, &p, hits, &n, NULL) : CLIPDEX_E_NOMEM;
     server_ctx_put(srv, ctx);
     return rc ? -1 : (long)n;
 }
@@ -166,6 +212,7 @@ void serve_index_close(server *srv)
     pthread_mutex_unlock(&ix->mu);
     if (ix->have_reader) pthread_join(ix->reader, NULL);
     if (ix->have_vi) vecindex_close(&ix->vi);
+    if (ix->have_pvi) vecindex_close(&ix->pvi);
     store_close(ix->s);
     for (size_t i = 0; i < ix->n_thumbs; i++) free(ix->thumbs[i].jpeg);
     free(ix->thumbs);
@@ -340,6 +387,25 @@ int serve_images_load(server *srv, api_image *images, size_t n, http_err *e)
 
 /* ---- search ------------------------------------------------------------- */
 
+/* The people closest to qv as results; returns the people searched.
+ * Called locked. */
+static size_t search_persons(server *srv, const float *qv, const api_search *q, clipdex_hit *hits, json_out *j)
+{
+    serve_index *ix = srv->index;
+    if (index_connect(srv) || index_pmatrix(srv) || !ix->have_pvi) return 0;
+    long nh = index_scan(srv, &ix->pvi, qv, q, (size_t)q->k, hits);
+    int64_t *ids = nh > 0 ? malloc((size_t)nh * sizeof *ids) : NULL;
+    float *sc = nh > 0 ? malloc((size_t)nh * sizeof *sc) : NULL;
+    for (long i = 0; ids && sc && i < nh; i++) ids[i] = ix->pvi.ids[hits[i].row], sc[i] = hits[i].score;
+    phit *ph = NULL;
+    long n = ids && sc ? phits_build(ix->s, ids, sc, (size_t)nh, (size_t)q->k, &ph) : 0;
+    for (long i = 0; i < n; i++) put_person(j, (size_t)i + 1, &ph[i]);
+    if (n > 0) phits_free(ph, (size_t)n);
+    free(ids);
+    free(sc);
+    return ix->pvi.n;
+}
+
 void serve_route_search(server *srv, const http_request *rq, http_response *rs)
 {
     serve_index *ix = srv->index;
@@ -411,9 +477,11 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
     json_arr_begin(&o.j);
     pthread_mutex_lock(&ix->mu);
     size_t total = 0;
-    if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
+    if (q.persons) {
+        total = search_persons(srv, qv, &q, hits, &o.j);
+    } else if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
         total = ix->vi.n;
-        long nh = index_scan(srv, qv, &q, k_rows, hits);
+        long nh = index_scan(srv, &ix->vi, qv, &q, k_rows, hits);
         vhit_row *rows = nh > 0 ? malloc((size_t)nh * sizeof *rows) : NULL;
         for (long i = 0; rows && i < nh; i++) rows[i] = (vhit_row){ix->vi.ids[hits[i].row], hits[i].score};
         vhit *vh = NULL;
@@ -622,6 +690,8 @@ static void *reader_main(void *arg)
     ix->job_ended = serve_now();
     if (ix->s) { /* see the new rows */
         if (ix->have_vi) vecindex_close(&ix->vi);
+        if (ix->have_pvi) vecindex_close(&ix->pvi);
+        ix->have_pvi = 0;
         ix->have_vi = 0;
     }
     pthread_mutex_unlock(&ix->mu);
