@@ -425,11 +425,12 @@ static void print_hit(const search_opts *o, json_out *j, size_t rank, const vhit
         json_num(j, h->score);
         json_key(j, "path");
         json_strn(j, h->path, h->len);
-        vhits_json_range(j, h);
         if (h->is_person) {
             phit p = {.box = {h->box[0], h->box[1], h->box[2], h->box[3]}, .det_score = h->det_score,
-                      .width = h->width, .height = h->height};
-            phits_json(j, &p); /* the time is the range's */
+                      .width = h->width, .height = h->height, .is_video = h->is_video, .t = h->best_t};
+            phits_json(j, &p);
+        } else {
+            vhits_json_range(j, h);
         }
         json_obj_end(j);
         json_newline(j);

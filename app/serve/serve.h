@@ -154,6 +154,8 @@ void serve_index_close(server *srv);
 void serve_route_search(server *srv, const http_request *rq, http_response *rs);
 void serve_route_index(server *srv, const http_request *rq, http_response *rs);
 void serve_route_file(server *srv, const http_request *rq, http_response *rs, int thumb);
+/* GET /v1/person/ID: a thumbnail of the square over a person (person_square). */
+void serve_route_person(server *srv, const http_request *rq, http_response *rs);
 /* Writes the index figures into an open object ("vectors", ...). */
 void serve_index_info(server *srv, json_out *j);
 /* The bytes of indexed image `id` (malloc'd); -1 with e set. */

@@ -431,6 +431,13 @@ void serve_handle(server *srv, const http_request *rq, http_response *rs)
             resp_error(rs, 404, "'%s' is not a valid image ID (a positive integer)", u + 10);
         else
             serve_route_file(srv, rq, rs, thumb);
+    } else if (strncmp(u, "/v1/person/", 11) == 0) {
+        if (!is_get)
+            method_not_allowed(rs, rq, "GET");
+        else if (http_parse_id(u, "/v1/person/", &id) != 1)
+            resp_error(rs, 404, "'%s' is not a valid person ID (a positive integer)", u + 11);
+        else
+            serve_route_person(srv, rq, rs);
     } else if (strncmp(u, "/v1/video/", 10) == 0 || strncmp(u, "/v1/frame/", 10) == 0) {
         int video = u[4] == 'v';
         if (!is_get)

@@ -132,9 +132,8 @@ static void put_person(json_out *j, size_t rank, const phit *h)
     json_num(j, h->score);
     json_key(j, "path");
     json_strn(j, h->path, h->len);
-    json_key(j, "thumbnail");
-    if (h->is_video) snprintf(url, sizeof url, "/v1/frame/%lld", (long long)h->frame_id);
-    else snprintf(url, sizeof url, "/v1/thumb/%lld", (long long)h->file_id);
+    json_key(j, "thumbnail"); /* the square over the person */
+    snprintf(url, sizeof url, "/v1/person/%lld", (long long)h->person_id);
     json_str(j, url);
     json_key(j, h->is_video ? "video" : "image");
     snprintf(url, sizeof url, h->is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)h->file_id);
@@ -551,6 +550,108 @@ static const char *sniff_type(const unsigned char *d, size_t n)
     return "application/octet-stream";
 }
 
+/* The square over a person: the image's shorter side, slid along the
+ * longer one as far as it may towards the box centre (the page draws the
+ * box in it; docs/http.md). box: x0, y0, x1, y1 in an image of w x h. */
+static void person_square(const double *box, double w, double h, double *sx, double *sy, double *m)
+{
+    *m = w < h ? w : h;
+    double cx = (box[0] + box[2]) / 2 - *m / 2, cy = (box[1] + box[3]) / 2 - *m / 2;
+    *sx = floor(cx < 0 ? 0 : cx > w - *m ? w - *m : cx);
+    *sy = floor(cy < 0 ? 0 : cy > h - *m ? h - *m : cy);
+}
+
+/* A SERVE_THUMB_SIZE square JPEG of an encoded image: its centre crop, or
+ * with `person` (x0, y0, x1, y1 and the width and height of the image they
+ * are in) the square over that person. A clipdex status; on failure rs has
+ * the 500 answer. */
+static int make_thumb(server *srv, const unsigned char *data, size_t len, const double *person,
+                      unsigned char **jpeg, size_t *jlen, http_response *rs)
+{
+    clipdex_ctx *ctx = server_ctx_get(srv);
+    clipdex_image *img = NULL, *sq = NULL;
+    clipdex_image_params ip = clipdex_image_params_default();
+    ip.ignore_exif_orientation = srv->o.no_exif;
+    uint8_t *rgb = malloc((size_t)SERVE_THUMB_SIZE * SERVE_THUMB_SIZE * 3);
+    int st = rgb && ctx ? clipdex_image_decode(ctx, data, len, &ip, &img) : CLIPDEX_E_NOMEM;
+    if (st == CLIPDEX_OK && person) { /* the box may be in a larger copy (a sample's thumbnail) */
+        double w = clipdex_image_width(img), h = clipdex_image_height(img), k = w / person[4], sx, sy, m;
+        double box[4] = {person[0] * k, person[1] * k, person[2] * k, person[3] * k};
+        person_square(box, w, h, &sx, &sy, &m);
+        st = clipdex_image_crop_box(ctx, img, (float)sx, (float)sy, (float)(sx + m), (float)(sy + m), 0, &sq);
+    }
+    if (st == CLIPDEX_OK)
+        st = clipdex_image_crop_rgb(ctx, sq ? sq : img, SERVE_THUMB_SIZE, rgb,
+                                    (size_t)SERVE_THUMB_SIZE * SERVE_THUMB_SIZE * 3);
+    if (st == CLIPDEX_OK && jpeg_encode(rgb, SERVE_THUMB_SIZE, SERVE_THUMB_SIZE, jpeg, jlen))
+        st = CLIPDEX_E_NOMEM;
+    if (st != CLIPDEX_OK) {
+        const char *m = ctx ? clipdex_ctx_errmsg(ctx) : NULL;
+        resp_error(rs, 500, "cannot make the thumbnail: %s", m && m[0] ? m : clipdex_status_str(st));
+    }
+    clipdex_image_free(sq);
+    clipdex_image_free(img);
+    if (ctx) server_ctx_put(srv, ctx);
+    free(rgb);
+    return st;
+}
+
+/* Where person `id` is: its box and image size, and the photo's first
+ * files.id or the sample's frames.id. 0, or -1 with e set. Locked. */
+static int person_where(server *srv, int64_t id, double *person, int64_t *file_id, int64_t *frame_id, http_err *e)
+{
+    serve_index *ix = srv->index;
+    if (index_connect(srv) || !ix->s) return http_fail(e, 404, "no person %lld in the index", (long long)id);
+    sqlite3_stmt *st = store_prepare(ix->s, "SELECT (SELECT min(f.id) FROM files f WHERE f.hash = p.hash), "
+                                            "p.frame_id, p.x0, p.y0, p.x1, p.y1, p.width, p.height "
+                                            "FROM persons p WHERE p.id = ?");
+    if (!st) return http_fail(e, 500, "cannot query the index");
+    sqlite3_bind_int64(st, 1, id);
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : http_fail(e, 404, "no person %lld in the index", (long long)id);
+    if (!rc) {
+        *file_id = sqlite3_column_int64(st, 0);
+        *frame_id = sqlite3_column_int64(st, 1);
+        for (int i = 0; i < 6; i++) person[i] = sqlite3_column_double(st, 2 + i);
+        if (!*file_id && !*frame_id) rc = http_fail(e, 404, "person %lld is in no indexed file", (long long)id);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+void serve_route_person(server *srv, const http_request *rq, http_response *rs)
+{
+    serve_index *ix = srv->index;
+    int64_t id = 0, file_id = 0, frame_id = 0;
+    http_err e = {0, ""};
+    double person[6];
+    if (!ix) {
+        resp_error(rs, 404, "no index: start the server with --db FILE");
+        return;
+    }
+    http_parse_id(rq->url, "/v1/person/", &id);
+    pthread_mutex_lock(&ix->mu);
+    int rc = person_where(srv, id, person, &file_id, &frame_id, &e);
+    pthread_mutex_unlock(&ix->mu);
+    unsigned char *data = NULL, *jpeg = NULL;
+    size_t len = 0, jlen = 0;
+    char *path = NULL;
+    if (!rc) rc = frame_id ? serve_index_frame_thumb(srv, frame_id, &data, &len, &e)
+                           : serve_index_read(srv, file_id, &data, &len, &path, &e);
+    free(path);
+    if (rc) {
+        resp_error(rs, e.status, "%s", e.msg);
+        return;
+    }
+    int st = make_thumb(srv, data, len, person, &jpeg, &jlen, rs);
+    free(data);
+    if (st != CLIPDEX_OK) return;
+    rs->status = 200;
+    rs->content_type = "image/jpeg";
+    rs->body = jpeg; /* from libjpeg's malloc */
+    rs->len = jlen;
+    rs->cache_control = "private, max-age=60";
+}
+
 void serve_route_file(server *srv, const http_request *rq, http_response *rs, int thumb)
 {
     serve_index *ix = srv->index;
@@ -596,27 +697,9 @@ void serve_route_file(server *srv, const http_request *rq, http_response *rs, in
         rs->cache_control = "private, max-age=60";
         return;
     }
-    clipdex_ctx *ctx = server_ctx_get(srv);
-    clipdex_image *img = NULL;
-    clipdex_image_params ip = clipdex_image_params_default();
-    ip.ignore_exif_orientation = srv->o.no_exif;
-    uint8_t *rgb = malloc((size_t)SERVE_THUMB_SIZE * SERVE_THUMB_SIZE * 3);
     unsigned char *jpeg = NULL;
     size_t jlen = 0;
-    int st = rgb ? clipdex_image_decode(ctx, data, len, &ip, &img) : CLIPDEX_E_NOMEM;
-    if (st == CLIPDEX_OK)
-        st = clipdex_image_crop_rgb(ctx, img, SERVE_THUMB_SIZE, rgb,
-                                    (size_t)SERVE_THUMB_SIZE * SERVE_THUMB_SIZE * 3);
-    if (st == CLIPDEX_OK && jpeg_encode(rgb, SERVE_THUMB_SIZE, SERVE_THUMB_SIZE, &jpeg, &jlen))
-        st = CLIPDEX_E_NOMEM;
-    if (st != CLIPDEX_OK) {
-        const char *m = clipdex_ctx_errmsg(ctx);
-        resp_error(rs, 500, "cannot make the thumbnail of image %lld: %s", (long long)id,
-                   m && m[0] ? m : clipdex_status_str(st));
-    }
-    clipdex_image_free(img);
-    server_ctx_put(srv, ctx);
-    free(rgb);
+    int st = make_thumb(srv, data, len, NULL, &jpeg, &jlen, rs);
     free(data);
     if (st != CLIPDEX_OK) return;
     /* keep a copy in the cache (oldest out first) */
