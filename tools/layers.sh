@@ -7,10 +7,11 @@
 # exits 1 if there are any. Usage: sh tools/layers.sh [BUILD] (after `make`)
 BUILD=${1:-build}
 # folder: the folders it may use (the engine, include/clipdex.h, is below all)
-LAYERS='cli: serve video track zeroshot hub store util
+LAYERS='cli: serve video person track zeroshot hub store util
 hub: util
-serve: video zeroshot store util
-video: track zeroshot store util
+serve: video person zeroshot store util
+video: track person zeroshot store util
+person: store util
 track:
 zeroshot: store util
 store: util
