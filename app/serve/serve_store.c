@@ -115,29 +115,37 @@ static int index_pmatrix(server *srv)
     return 0;
 }
 
-/* One person found: the photo's or the sample's thumbnail and original,
- * and the box (with the size of the image it is in, so the page can draw
- * it over any scaled copy). */
-static void put_person(json_out *j, size_t rank, const phit *h)
+/* What every search result has: rank, the file's id, similarity, path,
+ * the thumbnail URL `thumb` (a printf format of `thumb_id`) and the file's
+ * URL (the video's for a video). The caller closes the object. */
+static void put_head(json_out *j, size_t rank, int64_t file_id, float score, const char *path, size_t len,
+                     const char *thumb, int64_t thumb_id, int is_video)
 {
     char url[64];
     json_obj_begin(j);
     json_key(j, "rank");
     json_uint(j, rank);
     json_key(j, "id");
-    json_int(j, h->file_id);
+    json_int(j, file_id);
+    json_key(j, "similarity");
+    json_num(j, score);
+    json_key(j, "path");
+    json_strn(j, path, len);
+    json_key(j, "thumbnail");
+    snprintf(url, sizeof url, thumb, (long long)thumb_id);
+    json_str(j, url);
+    json_key(j, is_video ? "video" : "image");
+    snprintf(url, sizeof url, is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)file_id);
+    json_str(j, url);
+}
+
+/* One person found: the square over it as the thumbnail (/v1/person/ID),
+ * the photo or the video, and the box with the size of the image it is in. */
+static void put_person(json_out *j, size_t rank, const phit *h)
+{
+    put_head(j, rank, h->file_id, h->score, h->path, h->len, "/v1/person/%lld", h->person_id, h->is_video);
     json_key(j, "person");
     json_int(j, h->person_id);
-    json_key(j, "similarity");
-    json_num(j, h->score);
-    json_key(j, "path");
-    json_strn(j, h->path, h->len);
-    json_key(j, "thumbnail"); /* the square over the person */
-    snprintf(url, sizeof url, "/v1/person/%lld", (long long)h->person_id);
-    json_str(j, url);
-    json_key(j, h->is_video ? "video" : "image");
-    snprintf(url, sizeof url, h->is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)h->file_id);
-    json_str(j, url);
     phits_json(j, h);
     json_obj_end(j);
 }
@@ -147,23 +155,8 @@ static void put_person(json_out *j, size_t rank, const phit *h)
  * from the best time by the page: /v1/video/ID#t=T). */
 static void put_hit(json_out *j, size_t rank, const vhit *h)
 {
-    char url[64];
-    json_obj_begin(j);
-    json_key(j, "rank");
-    json_uint(j, rank);
-    json_key(j, "id");
-    json_int(j, h->file_id);
-    json_key(j, "similarity");
-    json_num(j, h->score);
-    json_key(j, "path");
-    json_strn(j, h->path, h->len);
-    json_key(j, "thumbnail");
-    if (h->is_video) snprintf(url, sizeof url, "/v1/frame/%lld", (long long)h->best_frame);
-    else snprintf(url, sizeof url, "/v1/thumb/%lld", (long long)h->file_id);
-    json_str(j, url);
-    json_key(j, h->is_video ? "video" : "image");
-    snprintf(url, sizeof url, h->is_video ? "/v1/video/%lld" : "/v1/image/%lld", (long long)h->file_id);
-    json_str(j, url);
+    put_head(j, rank, h->file_id, h->score, h->path, h->len, h->is_video ? "/v1/frame/%lld" : "/v1/thumb/%lld",
+             h->is_video ? h->best_frame : h->file_id, h->is_video);
     vhits_json_range(j, h);
     json_obj_end(j);
 }

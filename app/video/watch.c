@@ -408,7 +408,8 @@ static void frame_events(watch *w, input *in, const wframe *fr, const float *x, 
     emit(w, cb, user, &ev);
     in->lead = -INFINITY;
     for (size_t j = 0; j < w->n_p; j++) {
-        int hit = matches(w, j, score);
+        /* person mode: a frame where no tracked person has scores matches nothing */
+        int hit = (!track || track[j]) && matches(w, j, score);
         w->cur_track = track ? track[j] : 0;
         step_match(w, in, j, hit, score[j], cos[j], pts, wall, cb, user);
         if (hit && score[j] > in->lead) in->lead = score[j];

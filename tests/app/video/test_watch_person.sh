@@ -8,7 +8,8 @@
 # view; a sliver found again after the person was lost may get a new id), every crop's box on its person's
 # known place (IoU >= 0.8; 0.3 while under 120 px of them are in view), crops of one track at least --crop-every apart and at most
 # --max-crops per frame, a frame's score the best of its tracks', start
-# events naming a track, and a crop's cosine equal to that of the same
+# events naming a track, a second input without people never matching nor
+# taking the focus, and a crop's cosine equal to that of the same
 # square-padded crop cut by ffmpeg and embedded by `clipdex embed` (1e-5):
 # the person mode embeds exactly the person. Needs ffmpeg, python3 and the
 # detector (sh tools/get_detector.sh).
@@ -110,6 +111,19 @@ ev = [json.loads(l) for l in open(sys.argv[1])]
 n = collections.Counter(e["pts"] for e in ev if e["event"] == "track")
 frames = [e["pts"] for e in ev if e["event"] == "frame"]
 assert max(n.values()) == 1 and len(n) == len(frames), (n, len(frames))
+PY
+
+# multi-stream: an input without people never matches nor takes the focus
+# (with --threshold -1 a frame scored 0 for want of people would match)
+$FF -f lavfi -i color=c=0x8ca08c:s=640x540:r=10 -t 4 -c:v libx264rgb -crf 0 -pix_fmt rgb24 "$TMP/empty.mkv" || fail "ffmpeg empty"
+"$CLIPDEX" watch --model "$M" --quiet --json --detector person --detector-model "$DET" --text "a person" \
+    --threshold -1 --dwell 0 --every 0.1 --input "$TMP/empty.mkv" --input "$TMP/pan.mkv" >"$TMP/two.jsonl" 2>/dev/null
+check "two inputs: matches and the focus only on the one with people" "$PY" - "$TMP/two.jsonl" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+kinds = [(e["event"], e["input"]) for e in ev if e["event"] in ("start", "focus", "end")]
+assert ("start", 1) in kinds and ("focus", 1) in kinds, kinds
+assert all(i == 1 for _, i in kinds), kinds
 PY
 
 "$CLIPDEX" watch --model "$M" --quiet --detector car --text x --input "$TMP/pan.mkv" 2>"$TMP/err" >/dev/null
