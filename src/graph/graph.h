@@ -62,6 +62,7 @@ struct cdx_gconv {
     int kh, kw, cin, cout;
     struct cdx_wmat w;
     void *w_own;
+    const float *bias;        /* [cout]: the constant of the Add that followed it (fused), or NULL */
 };
 
 struct cdx_gnode {
@@ -72,6 +73,8 @@ struct cdx_gnode {
     int out;                  /* first output's value id; output i is out + i */
     struct cdx_gattr a;
     struct cdx_gconv *conv;   /* Conv2D with a constant filter */
+    int pos;                  /* its place in `order` (-1: folded or constant) */
+    int fused;                /* an Add whose bias the Conv2D before it added: passes input 0 on */
 };
 
 struct cdx_graph {
@@ -121,6 +124,13 @@ CDX_INTERNAL const char *cdx_gop_name(int op);
  * negative dims, out of memory). */
 CDX_INTERNAL int cdx_gt_alloc(struct cdx_gtensor *t, int dtype, int rank, const int64_t *dim);
 CDX_INTERNAL void cdx_gt_release(struct cdx_gtensor *t);
+
+/* Transposes 4-byte elements: y = x (rank dims in_dim) permuted by perm (a
+ * valid permutation). With `fast`, a permutation that is a batched 2D
+ * transpose (NCHW <-> NHWC) runs in cache tiles; without, the general
+ * strided loop (the reference the tiles are tested against). */
+CDX_INTERNAL void cdx_transpose_u32(const uint32_t *x, int rank, const int64_t *in_dim, const int64_t *perm,
+                                    uint32_t *y, int fast);
 
 /* Bilinear resampling with TensorFlow's ResizeBilinear semantics (also the
  * detector's letterbox): output index i of a dim reads source indices lo and

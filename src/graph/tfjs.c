@@ -516,6 +516,49 @@ static void set_last_use(struct cdx_graph *g)
     for (int o = 0; o < g->n_outputs; o++) g->last_use[g->outputs[o]] = INT32_MAX; /* kept */
 }
 
+/* Whether value v is a bias for a Conv2D of `cout` outputs: a constant
+ * float32 vector of that length. */
+static int is_conv_bias(const struct cdx_graph *g, int v, int cout)
+{
+    const struct cdx_gtensor *b = &g->vals[v];
+    return g->is_const[v] && b->dtype == CDX_G_F32 && b->rank == 1 && b->dim[0] == cout;
+}
+
+/* Places the nodes in `order` and fuses each Conv2D with the bias Add that
+ * is its only consumer: the convolution's epilogue adds the bias (in its
+ * threads, on the output still in cache) and the Add passes the tensor on. */
+static int fuse_bias(struct cdx_graph *g)
+{
+    int *uses = calloc(g->n_vals ? g->n_vals : 1, sizeof *uses), *producer = malloc((g->n_vals ? g->n_vals : 1) * sizeof *producer);
+    if (!uses || !producer) {
+        free(uses);
+        free(producer);
+        return -1;
+    }
+    for (size_t i = 0; i < g->n_nodes; i++) g->nodes[i].pos = -1;
+    for (size_t v = 0; v < g->n_vals; v++) producer[v] = -1;
+    for (size_t p = 0; p < g->n_order; p++) {
+        struct cdx_gnode *nd = &g->nodes[g->order[p]];
+        nd->pos = (int)p;
+        for (int j = 0; j < nd->n_in; j++) uses[nd->in[j]]++;
+        for (int k = 0; k < nd->n_out; k++) producer[nd->out + k] = g->order[p];
+    }
+    for (size_t p = 0; p < g->n_order; p++) {
+        struct cdx_gnode *nd = &g->nodes[g->order[p]];
+        if (nd->op != CDX_OP_ADD || nd->n_in != 2) continue;
+        int a = nd->in[0], pr = producer[a];
+        struct cdx_gnode *cv = pr >= 0 ? &g->nodes[pr] : NULL;
+        if (!cv || cv->op != CDX_OP_CONV2D || !cv->conv || cv->conv->bias || uses[a] != 1 ||
+            g->last_use[a] == INT32_MAX || !is_conv_bias(g, nd->in[1], cv->conv->cout))
+            continue;
+        cv->conv->bias = g->vals[nd->in[1]].data;
+        nd->fused = 1;
+    }
+    free(uses);
+    free(producer);
+    return 0;
+}
+
 int cdx_graph_load_tfjs(clipdex_ctx *ctx, const char *json_path, struct cdx_graph **out)
 {
     *out = NULL;
@@ -551,6 +594,10 @@ int cdx_graph_load_tfjs(clipdex_ctx *ctx, const char *json_path, struct cdx_grap
         return st;
     }
     set_last_use(g);
+    if (fuse_bias(g)) {
+        cdx_graph_free(g);
+        return cdx_error(ctx, CLIPDEX_E_NOMEM, "out of memory");
+    }
     *out = g;
     return 0;
 }
