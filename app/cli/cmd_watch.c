@@ -20,6 +20,8 @@
 #include "util/json.h"
 #include "video/decode.h"
 #include "video/watch.h"
+#include "person/pfind.h"
+#include "video/wperson.h"
 #include "video/wstore.h"
 #include "zeroshot/zeroshot.h"
 
@@ -170,7 +172,6 @@ static int watch_parse(int argc, char **argv, watch_cli *o)
     o->o.score = o->score && strcmp(o->score, "softmax") == 0 ? WATCH_SOFTMAX : WATCH_COSINE;
     if (o->detector && strcmp(o->detector, "person") != 0)
         return cli_usage_error(a.cmd, "--detector takes 'person' (the person mode), not '%s'", o->detector);
-    if (o->detector && o->db) return cli_usage_error(a.cmd, "--db does not store person crops yet: drop one of --db, --detector");
     if (o->detector && !(o->detector_model = cli_detector_path(o->detector_model))) return APP_USAGE;
     o->model = cli_model_path(o->model);
     if (!o->model) return cli_model_error();
@@ -279,6 +280,9 @@ static void on_event(void *user, const watch_event *ev)
         if (pr->status_shown) fputc('\n', stderr), pr->status_shown = 0;
         cli_error("watch: input %d '%s': %s", ev->input, ev->uri, ev->msg);
     }
+    if (ev->kind == WATCH_TRACK && pr->ws && !pr->db_failed &&
+        wstore_add_person(pr->ws, (size_t)ev->input, ev->box, ev->det_score, ev->width, ev->height, ev->emb))
+        pr->db_failed = 1;
     if (ev->kind == WATCH_FRAME && pr->ws && !pr->db_failed &&
         wstore_add(pr->ws, (size_t)ev->input, pr->live[ev->input] ? ev->wall : ev->pts, ev->emb, ev->thumb,
                    ev->thumb_len))
@@ -360,6 +364,25 @@ static int watch_go(watch_cli *o, watch *w, printer *pr)
     return rc;
 }
 
+/* What the database records of the detector (`index --detector` writes
+ * the same form): the people stored are the crops embedded, at most
+ * --max-crops a frame. */
+static int detector_identity(const watch_cli *o, clipdex_detector *det, const clipdex_model *model, char *id,
+                             size_t cap)
+{
+    pfind pf;
+    char err[512];
+    if (pfind_init(&pf, det, model, wperson_default_min_score(), o->o.max_crops)) {
+        cli_error("the detector '%s' has no \"person\" class", o->detector_model);
+        return APP_MODEL;
+    }
+    if (pfind_identity(o->detector_model, &pf, id, cap, err, sizeof err)) {
+        cli_error("%s", err);
+        return APP_MODEL;
+    }
+    return 0;
+}
+
 static int watch_main(watch_cli *o)
 {
     clipdex_ctx *ctx = NULL;
@@ -387,9 +410,9 @@ static int watch_main(watch_cli *o)
         o->o.batch = (int)o->batch;
         o->o.retries = (int)o->retries;
         o->o.thumbs = o->db != NULL;
-        if (o->db) rc = wstore_open(o->db, model, o->model, o->inputs, live, o->n_inputs, &ws);
     }
     clipdex_detector *det = NULL;
+    char det_id[512] = "";
     if (!rc && o->detector) {
         if (clipdex_detector_load(ctx, o->detector_model, &det)) {
             cli_error("%s", clipdex_ctx_errmsg(ctx));
@@ -397,7 +420,11 @@ static int watch_main(watch_cli *o)
         }
         o->o.detector = det;
         if (o->max_crops) o->o.max_crops = (int)o->max_crops;
+        o->o.embed_frames = o->db != NULL; /* the frames go into the index too */
+        if (!rc && o->db) rc = detector_identity(o, det, model, det_id, sizeof det_id);
     }
+    if (!rc && o->db)
+        rc = wstore_open(o->db, model, o->model, o->inputs, live, o->n_inputs, det_id[0] ? det_id : NULL, &ws);
     if (!rc) {
         rc = watch_start(ctx, model, o->inputs, o->n_inputs, wp, p.n, p.dim, &o->o, &w);
     }

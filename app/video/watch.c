@@ -522,16 +522,19 @@ static int person_frame(watch *w, input *in, const wframe *fr, watch_cb cb, void
     }
     double *cos = malloc((4 * w->n_p + 1) * sizeof *cos);
     long *track = malloc((w->n_p + 1) * sizeof *track);
-    float *emb = nc ? malloc((size_t)nc * w->dim * sizeof *emb) : NULL;
-    int rc = !cos || !track || (nc && !emb) ? APP_FAIL : 0;
-    if (!rc && nc) {
-        const clipdex_image *imgs[64];
+    /* the crops, and with opts.embed_frames the whole frame after them, in one batch */
+    size_t n_img = (size_t)nc + (w->o.embed_frames ? 1 : 0);
+    float *emb = n_img ? malloc(n_img * w->dim * sizeof *emb) : NULL;
+    int rc = !cos || !track || (n_img && !emb) ? APP_FAIL : 0;
+    if (!rc && n_img) {
+        const clipdex_image *imgs[65];
         for (int k = 0; k < nc; k++) imgs[k] = crops[k].img;
-        if (clipdex_image_embed(w->ctx, w->model, imgs, (size_t)nc, emb, (size_t)nc * w->dim, 0) != CLIPDEX_OK) {
+        if (w->o.embed_frames) imgs[nc] = fr->img;
+        if (clipdex_image_embed(w->ctx, w->model, imgs, n_img, emb, n_img * w->dim, 0) != CLIPDEX_OK) {
             report_error("watch: the image tower failed: %s", clipdex_ctx_errmsg(w->ctx));
             rc = APP_FAIL;
         }
-        w->last_batch = (size_t)nc;
+        w->last_batch = n_img;
     }
     double t2 = now_mono();
     w->embed_s += t2 - t1;
@@ -544,6 +547,9 @@ static int person_frame(watch *w, input *in, const wframe *fr, watch_cb cb, void
         event_at(&ev, WATCH_TRACK, in, -1, 0, 0, fr->pts, fr->wall);
         ev.track_id = crops[k].track_id;
         ev.box[0] = crops[k].box.x0, ev.box[1] = crops[k].box.y0, ev.box[2] = crops[k].box.x1, ev.box[3] = crops[k].box.y1;
+        ev.det_score = crops[k].score;
+        ev.width = clipdex_image_width(fr->img);
+        ev.height = clipdex_image_height(fr->img);
         ev.n_prompts = w->n_p;
         ev.cosines = cos;
         ev.scores = cos + w->n_p;
@@ -563,7 +569,8 @@ static int person_frame(watch *w, input *in, const wframe *fr, watch_cb cb, void
                     track[j] = t[k].id;
                 }
         }
-        frame_events(w, in, fr, NULL, fcos, fscore, track, nt, cb, user);
+        frame_events(w, in, fr, w->o.embed_frames ? emb + (size_t)nc * w->dim : NULL, fcos, fscore, track, nt, cb,
+                     user);
     }
     w->score_s += now_mono() - t2;
     free(cos);

@@ -57,6 +57,7 @@ typedef struct watch_opts {
                                    score is the best of its tracked people's crops */
     double crop_every;   /* person mode: seconds between crops of one track (default 1) */
     int max_crops;       /* person mode: crops per frame (default 4) */
+    int embed_frames;    /* person mode: embed the whole frame too (FRAME's emb; for --db) */
 } watch_opts;
 
 void watch_opts_default(watch_opts *o);
@@ -90,6 +91,8 @@ typedef struct watch_event {
     long track_id;       /* person mode: TRACK: its track; FRAME/START/END/FOCUS: the
                             best-scoring track of the prompt (0: none) */
     float box[4];        /* TRACK: the crop's box in frame pixels (x0, y0, x1, y1) */
+    float det_score;     /* TRACK: the detector's score of the box */
+    uint32_t width, height; /* TRACK: the frame's size */
     size_t n_tracks;     /* FRAME in person mode: people tracked on the input */
 } watch_event;
 

@@ -18,6 +18,7 @@ typedef struct tstate {
     long id;
     track_box box;  /* the filter's box */
     track_box det;  /* this frame's matched detection (when matched) */
+    float det_score; /* its score */
     int matched;
     int scored;
     double scored_pts;
@@ -40,6 +41,7 @@ struct wperson {
     uint8_t keep[256];
     clipdex_detection dets[MAX_DETS];
     track_box boxes[MAX_DETS];
+    float scores[MAX_DETS]; /* the detector's score of each box */
     track_out outs[MAX_TRACKS];
 };
 
@@ -49,6 +51,13 @@ void wperson_opts_default(wperson_opts *o)
     o->max_crops = 4;
     o->min_score = 0.35f;
     o->min_side = 16;
+}
+
+float wperson_default_min_score(void)
+{
+    wperson_opts o;
+    wperson_opts_default(&o);
+    return o.min_score;
 }
 
 wperson *wperson_new(clipdex_detector *det, size_t n_inputs, const wperson_opts *o)
@@ -100,7 +109,7 @@ static tstate *find(pin *in, long id)
 }
 
 /* Brings input `in`'s states in line with the tracker's report. */
-static int sync_tracks(pin *in, const track_out *outs, size_t n, const track_box *boxes)
+static int sync_tracks(pin *in, const track_out *outs, size_t n, const track_box *boxes, const float *scores)
 {
     if (n > in->cap) {
         tstate *s = realloc(in->s, n * sizeof *s);
@@ -128,7 +137,7 @@ static int sync_tracks(pin *in, const track_out *outs, size_t n, const track_box
         }
         s->box = outs[j].box;
         s->matched = outs[j].det >= 0;
-        if (s->matched) s->det = boxes[outs[j].det];
+        if (s->matched) s->det = boxes[outs[j].det], s->det_score = scores[outs[j].det];
     }
     return 0;
 }
@@ -153,10 +162,11 @@ int wperson_frame(wperson *p, clipdex_ctx *ctx, size_t input, const clipdex_imag
     for (size_t k = 0; k < nd; k++) {
         const clipdex_detection *d = &p->dets[k];
         if (d->x1 - d->x0 < p->o.min_side || d->y1 - d->y0 < p->o.min_side) continue;
+        p->scores[nb] = d->score;
         p->boxes[nb++] = (track_box){d->x0, d->y0, d->x1, d->y1};
     }
     long nt = tracker_update(in->t, p->boxes, nb, p->outs, MAX_TRACKS);
-    if (nt < 0 || sync_tracks(in, p->outs, nt > MAX_TRACKS ? MAX_TRACKS : (size_t)nt, p->boxes)) return -1;
+    if (nt < 0 || sync_tracks(in, p->outs, nt > MAX_TRACKS ? MAX_TRACKS : (size_t)nt, p->boxes, p->scores)) return -1;
     /* the tracks due for a crop, best first (selection by `before`) */
     size_t max = cap < (size_t)p->o.max_crops ? cap : (size_t)p->o.max_crops, nc = 0;
     char *taken = calloc(in->n ? in->n : 1, 1);
@@ -174,6 +184,7 @@ int wperson_frame(wperson *p, clipdex_ctx *ctx, size_t input, const clipdex_imag
         wperson_crop *c = &crops[nc];
         c->track_id = s->id;
         c->box = s->det;
+        c->score = s->det_score;
         if (clipdex_image_crop_box(ctx, img, s->det.x0, s->det.y0, s->det.x1, s->det.y1, 1, &c->img)) continue;
         nc++;
     }

@@ -26,6 +26,8 @@ typedef struct wperson_opts {
 } wperson_opts;
 
 void wperson_opts_default(wperson_opts *o);
+/* The detector score a box needs (wperson_opts_default's min_score). */
+float wperson_default_min_score(void);
 
 typedef struct wperson wperson;
 
@@ -35,6 +37,7 @@ typedef struct wperson_crop {
     clipdex_image *img;
     long track_id;
     track_box box;
+    float score;      /* the detector's score of the box */
 } wperson_crop;
 
 /* One track as it stands after a frame. */

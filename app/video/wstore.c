@@ -2,7 +2,9 @@
  * wstore.c - the frames of `clipdex watch --db` into the index (contract in
  * wstore.h). Invariants: each input owns exactly one `files` row for the
  * whole watch; its `frames` rows get consecutive seq numbers after the ones
- * already there; a transaction is open only while frames are pending.
+ * already there; a transaction is open only while frames are pending. In
+ * person mode the crops of a frame arrive before it (TRACK events come
+ * before FRAME) and wait in their input's list until the frame's row exists.
  */
 #include "video/wstore.h"
 
@@ -13,6 +15,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "person/pstore.h"
 #include "store/store.h"
 #include "util/report.h"
 #include "util/sha256.h"
@@ -21,6 +24,10 @@
 typedef struct winput {
     int64_t file_id;
     int64_t next_seq;
+    pfind_person *pp;   /* the crops of its next frame */
+    float *pemb;        /* [n_pp, dim] */
+    size_t n_pp, cap_pp;
+    uint32_t w, h;      /* the size of the frame they are in */
 } winput;
 
 struct wstore {
@@ -28,7 +35,8 @@ struct wstore {
     size_t dim;
     winput *in;
     size_t n_in;
-    sqlite3_stmt *ins;
+    sqlite3_stmt *ins, *ins_person;
+    int persons;        /* person mode: frames.persons counts the crops stored */
     int in_txn;
     size_t pending;
     double txn_t0;
@@ -90,15 +98,17 @@ static int file_row(wstore *ws, const char *path, winput *wi)
         return -1;
     }
     static const char *const sql[] = {
+        "DELETE FROM persons WHERE frame_id IN (SELECT id FROM frames WHERE file_id IN "
+        "(SELECT id FROM files WHERE path = ?1))",
         "DELETE FROM frames WHERE file_id IN (SELECT id FROM files WHERE path = ?1)",
         "DELETE FROM files WHERE path = ?1",
         "INSERT INTO files(path, size, mtime_ns, hash, indexed_at) VALUES(?1, ?2, ?3, ?4, ?5)"};
     int rc = 0;
-    for (int i = 0; i < 3 && !rc; i++) {
+    for (int i = 0; i < 4 && !rc; i++) {
         sqlite3_stmt *st = store_prepare(ws->s, sql[i]);
         if (!st) return -1;
         sqlite3_bind_blob(st, 1, path, (int)strlen(path), SQLITE_STATIC);
-        if (i == 2) {
+        if (i == 3) {
             sqlite3_bind_int64(st, 2, (sqlite3_int64)sb.st_size);
             sqlite3_bind_int64(st, 3, (sqlite3_int64)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec);
             sqlite3_bind_blob(st, 4, hash, SHA256_LEN, SQLITE_STATIC);
@@ -140,7 +150,7 @@ static int prepare_rows(wstore *ws, const char *const *uris, const int *live)
 }
 
 int wstore_open(const char *db_path, const clipdex_model *model, const char *model_path,
-                const char *const *uris, const int *live, size_t n_inputs, wstore **out)
+                const char *const *uris, const int *live, size_t n_inputs, const char *detector_id, wstore **out)
 {
     *out = NULL;
     store_model_id id;
@@ -154,9 +164,12 @@ int wstore_open(const char *db_path, const clipdex_model *model, const char *mod
     }
     ws->dim = (size_t)id.dim;
     ws->n_in = n_inputs;
-    if (store_open(db_path, 1, &ws->s) || store_check_model(ws->s, &id, 1) || prepare_rows(ws, uris, live) ||
-        !(ws->ins = store_prepare(ws->s, "INSERT INTO frames(file_id, seq, t, embedding, thumb) "
-                                         "VALUES(?1, ?2, ?3, ?4, ?5)"))) {
+    ws->persons = detector_id != NULL;
+    if (store_open(db_path, 1, &ws->s) || store_check_model(ws->s, &id, 1) ||
+        (detector_id && pstore_check_detector(ws->s, detector_id, 0)) || prepare_rows(ws, uris, live) ||
+        !(ws->ins = store_prepare(ws->s, "INSERT INTO frames(file_id, seq, t, embedding, thumb, persons) "
+                                         "VALUES(?1, ?2, ?3, ?4, ?5, ?6)")) ||
+        !(ws->ins_person = store_prepare(ws->s, pstore_insert_sql))) {
         wstore_close(ws);
         return APP_FAIL;
     }
@@ -190,13 +203,42 @@ int wstore_add(wstore *ws, size_t i, double t, const float *emb, const uint8_t *
     sqlite3_bind_blob(ws->ins, 4, emb, (int)(ws->dim * sizeof(float)), SQLITE_STATIC);
     if (thumb && thumb_len <= INT_MAX) sqlite3_bind_blob(ws->ins, 5, thumb, (int)thumb_len, SQLITE_STATIC);
     else sqlite3_bind_null(ws->ins, 5);
+    if (ws->persons) sqlite3_bind_int64(ws->ins, 6, (sqlite3_int64)wi->n_pp);
+    else sqlite3_bind_null(ws->ins, 6);
     if (step_done(ws->ins)) {
         store_error(ws->s, "cannot write to");
         return -1;
     }
+    pfind_result r = {wi->pp, wi->pemb, wi->n_pp, wi->w, wi->h};
+    int prc = wi->n_pp ? pstore_insert(ws->s, ws->ins_person, NULL, sqlite3_last_insert_rowid(ws->s->db), &r, ws->dim) : 0;
+    wi->n_pp = 0;
+    if (prc) return -1;
     wi->next_seq++;
     ws->count++;
     if (++ws->pending >= WSTORE_COMMIT_FRAMES || now_mono() - ws->txn_t0 >= WSTORE_COMMIT_S) return commit(ws);
+    return 0;
+}
+
+int wstore_add_person(wstore *ws, size_t i, const float *box, float score, uint32_t w, uint32_t h, const float *emb)
+{
+    winput *wi = &ws->in[i];
+    if (wi->n_pp == wi->cap_pp) {
+        size_t cap = wi->cap_pp ? 2 * wi->cap_pp : 8;
+        pfind_person *pp = realloc(wi->pp, cap * sizeof *pp);
+        if (pp) wi->pp = pp;
+        float *pe = pp ? realloc(wi->pemb, cap * ws->dim * sizeof *pe) : NULL;
+        if (pe) wi->pemb = pe;
+        if (!pp || !pe) {
+            report_error("out of memory");
+            return -1;
+        }
+        wi->cap_pp = cap;
+    }
+    wi->pp[wi->n_pp] = (pfind_person){box[0], box[1], box[2], box[3], score};
+    memcpy(wi->pemb + wi->n_pp * ws->dim, emb, ws->dim * sizeof *emb);
+    wi->n_pp++;
+    wi->w = w;
+    wi->h = h;
     return 0;
 }
 
@@ -207,7 +249,12 @@ int wstore_close(wstore *ws)
     if (!ws) return 0;
     int rc = ws->s ? commit(ws) : 0;
     sqlite3_finalize(ws->ins);
+    sqlite3_finalize(ws->ins_person);
     store_close(ws->s);
+    for (size_t i = 0; i < ws->n_in; i++) {
+        free(ws->in[i].pp);
+        free(ws->in[i].pemb);
+    }
     free(ws->in);
     free(ws);
     return rc;

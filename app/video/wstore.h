@@ -30,9 +30,15 @@ typedef struct wstore wstore;
 
 /* Opens (creating) the database at db_path for the model (the same identity
  * check as `clipdex index`) and prepares one row per input; live[i] says
- * whether input i is live. Returns 0 or APP_FAIL/APP_MODEL (reported). */
+ * whether input i is live. detector_id (person mode, else NULL) is the
+ * detector the people stored were found by (checked as `index --detector`
+ * checks it). Returns 0 or APP_FAIL/APP_MODEL (reported). */
 int wstore_open(const char *db_path, const clipdex_model *model, const char *model_path,
-                const char *const *uris, const int *live, size_t n_inputs, wstore **out);
+                const char *const *uris, const int *live, size_t n_inputs, const char *detector_id, wstore **out);
+/* Person mode: a crop of input i's next frame (box in its pixels, the
+ * detector's score, the frame's size, the crop's embedding), stored with
+ * that frame by the next wstore_add. 0 or -1 (reported). */
+int wstore_add_person(wstore *ws, size_t i, const float *box, float score, uint32_t w, uint32_t h, const float *emb);
 /* Adds one sample of input i: time t (pts for files, wall clock for live
  * inputs), its embedding and optional JPEG thumbnail. 0, or -1 (reported;
  * later calls keep trying). */

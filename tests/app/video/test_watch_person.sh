@@ -11,7 +11,8 @@
 # events naming a track, a second input without people never matching nor
 # taking the focus, and a crop's cosine equal to that of the same
 # square-padded crop cut by ffmpeg and embedded by `clipdex embed` (1e-5):
-# the person mode embeds exactly the person. Needs ffmpeg, python3 and the
+# the person mode embeds exactly the person; --db stores the frames and the
+# crops with their boxes, searchable with search --persons. Needs ffmpeg, python3 and the
 # detector (sh tools/get_detector.sh).
 NAME=test_watch_person
 . "$(dirname "$0")/../lib.sh"
@@ -128,8 +129,35 @@ PY
 
 "$CLIPDEX" watch --model "$M" --quiet --detector car --text x --input "$TMP/pan.mkv" 2>"$TMP/err" >/dev/null
 check "--detector car is a usage error" [ $? -eq 2 ]
-"$CLIPDEX" watch --model "$M" --quiet --detector person --db "$TMP/x.db" --text x --input "$TMP/pan.mkv" 2>"$TMP/err" >/dev/null
-check "--detector with --db is refused (not stored yet)" [ $? -eq 2 ]
+# --db in person mode: every scored frame (embedded whole) and every crop with its box go into the index
+"$CLIPDEX" watch --model "$M" --quiet --json --frames --detector person --detector-model "$DET" --text "a person" \
+    --every 0.5 --crop-every 1 --db "$TMP/w.db" --input "$TMP/pan.mkv" >"$TMP/db.jsonl" 2>"$TMP/err"
+check "watch --db --detector person exits 0" [ $? -eq 0 ]
+sqlite3 "$TMP/w.db" "SELECT fr.t, p.x0, p.y0, p.x1, p.y1, p.score, p.width, p.height FROM persons p
+                     JOIN frames fr ON fr.id = p.frame_id ORDER BY fr.t, p.id" >"$TMP/db.rows" 2>/dev/null
+check "the index holds the scored frames and, per frame, the crops of its track events (same boxes)" \
+    "$PY" - "$TMP/db.jsonl" "$TMP/db.rows" "$(sqlite3 "$TMP/w.db" 'SELECT count(*) FROM frames WHERE persons IS NOT NULL')" <<'PY'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+frames = [e for e in ev if e["event"] == "frame"]
+tracks = sorted(((e["pts"], e["box"]) for e in ev if e["event"] == "track"), key=lambda x: x[0])
+rows = [[float(v) for v in l.strip().split("|")] for l in open(sys.argv[2])]
+assert int(sys.argv[3]) == len(frames) > 0, (sys.argv[3], len(frames))
+assert len(rows) == len(tracks) > 0, (len(rows), len(tracks))
+for r, (t, box) in zip(sorted(rows, key=lambda r: r[0]), tracks):
+    assert abs(r[0] - t) < 1e-6 and all(abs(a - b) < 1e-3 for a, b in zip(r[1:5], box)), (r, t, box)
+    assert 0.35 <= r[5] <= 1 and r[6:8] == [640, 540], r
+PY
+"$CLIPDEX" search --model "$M" --db "$TMP/w.db" --persons --json -k 1 --image "$TMP/crop.png" >"$TMP/s.jsonl" 2>/dev/null
+check "search --persons over the watched video finds the first track's person at its time" "$PY" - "$TMP/s.jsonl" "$TMP/out.jsonl" <<'PY'
+import json, sys
+h = json.loads(open(sys.argv[1]).readline())
+e = next(json.loads(l) for l in open(sys.argv[2]) if json.loads(l)["event"] == "track")
+assert h["path"].endswith("pan.mkv") and abs(h["time"] - e["pts"]) < 1e-6 and h["similarity"] > 0.99, (h, e)
+PY
+"$CLIPDEX" watch --model "$M" --quiet --detector person --detector-model "$DET" --max-crops 2 --db "$TMP/w.db" \
+    --text x --input "$TMP/pan.mkv" 2>"$TMP/err" >/dev/null
+check "--db whose people came from other settings is refused" sh -c "[ $? -eq 1 ] && grep -q detector '$TMP/err'"
 CLIPDEX_DETECTOR= "$CLIPDEX" watch --model "$M" --quiet --detector person --text x --input "$TMP/pan.mkv" 2>"$TMP/err" >/dev/null
 check "person mode without a detector is a usage error" [ $? -eq 2 ]
 done_
