@@ -24,6 +24,8 @@ const char usage_serve[] =
     "  --db FILE            index database for /v1/search, thumbnails and images\n"
     "  --root DIR           a folder that /v1/index may index and image paths may\n"
     "                       name (repeatable); nothing outside is ever read\n"
+    "  --detector-model DIR  the detector of /v1/watch's person mode (default:\n"
+    "                     $CLIPDEX_DETECTOR; sh tools/get_detector.sh DIR installs it)\n"
     "  --watch-allow PREFIX  inputs /v1/watch may open besides files under a --root:\n"
     "                       URLs or devices starting with PREFIX (repeatable; e.g.\n"
     "                       rtsp://camera.lan/, /dev/video); none by default\n"
@@ -62,7 +64,8 @@ static int serve_parse(int argc, char **argv, serve_opts *o)
             (r = cli_args_value(&a, "--db", &o->db)) != 0 ||
             (r = cli_args_value(&a, "--listen", &o->listen)) != 0 ||
             (r = cli_args_value(&a, "--token", &o->token)) != 0 ||
-            (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0) {
+            (r = cli_args_value(&a, "--vocab", &o->vocab)) != 0 ||
+            (r = cli_args_value(&a, "--detector-model", &o->detector_model)) != 0) {
             if (r < 0) return APP_USAGE;
         } else if ((r = cli_args_flag(&a, "--download")) != 0) {
             if (r < 0) return APP_USAGE;

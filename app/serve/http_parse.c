@@ -679,8 +679,26 @@ int api_parse_watch(json_t *root, int need_inputs, api_watch *w, http_err *e)
     if (watch_number(root, "threshold", -1, 1, &w->threshold, e) ||
         watch_number(root, "every", 0, 3600, &w->every, e) || watch_number(root, "dwell", 0, 3600, &w->dwell, e) ||
         watch_number(root, "hold", 0, 3600, &w->hold, e) ||
-        watch_number(root, "focus_dwell", 0, 3600, &w->focus_dwell, e))
+        watch_number(root, "focus_dwell", 0, 3600, &w->focus_dwell, e) ||
+        watch_number(root, "crop_every", 0, 3600, &w->crop_every, e))
         return -1;
+    json_t *det = json_object_get(root, "detector"), *mc = json_object_get(root, "max_crops");
+    w->person = 0;
+    w->max_crops = 0;
+    if (det && !json_is_null(det)) {
+        if (!json_is_string(det) || strcmp(json_string_value(det), "person") != 0)
+            return http_fail(e, 400, "\"detector\" must be \"person\" (the person mode) or null");
+        w->person = 1;
+    }
+    if (mc && !json_is_null(mc)) {
+        if (!json_is_integer(mc) || json_integer_value(mc) < 1 || json_integer_value(mc) > 64)
+            return http_fail(e, 400, "\"max_crops\" must be an integer from 1 to 64");
+        w->max_crops = (long)json_integer_value(mc);
+    }
+    if (!need_inputs && (w->person || w->max_crops || !isnan(w->crop_every)))
+        return http_fail(e, 400, "the person mode cannot change while watching: start a new watch");
+    if (!w->person && (w->max_crops || !isnan(w->crop_every)))
+        return http_fail(e, 400, "\"crop_every\" and \"max_crops\" need \"detector\": \"person\"");
     return 0;
 }
 

@@ -173,6 +173,9 @@ typedef struct api_watch {
     api_watch_prompt prompts[HTTP_MAX_PROMPTS];
     double threshold, every, dwell, hold, focus_dwell;
     int score;
+    int person;                  /* "detector": "person" (person mode) */
+    double crop_every;           /* "crop_every" (NAN: the default) */
+    long max_crops;              /* "max_crops" 1..64 (0: the default) */
 } api_watch;
 int api_parse_watch(struct json_t *root, int need_inputs, api_watch *w, http_err *e);
 

@@ -51,6 +51,7 @@ typedef struct serve_opts {
     int no_exif;
     const char *watch_allow[SERVE_MAX_ROOTS]; /* --watch-allow: URL prefixes /v1/watch may open */
     size_t n_watch_allow;
+    const char *detector_model;    /* --detector-model (or $CLIPDEX_DETECTOR): /v1/watch's person mode */
 } serve_opts;
 
 typedef struct serve_index serve_index; /* search state (serve_store.c) */

@@ -61,6 +61,7 @@ struct serve_watch {
     /* the running (or last) watch */
     watch *w;
     clipdex_ctx *ctx;
+    clipdex_detector *det;       /* the person mode's detector (loaded per watch) */
     pthread_t th;
     int th_on, running;
     volatile sig_atomic_t stop;
@@ -113,6 +114,9 @@ static void state_json(serve_watch *sw, json_out *j)
     json_int(j, (long long)sw->id);
     json_key(j, "score");
     json_str(j, sw->o.score == WATCH_SOFTMAX ? "softmax" : "cosine");
+    json_key(j, "detector");
+    if (sw->o.detector) json_str(j, "person");
+    else json_null(j);
     json_key(j, "threshold");
     json_num(j, sw->o.threshold);
     json_key(j, "every");
@@ -236,13 +240,27 @@ static void event_fn(serve_watch *sw, json_out *j, const void *arg)
         json_key(j, "cosine");
         json_num(j, ev->cosine);
     }
+    if (ev->track_id > 0) {
+        json_key(j, "track");
+        json_int(j, ev->track_id);
+    }
+    if (ev->kind == WATCH_TRACK) {
+        json_key(j, "box");
+        json_arr_begin(j);
+        for (int k = 0; k < 4; k++) json_num(j, ev->box[k]);
+        json_arr_end(j);
+    }
+    if (ev->kind == WATCH_FRAME && sw->o.detector) {
+        json_key(j, "people");
+        json_uint(j, ev->n_tracks);
+    }
     json_key(j, "pts");
     json_num(j, ev->pts);
     if (ev->wall > 0) {
         json_key(j, "wall");
         json_fixed(j, ev->wall, 6);
     }
-    if (ev->kind == WATCH_FRAME) {
+    if (ev->kind == WATCH_FRAME || ev->kind == WATCH_TRACK) {
         json_key(j, "scores");
         json_arr_begin(j);
         for (size_t k = 0; k < ev->n_prompts; k++) json_num(j, ev->scores[k]);
@@ -324,6 +342,8 @@ static void stop_watch(serve_watch *sw)
     sw->running = 0;
     pthread_mutex_unlock(&sw->mu);
     watch_free(w);
+    clipdex_detector_free(sw->det);
+    sw->det = NULL;
     clipdex_ctx_free(sw->ctx);
     sw->ctx = NULL;
 }
@@ -417,9 +437,25 @@ static void opts_from(watch_opts *o, const api_watch *aw)
     if (!isnan(aw->dwell)) o->dwell = aw->dwell;
     if (!isnan(aw->hold)) o->hold = aw->hold;
     if (!isnan(aw->focus_dwell)) o->focus_dwell = aw->focus_dwell;
+    if (!isnan(aw->crop_every)) o->crop_every = aw->crop_every;
+    if (aw->max_crops) o->max_crops = (int)aw->max_crops;
     o->thumbs = 1;
     o->thumb_side = SW_FRAME_SIDE;
     o->retries = -1;
+}
+
+/* The detector folder of the person mode: --detector-model, else
+ * $CLIPDEX_DETECTOR; NULL with e set (400) when neither is set. */
+static const char *detector_path(server *srv, http_err *e)
+{
+    const char *p = srv->o.detector_model;
+    if (!p || !*p) p = getenv("CLIPDEX_DETECTOR");
+    if (!p || !*p) {
+        http_fail(e, 400, "no detector for the person mode: start the server with --detector-model DIR (sh "
+                          "tools/get_detector.sh DIR installs NanoDet) or set CLIPDEX_DETECTOR");
+        return NULL;
+    }
+    return p;
 }
 
 static void reply_state(serve_watch *sw, http_response *rs)
@@ -458,7 +494,8 @@ static void route_start(server *srv, serve_watch *sw, const api_watch *aw, doubl
     sw_prompt *sp = NULL;
     watch_prompt *wp = NULL;
     float *emb = malloc(aw->n_prompts * dim * sizeof *emb);
-    int rc = emb ? make_inputs(srv, aw, &in, &uris, &e) : http_fail(&e, 500, "out of memory");
+    const char *det_path = aw->person ? detector_path(srv, &e) : NULL;
+    int rc = aw->person && !det_path ? -1 : emb ? make_inputs(srv, aw, &in, &uris, &e) : http_fail(&e, 500, "out of memory");
     if (!rc) rc = embed_prompts(srv, aw, emb, deadline, &e);
     if (!rc) rc = make_prompts(aw, emb, dim, &sp, &wp, &e);
     for (size_t i = 0; !rc && i < aw->n_inputs; i++)
@@ -483,6 +520,15 @@ static void route_start(server *srv, serve_watch *sw, const api_watch *aw, doubl
     cp.n_threads = (int)srv->o.threads;
     watch *w = NULL;
     int st = clipdex_ctx_new(&sw->ctx, &cp);
+    if (st == CLIPDEX_OK && det_path && clipdex_detector_load(sw->ctx, det_path, &sw->det) != CLIPDEX_OK) {
+        resp_error(rs, 500, "cannot load the detector: %s", clipdex_ctx_errmsg(sw->ctx));
+        free(wp), free(emb);
+        stop_watch(sw);
+        return;
+    }
+    pthread_mutex_lock(&sw->mu);
+    sw->o.detector = sw->det;
+    pthread_mutex_unlock(&sw->mu);
     if (st == CLIPDEX_OK)
         st = watch_start(sw->ctx, srv->model, uris, aw->n_inputs, wp, aw->n_prompts, dim, &sw->o, &w) ? -1 : 0;
     free(wp), free(emb);
