@@ -44,6 +44,15 @@ HPORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pri
 done) &
 FFPID=$!
 stop_live() { touch "$TMP/stop-live"; pkill -f "127.0.0.1:$HPORT/live.ts" 2>/dev/null; wait "$FFPID" 2>/dev/null; }
+# the person mode's clip: 2 s panning across the detector test's scene (lossless)
+DET=${CLIPDEX_DETECTOR:-build/models/nanodet}
+if [ -f "$DET/nanodet.json" ]; then
+    export CLIPDEX_DETECTOR="$DET"
+    $FF -loop 1 -framerate 10 -i tests/golden/detect/scene.png -t 2 -vf "crop=640:540:8*n:0" -c:v libx264rgb -crf 0 \
+        -pix_fmt rgb24 "$TMP/root/pan.mkv" || fail "pan clip"
+else
+    skip "person mode: no detector in $DET (sh tools/get_detector.sh)"
+fi
 first_server --root "$TMP/root" --watch-allow "http://127.0.0.1:$HPORT/"
 
 "$PY" - "$U" "$TMP" "http://127.0.0.1:$HPORT/live.ts" <<'PYEOF' >"$TMP/py.log" 2>&1
@@ -177,6 +186,34 @@ st, body, _ = call("DELETE", "/v1/watch")
 check("DELETE /v1/watch stops it", st == 200 and body["running"] is False, body)
 st, body, _ = call("POST", "/v1/watch/prompts", {"prompts": ["x"]})
 check("prompts without a running watch: 409", st == 409, (st, body))
+
+# the person mode (when the server has a detector: CLIPDEX_DETECTOR)
+import os
+if os.path.exists(TMP + "/root/pan.mkv"):
+    res3 = {}
+    th = threading.Thread(target=lambda: res3.update(sse=sse({"stopped"}))); th.start(); time.sleep(0.5)
+    st, body, _ = call("POST", "/v1/watch", {"inputs": [TMP + "/root/pan.mkv"], "prompts": ["a person"], "every": 0.5,
+                                             "threshold": -1, "dwell": 0, "detector": "person", "crop_every": 1,
+                                             "max_crops": 2})
+    check("person mode: the watch starts and its state names the detector", st == 200 and body.get("detector") == "person", body)
+    th.join(90)
+    ev = res3.get("sse", (None, []))[1]
+    tracks = [d for n, d in ev if n == "track"]
+    frames = [d for n, d in ev if n == "frame"]
+    per = {}
+    for t in tracks: per[t["pts"]] = per.get(t["pts"], 0) + 1
+    check("person mode: track events with a track id, a box and the crop's scores", tracks and all(
+        t["track"] > 0 and len(t["box"]) == 4 and t["box"][2] > t["box"][0] and len(t["scores"]) == 1 for t in tracks), tracks[:2])
+    check("person mode: at most max_crops crops a frame, people counted per frame",
+          max(per.values() or [9]) <= 2 and frames and all(f["people"] >= 2 for f in frames), (per, [f.get("people") for f in frames]))
+    starts = [d for n, d in ev if n == "start"]
+    check("person mode: the start names its track", starts and all(d.get("track", 0) > 0 for d in starts), starts)
+for name, rq, code in [
+        ("a detector that is not person", {"inputs": [TMP + "/root/abc.mp4"], "prompts": ["x"], "detector": "car"}, 400),
+        ("crop_every without the person mode", {"inputs": [TMP + "/root/abc.mp4"], "prompts": ["x"], "crop_every": 1}, 400),
+        ("max_crops out of range", {"inputs": [TMP + "/root/abc.mp4"], "prompts": ["x"], "detector": "person", "max_crops": 99}, 400)]:
+    st, body, _ = call("POST", "/v1/watch", rq)
+    check("error: %s -> %d" % (name, code), st == code and "error" in body, (st, body))
 
 # errors
 for name, rq, code in [
