@@ -6,20 +6,11 @@
 // sits where the person is in the card's square thumbnail (computed here
 // from the API's box and image size, independently of the page's code).
 // Usage: node persons.test.mjs URL OUTDIR. Prints "ok"/"FAIL" lines.
-import { chromium } from "playwright-core";
+import { launch, checker } from "./browser.mjs";
 
 const [url, outdir] = process.argv.slice(2);
-let failed = 0;
-const check = (name, cond, detail = "") => {
-  if (cond) console.log("ok " + name);
-  else { failed++; console.log("FAIL " + name + (detail ? ": " + detail : "")); }
-};
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const check = checker();
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const errors = [];
@@ -69,5 +60,5 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`persons page: ${failed ? "FAIL" : "ok"}`);
-process.exit(failed ? 1 : 0);
+console.log(`persons page: ${check.passed} passed, ${check.failed} failed`);
+process.exit(check.failed ? 1 : 0);

@@ -9,21 +9,13 @@
 // and a watch of two inputs shows the focused one in front.
 // Usage: node watch.test.mjs URL INPUT OUTDIR FILE
 // Prints one "ok"/"FAIL" line per check and "watch page: N passed, N failed".
-import { chromium } from "playwright-core";
+import { launch, checker } from "./browser.mjs";
 
 const [url, input, outdir] = process.argv.slice(2);
-let passed = 0, failed = 0;
-const check = (name, cond, detail = "") => {
-  if (cond) { passed++; console.log("ok " + name); }
-  else { failed++; console.log("FAIL " + name + (detail ? ": " + detail : "")); }
-};
+const check = checker();
 const state = async () => (await fetch(url + "/v1/watch")).json();
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   const errors = [];
@@ -104,10 +96,9 @@ try {
   await fetch(url + "/v1/watch", { method: "DELETE" });
   check("no script errors", errors.length === 0, errors.join("; "));
 } catch (e) {
-  failed++;
-  console.log("FAIL exception: " + e.message);
+  check("no exception", false, e.message);
 } finally {
   await browser.close();
 }
-console.log(`watch page: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+console.log(`watch page: ${check.passed} passed, ${check.failed} failed`);
+process.exit(check.failed ? 1 : 0);
