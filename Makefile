@@ -77,7 +77,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%)
 
 PREFIX  ?= /usr/local
 
-.PHONY: all lib test test-aarch64 check fuzz clean install bench deps quickstart
+.PHONY: all lib test test-aarch64 check fuzz clean install bench deps quickstart deb
 all: lib $(BUILD)/clipdex $(TOOL_BIN)
 
 lib: $(BUILD)/libclipdex.a $(BUILD)/libclipdex.so $(BUILD)/clipdex.pc
@@ -177,6 +177,13 @@ install: all
 	ln -sf libclipdex.so.0 $(LIBDIR_I)/libclipdex.so
 	$(PC_SED) clipdex.pc.in > $(LIBDIR_I)/pkgconfig/clipdex.pc
 	install -m 755 $(BUILD)/clipdex $(DESTDIR)$(PREFIX)/bin/
+
+# make deb: the Debian package of this build (tools/deb.sh; amd64, or arm64
+# with ARCH=aarch64); tests/test_deb.sh checks it with lintian.
+DEB_ARCH := $(if $(filter aarch64,$(ARCH)),arm64,$(shell dpkg --print-architecture 2>/dev/null))
+deb: all
+	sh tools/deb.sh $(BUILD) $(DEB_ARCH) $(if $(filter aarch64,$(ARCH)),aarch64-linux-gnu-strip,strip) \
+	  $(if $(ARCH),ARCH=$(ARCH))
 
 # make deps: the packages of tools/deps.txt (apt-get as root, else the sudo
 # command); make quickstart: README's first command, ./quickstart.sh.
