@@ -1,6 +1,7 @@
 #!/bin/sh
 # tests/test_deb.sh - `make deb` (tools/deb.sh) gives a package Debian's
-# tools accept: lintian reports no error; it holds the program, the header,
+# tools accept: lintian reports no error; it holds the program, its manual
+# page (which lists every command of `clipdex help`), the header,
 # the static and shared library with its soname links, the .pc, the
 # copyright file and changelog; its Depends names the package of every
 # library the program and the library link; its shlibs and ldconfig
@@ -25,9 +26,13 @@ dpkg-deb -c "$DEB" | awk '{ print $6 }' | sed 's|^\./|/|' >"$TMP/files"
 V=$(sed -n 's/^#define CLIPDEX_VERSION "\(.*\)"/\1/p' include/clipdex.h)
 for f in /usr/bin/clipdex /usr/include/clipdex.h /usr/lib/libclipdex.a /usr/lib/libclipdex.so.$V /usr/lib/libclipdex.so.0 \
     /usr/lib/libclipdex.so /usr/lib/pkgconfig/clipdex.pc /usr/share/doc/clipdex/copyright \
-    /usr/share/doc/clipdex/changelog.Debian.gz; do
+    /usr/share/doc/clipdex/changelog.Debian.gz /usr/share/man/man1/clipdex.1.gz; do
     check "the package holds $f" grep -qx "$f" "$TMP/files"
 done
+cmds=$("$CLIPDEX" help | awk '/^Commands:/ { on = 1; next } on && NF == 0 { exit } on { print $1 }')
+absent=""
+for c in $cmds; do grep -qx "\.B $c" docs/man/clipdex.1 || absent="$absent $c"; done
+check "the manual page lists every command of clipdex help${absent:+ (absent:$absent)}" [ -n "$cmds" -a -z "$absent" ]
 dpkg-deb -f "$DEB" Depends >"$TMP/depends"
 missing=""
 for lib in $(objdump -p "$CLIPDEX" "$BUILD/libclipdex.so" | sed -n 's/^ *NEEDED *//p' | sort -u); do

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tools/deb.sh - builds the Debian package of a finished build (`make deb`,
 # `make ARCH=aarch64 deb`): `make install PREFIX=/usr` into a staging tree,
-# binaries stripped, the copyright file and a compressed changelog in
+# binaries stripped, the manual page (docs/man/clipdex.1), the copyright
+# file and a compressed changelog in
 # /usr/share/doc/clipdex, an ldconfig trigger and a shlibs file for
 # libclipdex.so.0, md5sums, and Depends computed from the libraries the
 # program and the library link (the Debian package that holds each one, at
@@ -22,6 +23,8 @@ make -s install PREFIX=/usr DESTDIR="$STAGE" BUILD="$BUILD" "$@" >/dev/null
 "$STRIP" --strip-debug "$STAGE/usr/lib/libclipdex.a"
 chmod 644 "$STAGE/usr/lib/libclipdex.so.$VERSION"
 
+install -d "$STAGE/usr/share/man/man1"
+gzip -9n <docs/man/clipdex.1 >"$STAGE/usr/share/man/man1/clipdex.1.gz"
 DOC=$STAGE/usr/share/doc/clipdex
 mkdir -p "$DOC"
 cat >"$DOC/copyright" <<'EOF'
