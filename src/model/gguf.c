@@ -274,7 +274,7 @@ int cdx_gguf_parse(clipdex_ctx *ctx, const uint8_t *buf, size_t len, const char 
             goto out;
         }
         t->type = (int)ty;
-        if (!cdx_wtype_name((int)ty)) {
+        if (!cdx_wtype_name((int)ty) || ty == CDX_W_I8) { /* I8 exists only as I8P panels */
             st = cdx_error(ctx, CLIPDEX_E_UNSUPPORTED,
                            "cannot read '%s': tensor '%s' has ggml type %u; clipdex reads F32, F16, Q4_0, "
                            "Q4_1, Q5_0, Q5_1 and Q8_0 (and its own packed types %u..%u)", label, t->name, ty,

@@ -32,6 +32,9 @@ static void fill_scalar(struct cdx_kernels *t)
     t->attn_row = cdx_attn_row_ref;
     t->act_q8 = cdx_act_q8_ref;
     t->qgemm_tile = cdx_qgemm_tile_ref;
+    t->qmax_i8 = 127;
+    t->act_i8 = cdx_act_i8_ref;
+    t->i8gemm_tile = cdx_i8gemm_tile_ref;
     t->vec_dot = cdx_vec_dot_ref;
     t->vec_dot8 = cdx_vec_dot8_ref;
     t->vec_dot4 = cdx_vec_dot4_ref;
@@ -47,6 +50,9 @@ static void fill_avx2(struct cdx_kernels *t)
     t->attn_row = cdx_attn_row_avx2;
     t->act_q8 = cdx_act_q8_avx2;
     t->qgemm_tile = cdx_qgemm_tile_avx2;
+    t->qmax_i8 = CDX_IA_MAX_AVX2;
+    t->act_i8 = cdx_act_i8_avx2;
+    t->i8gemm_tile = cdx_i8gemm_tile_avx2;
     t->vec_dot = cdx_vec_dot_avx2;
     t->vec_dot8 = cdx_vec_dot8_avx2;
     t->vec_dot4 = cdx_vec_dot4_avx2;
@@ -60,6 +66,8 @@ static void fill_avxvnni(struct cdx_kernels *t)
     fill_avx2(t);
     t->qgemm_tile = cdx_qgemm_tile_avxvnni;
     t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;
+    t->i8gemm_tile = cdx_i8gemm_tile_avxvnni;
+    t->qmax_i8 = CDX_QA_MAX_VNNI;
     snprintf(g_desc[CDX_ISA_AVXVNNI], sizeof g_desc[0], "fp32 avx2, int8 avx-vnni");
 }
 
@@ -71,9 +79,15 @@ static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
     t->layernorm_row = cdx_layernorm_row_avx512;
     t->attn_row = cdx_attn_row_avx512;
     t->act_q8 = cdx_act_q8_avx512;
+    t->act_i8 = cdx_act_i8_avx512;
     if (c->avx512_vnni) {
         t->qgemm_tile = cdx_qgemm_tile_avx512;
         t->qmax[0] = t->qmax[1] = CDX_QA_MAX_VNNI;
+        t->i8gemm_tile = cdx_i8gemm_tile_avx512;
+        t->qmax_i8 = CDX_QA_MAX_VNNI;
+    } else if (c->avx_vnni) {
+        t->i8gemm_tile = cdx_i8gemm_tile_avxvnni;
+        t->qmax_i8 = CDX_QA_MAX_VNNI;
     }
     if (c->avx512_bf16) t->linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
     snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx512, int8 %s, bf16 %s",
@@ -92,6 +106,9 @@ static void fill_neon(struct cdx_kernels *t, int isa)
     t->attn_row = cdx_attn_row_neon;
     t->act_q8 = cdx_act_q8_neon;
     t->qgemm_tile = isa == CDX_ISA_NEONDOT ? cdx_qgemm_tile_neondot : cdx_qgemm_tile_neon;
+    t->qmax_i8 = CDX_QA_MAX_NEON;
+    t->act_i8 = cdx_act_i8_ref;
+    t->i8gemm_tile = isa == CDX_ISA_NEONDOT ? cdx_i8gemm_tile_neondot : cdx_i8gemm_tile_neon;
     t->vec_dot = cdx_vec_dot_neon;
     t->vec_dot8 = isa == CDX_ISA_NEONDOT ? cdx_vec_dot8_neondot : cdx_vec_dot8_neon;
     t->vec_dot4 = isa == CDX_ISA_NEONDOT ? cdx_vec_dot4_neondot : cdx_vec_dot4_neon;

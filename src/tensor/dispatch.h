@@ -49,6 +49,11 @@ typedef void (*cdx_qgemm_tile_fn)(int wtype, const int8_t *qa, const float *da, 
                                   const void *Wp, size_t k, const float *bias, float *C, size_t ldc, size_t m0,
                                   size_t m1, size_t n0, size_t n1, int act, unsigned flags);
 
+/* One tile of the I8P product (qgemm.h, cdx_i8gemm_tile_t). */
+typedef void (*cdx_i8gemm_tile_fn)(const int8_t *qa, const float *da, const int32_t *sa, const void *Wp, size_t k,
+                                   const float *bias, float *C, size_t ldc, size_t m0, size_t m1, size_t n0,
+                                   size_t n1, int act, unsigned flags);
+
 /* The vector search's dot products (vecdot.h). */
 typedef void (*cdx_vec_dot_fn)(const float *m, size_t rows, size_t dim, const float *q, float *out);
 typedef void (*cdx_vec_dot8_fn)(const int8_t *c, size_t rows, size_t dim, const int8_t *p, int32_t *out);
@@ -65,6 +70,9 @@ struct cdx_kernels {
     cdx_attn_row_fn attn_row;
     cdx_act_q8_fn act_q8;
     cdx_qgemm_tile_fn qgemm_tile;
+    int qmax_i8;               /* int8 activation range for I8P weights */
+    cdx_act_q8_fn act_i8;      /* one row, one scale (cdx_act_i8_ref): d and s point to one value each */
+    cdx_i8gemm_tile_fn i8gemm_tile;
     cdx_vec_dot_fn vec_dot;   /* search: float32 rows . query */
     cdx_vec_dot8_fn vec_dot8; /* search: int8 rows . int8 query */
     cdx_vec_dot4_fn vec_dot4; /* search: 4-bit rows . int8 query */

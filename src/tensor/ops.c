@@ -92,6 +92,11 @@ static void quant_task(void *arg, size_t t)
 {
     const struct linear_job *j = arg;
     size_t kb = j->k / CDX_QK;
+    if (j->W->type == CDX_W_I8P) {
+        for (size_t i = t * QROWS; i < j->m && i < (t + 1) * QROWS; i++)
+            j->kern->act_i8(j->A + i * j->lda, j->k, j->kern->qmax_i8, j->qa + i * j->k, j->da + i, j->sa + i);
+        return;
+    }
     int qmax = j->kern->qmax[j->W->type == CDX_W_Q8P ? 0 : 1];
     for (size_t i = t * QROWS; i < j->m && i < (t + 1) * QROWS; i++)
         j->kern->act_q8(j->A + i * j->lda, j->k, qmax, j->qa + i * j->k, j->da + i * kb, j->sa + i * kb);
@@ -103,6 +108,11 @@ static void linear_task(void *arg, size_t t)
     size_t mi = t % j->n_mt, ni = t / j->n_mt;
     size_t m0 = mi * TILE_M, m1 = m0 + TILE_M < j->m ? m0 + TILE_M : j->m;
     size_t n0 = ni * TILE_N, n1 = n0 + TILE_N < j->n ? n0 + TILE_N : j->n;
+    if (j->qa && j->W->type == CDX_W_I8P) {
+        j->kern->i8gemm_tile(j->qa, j->da, j->sa, j->W->data, j->k, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->act,
+                             j->flags);
+        return;
+    }
     if (j->qa) {
         int wt = j->W->type == CDX_W_Q8P ? CDX_QP_Q8 : CDX_QP_Q4;
         j->kern->qgemm_tile(wt, j->qa, j->da, j->sa, j->W->data, j->k, j->bias, j->C, j->ldc, m0, m1, n0, n1, j->act,
@@ -134,6 +144,14 @@ void cdx_qgemm_tile_ref(int wtype, const int8_t *qa, const float *da, const int3
                   C + m0 * ldc + n0, ldc, act, flags);
 }
 
+void cdx_i8gemm_tile_ref(const int8_t *qa, const float *da, const int32_t *sa, const void *Wp, size_t k,
+                         const float *bias, float *C, size_t ldc, size_t m0, size_t m1, size_t n0, size_t n1,
+                         int act, unsigned flags)
+{
+    cdx_i8gemm_ref(qa + m0 * k, da + m0, sa + m0, m1 - m0, (const uint8_t *)Wp + n0 / 16 * cdx_i8p_bytes(16, k),
+                   n1 - n0, k, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc, act, flags);
+}
+
 void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx_wmat *W,
                   const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k, int act,
                   unsigned flags)
@@ -142,12 +160,12 @@ void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx
     struct linear_job j = {A, bias, W, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
                            act, ctx->kern, flags, NULL, NULL, NULL};
     size_t n_nt = (n + TILE_N - 1) / TILE_N;
-    if ((W->type == CDX_W_Q8P || W->type == CDX_W_Q4P) && k % CDX_QK == 0) {
+    if ((W->type == CDX_W_Q8P || W->type == CDX_W_Q4P || W->type == CDX_W_I8P) && k % CDX_QK == 0) {
         /* int8 product: quantize the activations once (per row, so a row's
          * result never depends on the batch), then the integer tiles. If the
          * scratch cannot grow, the fp32 path computes with the dequantized
-         * weights instead. */
-        size_t kb = k / CDX_QK, qbytes = (m * k + 63) / 64 * 64;
+         * weights instead. I8P: one scale and sum per row. */
+        size_t kb = W->type == CDX_W_I8P ? 1 : k / CDX_QK, qbytes = (m * k + 63) / 64 * 64;
         if (cdx_ctx_reserve_q(ctx, qbytes + m * kb * (sizeof(float) + sizeof(int32_t))) == 0) {
             j.qa = ctx->qscratch;
             j.da = (float *)(void *)((uint8_t *)ctx->qscratch + qbytes);

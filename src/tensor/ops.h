@@ -35,6 +35,11 @@ enum cdx_act { CDX_ACT_NONE = 0, CDX_ACT_QUICK_GELU = 1, CDX_ACT_GELU = 2 };
 enum cdx_wtype {
     CDX_W_F32 = 0, CDX_W_F16 = 1, CDX_W_Q4_0 = 2, CDX_W_Q4_1 = 3,
     CDX_W_Q5_0 = 6, CDX_W_Q5_1 = 7, CDX_W_Q8_0 = 8, CDX_W_BF16 = 30,
+    /* I8: int8 with one scale per output row (per channel, as ONNX Runtime's
+     * dynamic quantization). Only packed (I8P) in files: it has no ggml row
+     * layout, so number 15 (ggml's Q8_K, which clipdex does not read) names
+     * it only as the request type of quantization and the base of I8P. */
+    CDX_W_I8 = 15,
     /* Panel-packed matrices (clipdex's own; GGUF type = CDX_W_PACKED + base
      * type, outside ggml's numbering). W (n, k) is cut into ceil(n/16) panels
      * of 16 outputs (rows past n are zero), stored one after the other; inside
@@ -47,11 +52,14 @@ enum cdx_wtype {
      *   Q4P:  per block of 32 k (320 B): float d[16], then 8 groups of 32 B;
      *         byte j of group g = nibble(row j/4, k 32b+4g+j%4)
      *         | nibble(row 8 + j/4, same k) << 4; value (nibble - 8) d
-     * Q8P/Q4P are multiplied with int8 activations (src/tensor/qgemm.h). */
+     *   I8P:  float d[16] (one scale per output row), then uint8 v[k/4][16][4],
+ *         v[g][r][e] = 128 + q of row r at k 4g + e (|q| <= 127): panel
+ *         bytes 64 + 16 k, k % 32 == 0
+ * Q8P/Q4P/I8P are multiplied with int8 activations (src/tensor/qgemm.h). */
     CDX_W_PACKED = 1024,
     CDX_W_F32P = CDX_W_PACKED + CDX_W_F32, CDX_W_F16P = CDX_W_PACKED + CDX_W_F16,
     CDX_W_Q4P = CDX_W_PACKED + CDX_W_Q4_0, CDX_W_Q8P = CDX_W_PACKED + CDX_W_Q8_0,
-    CDX_W_BF16P = CDX_W_PACKED + CDX_W_BF16
+    CDX_W_BF16P = CDX_W_PACKED + CDX_W_BF16, CDX_W_I8P = CDX_W_PACKED + CDX_W_I8
 };
 #define CDX_QK 32
 #define CDX_PANEL 16 /* outputs per packed panel */
@@ -96,7 +104,7 @@ static inline const void *cdx_wmat_row(const struct cdx_wmat *w, size_t k, size_
 static inline int cdx_wtype_is_packed(int type)
 {
     return type == CDX_W_F32P || type == CDX_W_F16P || type == CDX_W_Q8P || type == CDX_W_Q4P ||
-           type == CDX_W_BF16P;
+           type == CDX_W_BF16P || type == CDX_W_I8P;
 }
 static inline int cdx_wtype_base(int type) { return cdx_wtype_is_packed(type) ? type - CDX_W_PACKED : type; }
 /* The packed type of a row type (F32 -> F32P ...), or -1 if it has none. */
@@ -113,8 +121,9 @@ CDX_INTERNAL void cdx_wmat_dequant(const struct cdx_wmat *W, size_t k, size_t j,
                                    float *out);
 /* Packs W (n, k) of row type `src->type` into `out` (cdx_wmat_bytes(dst, n,
  * k) bytes) as packed type dst: F32P from F32; F16P from F16; BF16P from BF16; Q8P from
- * Q8_0; Q4P from Q4_0 (the values are copied, never re-rounded). Returns 0,
- * or -1 if the pair is not one of these. */
+ * Q8_0; Q4P from Q4_0 (the values are copied, never re-rounded); I8P from
+ * any type (quantized per row: cdx_i8p_quant). Returns 0, or -1 if the pair
+ * is not one of these (or I8P runs out of memory). */
 CDX_INTERNAL int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, size_t k, void *out);
 
 /* C (m, n; row stride ldc) [+]= act(A (m, k; stride lda) @ W (n, k)^T + bias (n,))

@@ -1,10 +1,11 @@
 /*
- * packed.c - panel-packed weight matrices (CDX_W_F32P, F16P, BF16P, Q8P, Q4P; the
+ * packed.c - panel-packed weight matrices (CDX_W_F32P, F16P, BF16P, Q8P, Q4P, I8P; the
  * layouts are in ops.h): their sizes, sub-views, exact dequantization of one
  * row (for the scalar reference and for re-quantizing) and packing from the
  * row layout. Packing copies values (floats, halves, int8, nibbles and their
  * scales) without re-rounding, so a packed matrix holds exactly the numbers
- * of the row matrix it was made from. Rows past n are zero in every type.
+ * of the row matrix it was made from; I8P, which has no row type, is
+ * quantized from any matrix (qgemm.c). Rows past n are zero in every type.
  */
 #include <string.h>
 
@@ -23,6 +24,7 @@ int cdx_wtype_packed_of(int type)
     case CDX_W_Q8_0: return CDX_W_Q8P;
     case CDX_W_Q4_0: return CDX_W_Q4P;
     case CDX_W_BF16: return CDX_W_BF16P;
+    case CDX_W_I8: return CDX_W_I8P;
     default: return -1;
     }
 }
@@ -37,6 +39,7 @@ static size_t panel_bytes(int type, size_t k)
     case CDX_W_Q8P: return k % CDX_QK || cdx_mul(k / CDX_QK, 576, &r) ? 0 : r;
     case CDX_W_Q4P: return k % CDX_QK || cdx_mul(k / CDX_QK, 320, &r) ? 0 : r;
     case CDX_W_BF16P: return cdx_mul((k + 1) / 2, NR * 4, &r) ? 0 : r;
+    case CDX_W_I8P: return cdx_i8p_bytes(NR, k);
     default: return 0;
     }
 }
@@ -87,6 +90,12 @@ void cdx_wmat_dequant(const struct cdx_wmat *W, size_t k, size_t j, size_t k0, s
             out[p - k0] = (float)(int8_t)blk[64 + (g * NR + r) * 4 + e % 4] * d;
             break;
         }
+        case CDX_W_I8P: {
+            float d;
+            memcpy(&d, pan + r * 4, 4);
+            out[p - k0] = (float)((int)pan[64 + (p / 4 * NR + r) * 4 + p % 4] - 128) * d;
+            break;
+        }
         default: { /* Q4P */
             const uint8_t *blk = pan + b * 320;
             float d;
@@ -102,6 +111,7 @@ void cdx_wmat_dequant(const struct cdx_wmat *W, size_t k, size_t j, size_t k0, s
 
 int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, size_t k, void *out)
 {
+    if (dst == CDX_W_I8P) return cdx_i8p_bytes(n, k) ? cdx_i8p_quant(src, n, k, out) : -1;
     if (cdx_wtype_packed_of(src->type) != dst) return -1;
     size_t pb = panel_bytes(dst, k), np = (n + NR - 1) / NR;
     size_t rb = cdx_wtype_row_bytes(src->type, k);

@@ -11,6 +11,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define NR CDX_QP_NR
@@ -146,4 +147,114 @@ void cdx_qgemm_ref(int wtype, const int8_t *qa, const float *da, const int32_t *
                 *c = (flags & CDX_LIN_ACCUM) ? *c + s : s;
             }
         }
+}
+
+/* ---- I8P: per-row int8 weights, per-row int8 activations (qgemm.h) ---- */
+
+size_t cdx_i8p_bytes(size_t n, size_t k)
+{
+    size_t np = n / NR + (n % NR != 0), pb, r;
+    if (k % CDX_QK || k > CDX_I8_KMAX || cdx_mul(k, 16, &pb) || cdx_mul(np, pb + 64, &r)) return 0;
+    return r;
+}
+
+/* One row's scale and integers (the rule of cdx_i8p_quant). */
+static float i8_row(const float *x, size_t k, int8_t *q)
+{
+    float amax = 0.0f;
+    int finite = 1;
+    for (size_t p = 0; p < k; p++) {
+        finite &= isfinite(x[p]) != 0;
+        amax = fmaxf(amax, fabsf(x[p]));
+    }
+    if (!finite) {
+        memset(q, 0, k);
+        return NAN;
+    }
+    float d = amax / 127.0f, id = d >= FLT_MIN ? 1.0f / d : 0.0f;
+    for (size_t p = 0; p < k; p++) q[p] = (int8_t)nearbyintf(x[p] * id);
+    return id != 0.0f ? d : 0.0f;
+}
+
+int cdx_i8p_quant(const struct cdx_wmat *src, size_t n, size_t k, void *out)
+{
+    uint8_t *dst = out;
+    size_t np = (n + NR - 1) / NR, pb = 64 + 16 * k;
+    float *row = malloc((k ? k : 1) * sizeof *row);
+    int8_t *q = malloc(k ? k : 1);
+    if (!row || !q) {
+        free(row);
+        free(q);
+        return -1;
+    }
+    for (size_t j = 0; j < np * NR; j++) { /* padding rows: d = 0, q = 0 (byte 128) */
+        uint8_t *pan = dst + j / NR * pb;
+        size_t r = j % NR;
+        float d = 0.0f;
+        if (j < n) {
+            cdx_wmat_dequant(src, k, j, 0, k, row);
+            d = i8_row(row, k, q);
+        }
+        st_f32(pan + 4 * r, d);
+        for (size_t p = 0; p < k; p++)
+            pan[64 + (p / 4) * 64 + r * 4 + p % 4] = (uint8_t)(128 + (j < n ? q[p] : 0));
+    }
+    free(row);
+    free(q);
+    return 0;
+}
+
+void cdx_i8p_unpack_row(const void *Wp, size_t k, size_t j, int8_t *w, float *d)
+{
+    const uint8_t *pan = (const uint8_t *)Wp + j / NR * (64 + 16 * k);
+    size_t r = j % NR;
+    memcpy(d, pan + 4 * r, 4);
+    for (size_t p = 0; p < k; p++) w[p] = (int8_t)((int)pan[64 + (p / 4) * 64 + r * 4 + p % 4] - 128);
+}
+
+void cdx_act_i8_ref(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
+{
+    int finite = 1;
+    float amax = 0.0f;
+    for (size_t p = 0; p < k; p++) {
+        finite &= isfinite(x[p]) != 0;
+        amax = fmaxf(amax, fabsf(x[p]));
+    }
+    if (!finite) {
+        memset(q, 0, k);
+        *d = NAN;
+        *s = 0;
+        return;
+    }
+    float db = amax / (float)qmax, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
+    int32_t sum = 0;
+    for (size_t p = 0; p < k; p++) {
+        int v = (int)nearbyintf(x[p] * id);
+        q[p] = (int8_t)v;
+        sum += v;
+    }
+    *d = id != 0.0f ? db : 0.0f;
+    *s = sum;
+}
+
+/* The definition in qgemm.h, one output at a time. */
+void cdx_i8gemm_ref(const int8_t *qa, const float *da, const int32_t *sa, size_t m, const void *Wp, size_t n,
+                    size_t k, const float *bias, float *C, size_t ldc, int act, unsigned flags)
+{
+    (void)sa;
+    int8_t w[CDX_I8_KMAX];
+    for (size_t j = 0; j < n; j++) {
+        float dw;
+        cdx_i8p_unpack_row(Wp, k, j, w, &dw);
+        for (size_t i = 0; i < m; i++) {
+            const int8_t *a = qa + i * k;
+            int32_t isum = 0;
+            for (size_t p = 0; p < k; p++) isum += (int32_t)a[p] * w[p];
+            float s = (float)isum * (da[i] * dw);
+            if (bias) s += bias[j];
+            s = cdx_act_apply(act, s);
+            float *c = C + i * ldc + j;
+            *c = (flags & CDX_LIN_ACCUM) ? *c + s : s;
+        }
+    }
 }

@@ -124,4 +124,48 @@ CDX_INTERNAL void cdx_qgemm_tile_neondot(int wtype, const int8_t *qa, const floa
                                          const void *Wp, size_t k, const float *bias, float *C, size_t ldc,
                                          size_t m0, size_t m1, size_t n0, size_t n1, int act, unsigned flags);
 
+/* I8P: int8 weights with one scale per output row (ops.h has the layout),
+ * times int8 activations with one scale per row, the whole k in one exact
+ * integer sum:
+ *   isum = sum_p qa[i][p] * w[j][p]            (int32, exact: k <= 65536)
+ *   s = (float)isum * (da[i] * dw[j]), then + bias[j], the activation, and
+ *   C = accum ? C + s : s                      (cdx_linear_ref's epilogue)
+ * No float chain over k, so any tiling, k chunking or instruction order
+ * gives the same bits; only the activation range qmax (struct cdx_kernels
+ * .qmax_i8) differs between paths. */
+#define CDX_I8_KMAX 65536
+/* Bytes of the I8P matrix (n, k); 0 if k % 32 != 0, k > CDX_I8_KMAX or on
+ * overflow. */
+CDX_INTERNAL size_t cdx_i8p_bytes(size_t n, size_t k);
+/* Quantizes W (n, k; any type, dequantized exactly row by row) into I8P:
+ * per row d = max |w| / 127, q = round-half-even(w / d) (d = 0 and q = 0 for
+ * a zero row; a row holding NaN or inf gets d = NaN and q = 0, so its outputs
+ * are NaN as in fp32). Padding rows are d = 0, q = 0. 0, or -1 out of
+ * memory. */
+CDX_INTERNAL int cdx_i8p_quant(const struct cdx_wmat *src, size_t n, size_t k, void *out);
+/* Row j of an I8P matrix: its k weights q (|q| <= 127) and scale. */
+CDX_INTERNAL void cdx_i8p_unpack_row(const void *Wp, size_t k, size_t j, int8_t *w, float *d);
+/* One activation row x (k values) to q in [-qmax, qmax] with one scale:
+ * amax = max |x| over the row, d = amax / qmax, id = d >= FLT_MIN ? 1 / d : 0,
+ * q = round-half-even(x * id); *s = sum of q. A row holding NaN or inf gets
+ * q = 0, *s = 0, *d = NaN (cdx_act_q8_ref's rule, for the whole row). */
+CDX_INTERNAL void cdx_act_i8_ref(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_act_i8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
+CDX_INTERNAL void cdx_act_i8_avx512(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
+/* C (m, n) (+)= the I8P product above; qa row i at qa + i * k, da[i], sa[i]. */
+CDX_INTERNAL void cdx_i8gemm_ref(const int8_t *qa, const float *da, const int32_t *sa, size_t m, const void *Wp,
+                                 size_t n, size_t k, const float *bias, float *C, size_t ldc, int act,
+                                 unsigned flags);
+/* Rows [m0, m1) x cols [n0, n1) of it (absolute indices; n0 % 16 == 0,
+ * m1 - m0 <= CDX_LINEAR_TILE_M, n1 - n0 <= CDX_LINEAR_TILE_N); bitwise
+ * cdx_i8gemm_ref for CDX_ACT_NONE on every path (epilogues as the Q8P
+ * tiles'). The SIMD tiles use the biased weights (w + 128) as vpdpbusd's /
+ * vpmaddubsw's unsigned operand and start the integer sums at -128 * sa[i]. */
+typedef void cdx_i8gemm_tile_t(const int8_t *qa, const float *da, const int32_t *sa, const void *Wp, size_t k,
+                               const float *bias, float *C, size_t ldc, size_t m0, size_t m1, size_t n0,
+                               size_t n1, int act, unsigned flags);
+CDX_INTERNAL cdx_i8gemm_tile_t cdx_i8gemm_tile_ref, cdx_i8gemm_tile_avx2, cdx_i8gemm_tile_avxvnni,
+    cdx_i8gemm_tile_avx512, cdx_i8gemm_tile_neon, cdx_i8gemm_tile_neondot;
+#define CDX_IA_MAX_AVX2 63 /* I8P activations on the scalar and AVX2 paths (vpmaddubsw pairs) */
+
 #endif

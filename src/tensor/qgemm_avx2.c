@@ -253,4 +253,69 @@ TGT void cdx_qgemm_tile_avx2(int wtype, const int8_t *qa, const float *da, const
     cdx_linear_epilogue_avx2(acc, ldacc, bias, C, ldc, m0, m1, n0, n1, act, flags);
 }
 
+/* Activation rows for I8P (cdx_act_i8_ref's contract, bitwise): the max of
+ * |x| over the row (exact in any order), then the reference's division,
+ * reciprocal, multiply and round-half-even conversion. k % 8 == 0. */
+TGT void cdx_act_i8_avx2(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
+{
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), inf = _mm256_set1_ps(INFINITY);
+    __m256 mx = _mm256_setzero_ps(), fin = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (size_t p = 0; p < k; p += 8) {
+        __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + p), absmask);
+        fin = _mm256_and_ps(fin, _mm256_cmp_ps(a, inf, _CMP_LT_OQ));
+        mx = _mm256_max_ps(mx, a);
+    }
+    if (_mm256_movemask_ps(fin) != 0xFF) {
+        memset(q, 0, k);
+        *d = NAN;
+        *s = 0;
+        return;
+    }
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
+    float db = _mm_cvtss_f32(h) / (float)qmax, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
+    __m256 vid = _mm256_set1_ps(id);
+    __m256i sum = _mm256_setzero_si256();
+    for (size_t p = 0; p < k; p += 8) {
+        __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + p), vid));
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storel_epi64((__m128i *)(void *)(q + p), _mm_packs_epi16(w, w));
+        sum = _mm256_add_epi32(sum, v);
+    }
+    __m128i u = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0x4e));
+    u = _mm_add_epi32(u, _mm_shuffle_epi32(u, 0xb1));
+    *d = id != 0.0f ? db : 0.0f;
+    *s = _mm_cvtsi128_si32(u);
+}
+
+/* The I8P tile (i8gemm.inc) with AVX2: 4 rows x one panel (8 int32
+ * accumulators); a group step per row is vpmaddubsw(w + 128, a) (pairs
+ * <= 2 * 255 * 63, no saturation with |a| <= 63), vpmaddwd with ones,
+ * vpaddd: exact. */
+TGT static INL __m256i dpbusd_avx2(__m256i acc, __m256i u, __m256i s)
+{
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+}
+#define EPILOGUE cdx_linear_epilogue_avx2
+#define PFX avx2
+#define VW 8
+#define QV_R 4
+#define VI_LOADU(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define QI_P 1
+#define VI __m256i
+#define VF __m256
+#define VI_SET1(x) _mm256_set1_epi32(x)
+#define VI_LOAD(p) _mm256_load_si256((const __m256i *)(const void *)(p))
+#define VI_STORE(p, v) _mm256_store_si256((__m256i *)(void *)(p), v)
+#define VF_SET1(x) _mm256_set1_ps(x)
+#define VF_LOADU(p) _mm256_loadu_ps(p)
+#define VF_STORE(p, v) _mm256_store_ps(p, v)
+#define VF_MUL(a, b) _mm256_mul_ps(a, b)
+#define VI_TO_VF(v) _mm256_cvtepi32_ps(v)
+#define DPBUSD(acc, u, s) dpbusd_avx2(acc, u, s)
+#define BCAST4(p) bcast4((const int8_t *)(p))
+#include "tensor/i8gemm.inc"
+
 #endif /* x86 */

@@ -55,7 +55,12 @@ TGT static inline __attribute__((always_inline)) __m512i bcast4(const int8_t *p)
     return _mm512_set1_epi32(v);
 }
 
+#define VI_LOAD(p) _mm512_load_si512((const void *)(p))
+#define VI_STORE(p, v) _mm512_store_si512((void *)(p), v)
+#define VI_LOADU(p) _mm512_loadu_si512((const void *)(p))
+#define QI_P 4
 #include "tensor/qgemm_vnni.inc"
+#include "tensor/i8gemm.inc"
 
 /* Activation quantization (cdx_act_q8_ref's contract and float operations:
  * max |x| is exact in any order, then one division for d, one for 1/d, one
@@ -83,6 +88,37 @@ TGT void cdx_act_q8_avx512(const float *x, size_t k, int qmax, int8_t *q, float 
         d[b] = id != 0.0f ? db : 0.0f;
         s[b] = _mm512_reduce_add_epi32(_mm512_add_epi32(i0, i1));
     }
+}
+
+/* cdx_act_i8_ref's contract, bitwise (the max is exact in any order; the
+ * same division, reciprocal, multiply and round-half-even conversion per
+ * value; integer sums are exact). k % 16 == 0. */
+TGT void cdx_act_i8_avx512(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s)
+{
+    const __m512 inf = _mm512_set1_ps(INFINITY);
+    __m512 mx = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (size_t p = 0; p < k; p += 16) {
+        __m512 a = _mm512_abs_ps(_mm512_loadu_ps(x + p));
+        bad |= (__mmask16)~_mm512_cmp_ps_mask(a, inf, _CMP_LT_OQ);
+        mx = _mm512_max_ps(mx, a);
+    }
+    if (bad) {
+        memset(q, 0, k);
+        *d = NAN;
+        *s = 0;
+        return;
+    }
+    float amax = _mm512_reduce_max_ps(mx), db = amax / (float)qmax, id = db >= FLT_MIN ? 1.0f / db : 0.0f;
+    __m512 vid = _mm512_set1_ps(id);
+    __m512i sum = _mm512_setzero_si512();
+    for (size_t p = 0; p < k; p += 16) {
+        __m512i v = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + p), vid));
+        _mm_storeu_si128((__m128i *)(void *)(q + p), _mm512_cvtsepi32_epi8(v));
+        sum = _mm512_add_epi32(sum, v);
+    }
+    *d = id != 0.0f ? db : 0.0f;
+    *s = _mm512_reduce_add_epi32(sum);
 }
 
 #endif /* x86 */

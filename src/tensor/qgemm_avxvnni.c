@@ -49,6 +49,11 @@ TGT static inline __attribute__((always_inline)) __m256i bcast4(const int8_t *p)
     return _mm256_set1_epi32(v);
 }
 
+#define VI_LOAD(p) _mm256_load_si256((const __m256i *)(const void *)(p))
+#define VI_STORE(p, v) _mm256_store_si256((__m256i *)(void *)(p), v)
+#define VI_LOADU(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+#define QI_P 1
 #include "tensor/qgemm_vnni.inc"
+#include "tensor/i8gemm.inc"
 
 #endif /* x86 */

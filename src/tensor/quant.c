@@ -17,9 +17,10 @@ static const struct {
     {CDX_W_F32, "F32", 1, 4},        {CDX_W_F16, "F16", 1, 2},        {CDX_W_Q4_0, "Q4_0", 32, 18},
     {CDX_W_Q4_1, "Q4_1", 32, 20},    {CDX_W_Q5_0, "Q5_0", 32, 22},    {CDX_W_Q5_1, "Q5_1", 32, 24},
     {CDX_W_Q8_0, "Q8_0", 32, 34},    {CDX_W_BF16, "BF16", 1, 2},
+    {CDX_W_I8, "I8", 32, 0}, /* no row layout (ops.h): a request type only */
     /* packed (ops.h): block and bytes describe their panels, not rows */
     {CDX_W_F32P, "F32_P16", 1, 0},   {CDX_W_F16P, "F16_P16", 1, 0},   {CDX_W_Q8P, "Q8_0_P16", 32, 0},
-    {CDX_W_Q4P, "Q4_0_P16", 32, 0},  {CDX_W_BF16P, "BF16_P16", 1, 0},
+    {CDX_W_Q4P, "Q4_0_P16", 32, 0},  {CDX_W_BF16P, "BF16_P16", 1, 0},   {CDX_W_I8P, "I8_P16", 32, 0},
 };
 
 static int find(int type)
