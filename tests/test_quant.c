@@ -6,6 +6,7 @@
  *     safetensors model (the round trip loses nothing);
  *   - quantize to F16, BF16, Q8_0, Q5_0 and Q4_0, load, embed every golden image
  *     and text and check the cosine against the golden (float64 reference)
+ *     (I8, per-row int8, too: >= 0.999 like Q8_0)
  *     embeddings: F16 and BF16 >= 0.9995, Q8_0 >= 0.999, Q4_0 >= 0.99, Q5_0 >= 0.98 (the
  *     worst per type is printed);
  *   - a quantized model still gives bitwise identical embeddings for batch 1
@@ -135,7 +136,7 @@ static void check_model(const char *shared, const char *gpath)
         const char *tag;
         double min_cos;
     } types[] = {{CLIPDEX_TYPE_F32, "f32", 1.0}, {CLIPDEX_TYPE_F16, "f16", 0.9995}, {CLIPDEX_TYPE_BF16, "bf16", 0.9995},
-                 {CLIPDEX_TYPE_Q8_0, "q8_0", 0.999}, {CLIPDEX_TYPE_Q5_0, "q5_0", 0.98},
+                 {CLIPDEX_TYPE_Q8_0, "q8_0", 0.999}, {CLIPDEX_TYPE_I8, "i8", 0.999}, {CLIPDEX_TYPE_Q5_0, "q5_0", 0.98},
                  {CLIPDEX_TYPE_Q4_0, "q4_0", 0.99}};
     clipdex_model_params mp = clipdex_model_params_default();
     mp.vocab_path = dir;
@@ -177,7 +178,8 @@ static void check_model(const char *shared, const char *gpath)
              * text rows are 32 wide, one activation block, and its embeddings 32 long: Q8's 7-bit
              * activations (qgemm.h) give it 0.99884 (8-bit ones gave 0.99957), hence 0.998 there. */
             double min_cos = types[t].min_cos;
-            if (types[t].type == CLIPDEX_TYPE_Q8_0 && strstr(name, "tiny")) min_cos = 0.998;
+            if ((types[t].type == CLIPDEX_TYPE_Q8_0 || types[t].type == CLIPDEX_TYPE_I8) && strstr(name, "tiny"))
+                min_cos = 0.998;
             CHECK(worst >= min_cos, "%s %s: worst cosine %.6f < %.4f", name, types[t].tag, worst, min_cos);
             struct stat st;
             stat(out, &st);
@@ -197,7 +199,8 @@ static void check_model(const char *shared, const char *gpath)
             }
             ctx->kern = best;
         }
-        if (types[t].type == CLIPDEX_TYPE_Q4_0 || (types[t].type == CLIPDEX_TYPE_Q8_0 && !strstr(name, "b32"))) {
+        if (types[t].type == CLIPDEX_TYPE_Q4_0 ||
+            ((types[t].type == CLIPDEX_TYPE_Q8_0 || types[t].type == CLIPDEX_TYPE_I8) && !strstr(name, "b32"))) {
             /* batch 1 on one thread == batch 16 on two threads */
             rc = embed_all(ctx1, q, &in, ai, at, 1);
             CHECK(rc == 0 && memcmp(ai, qi, in.n_img * in.E * 4) == 0 && memcmp(at, qt, in.n_txt * in.E * 4) == 0,
@@ -229,6 +232,12 @@ static void check_model(const char *shared, const char *gpath)
                   "unknown layout accepted");
             clipdex_model_free(r);
             unlink(rows);
+        }
+        if (types[t].type == CLIPDEX_TYPE_I8) { /* packed only; its matrices are I8P */
+            CHECK(clipdex_model_quantize_layout(ctx, m, CLIPDEX_TYPE_I8, CLIPDEX_LAYOUT_ROWS, out) == CLIPDEX_E_ARG,
+                  "%s: i8 in the rows layout accepted", name);
+            CHECK(strcmp(qinfo.dtype, strstr(name, "tiny") ? "Q8_0" : "I8") == 0, "%s i8 dtype %s", name,
+                  qinfo.dtype); /* tiny: the Q8_0 token table outweighs its matrices */
         }
         if (types[t].type == CLIPDEX_TYPE_Q8_0 && strstr(name, "tiny")) {
             snprintf(tiny_q8, sizeof tiny_q8, "%s", out);

@@ -22,8 +22,9 @@ const char usage_quantize[] =
     "The tokenizer is not stored: keep vocab.json + merges.txt (or\n"
     "bpe_simple_vocab_16e6.txt.gz) beside FILE, or use --vocab/CLIPDEX_VOCAB.\n"
     "\n"
-    "Types (bits per weight): f32 (32), f16 (16), bf16 (16), q8 = q8_0 (8.5), q5 = q5_0\n"
-    "(5.5), q5_1 (6), q4 = q4_0 (4.5), q4_1 (5).\n"
+    "Types (bits per weight): f32 (32), f16 (16), bf16 (16), q8 = q8_0 (8.5), i8 (8:\n"
+    "int8 with one scale per output row, the fastest int8 type; packed layout only),\n"
+    "q5 = q5_0 (5.5), q5_1 (6), q4 = q4_0 (4.5), q4_1 (5).\n"
     "\n"
     "Options:\n"
     "  --model DIR      model directory or weight file (default: $CLIPDEX_MODEL)\n"
@@ -43,7 +44,7 @@ static const struct {
     {"f32", CLIPDEX_TYPE_F32},   {"f16", CLIPDEX_TYPE_F16},   {"bf16", CLIPDEX_TYPE_BF16},   {"q8", CLIPDEX_TYPE_Q8_0},
     {"q8_0", CLIPDEX_TYPE_Q8_0}, {"q5", CLIPDEX_TYPE_Q5_0},   {"q5_0", CLIPDEX_TYPE_Q5_0},
     {"q5_1", CLIPDEX_TYPE_Q5_1}, {"q4", CLIPDEX_TYPE_Q4_0},   {"q4_0", CLIPDEX_TYPE_Q4_0},
-    {"q4_1", CLIPDEX_TYPE_Q4_1},
+    {"q4_1", CLIPDEX_TYPE_Q4_1}, {"i8", CLIPDEX_TYPE_I8},
 };
 
 int cmd_quantize(int argc, char **argv)
@@ -71,11 +72,11 @@ int cmd_quantize(int argc, char **argv)
             return cli_unknown_option(&a);
         }
     }
-    if (!type_opt) return cli_usage_error(a.cmd, "--type is required (f32, f16, bf16, q8, q5, q5_1, q4, q4_1)");
+    if (!type_opt) return cli_usage_error(a.cmd, "--type is required (f32, f16, bf16, q8, i8, q5, q5_1, q4, q4_1)");
     for (size_t i = 0; i < sizeof type_names / sizeof type_names[0]; i++)
         if (strcasecmp(type_opt, type_names[i].name) == 0) type = type_names[i].type;
     if (type < 0)
-        return cli_usage_error(a.cmd, "unknown --type '%s' (f32, f16, bf16, q8, q5, q5_1, q4, q4_1)", type_opt);
+        return cli_usage_error(a.cmd, "unknown --type '%s' (f32, f16, bf16, q8, i8, q5, q5_1, q4, q4_1)", type_opt);
     if (strcasecmp(layout_opt, "packed") == 0) layout = CLIPDEX_LAYOUT_PACKED;
     else if (strcasecmp(layout_opt, "rows") == 0) layout = CLIPDEX_LAYOUT_ROWS;
     else return cli_usage_error(a.cmd, "unknown --layout '%s' (packed, rows)", layout_opt);

@@ -45,6 +45,21 @@ static int keep_q8(const char *gname)
            strncmp(gname, "t.blk.0.", 8) == 0 || strstr(gname, "token_embd") || strstr(gname, "projection");
 }
 
+/* I8: quantized per output row straight from the source matrix (any type)
+ * into I8P panels (src/tensor/qgemm.h); there is no row layout. */
+static int put_i8p(struct qz *q, const char *name, const struct cdx_wmat *w, size_t rows, size_t cols, int ndim,
+                   const uint64_t *ne)
+{
+    size_t bytes = cdx_wmat_bytes(CDX_W_I8P, rows, cols);
+    uint8_t *packed = bytes ? malloc(bytes) : NULL;
+    if (!packed || cdx_wmat_pack(CDX_W_I8P, w, rows, cols, packed)) {
+        free(packed);
+        return cdx_error(q->ctx, bytes ? CLIPDEX_E_NOMEM : CLIPDEX_E_INTERNAL, "quantize: cannot pack '%s' as I8",
+                         name);
+    }
+    return cdx_gguf_add_tensor(q->w, name, CDX_W_I8P, ndim, ne, packed, bytes, 1);
+}
+
 /* A weight matrix [rows, cols] (written with PyTorch shape `shape`) as `type`. */
 static int put_mat(struct qz *q, const char *hf, const struct cdx_wmat *w, size_t rows, size_t cols, int type,
                    int ndim, const int64_t *shape)
@@ -54,6 +69,8 @@ static int put_mat(struct qz *q, const char *hf, const struct cdx_wmat *w, size_
     for (int i = 0; i < ndim; i++) ne[i] = (uint64_t)shape[ndim - 1 - i];
     cdx_clip_gguf_name(hf, name, sizeof name);
     if ((type == CDX_W_Q4_0 || type == CDX_W_Q4_1) && keep_q8(name)) type = CDX_W_Q8_0;
+    if (type == CDX_W_I8 && strstr(name, "token_embd")) type = CDX_W_Q8_0; /* a gathered table, no I8 rows */
+    if (type == CDX_W_I8 && cols % CDX_QK == 0) return put_i8p(q, name, w, rows, cols, ndim, ne);
     if (cdx_wtype_block(type) > 1 && cols % CDX_QK) type = CDX_W_F16; /* rows that do not split into blocks */
     size_t rb = cdx_wtype_row_bytes(type, cols), total;
     if (!rb || cdx_mul(rb, rows, &total))
@@ -138,6 +155,7 @@ static uint32_t file_type(int type)
     case CDX_W_Q4_0: return 2;
     case CDX_W_Q4_1: return 3;
     case CDX_W_Q8_0: return 7;
+    case CDX_W_I8: return 7; /* ggml has no per-row int8: its nearest kind, 8 bits */
     case CDX_W_Q5_0: return 8;
     case CDX_W_Q5_1: return 9;
     case CDX_W_BF16: return 32;
@@ -238,6 +256,9 @@ int clipdex_model_quantize_layout(clipdex_ctx *ctx, const clipdex_model *m, int 
         return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_quantize: unknown weight type %d", type);
     if (layout != CLIPDEX_LAYOUT_PACKED && layout != CLIPDEX_LAYOUT_ROWS)
         return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_quantize: unknown layout %d", layout);
+    if (type == CDX_W_I8 && layout != CLIPDEX_LAYOUT_PACKED)
+        return cdx_error(ctx, CLIPDEX_E_ARG, "clipdex_model_quantize: type I8 exists only in the packed layout "
+                                             "(ggml has no per-row int8 type)");
     struct qz q = {ctx, m, NULL, type, layout == CLIPDEX_LAYOUT_PACKED};
     int rc = cdx_gguf_writer_new(ctx, &q.w);
     if (rc) return rc;

@@ -32,7 +32,7 @@ static void fill_scalar(struct cdx_kernels *t)
     t->attn_row = cdx_attn_row_ref;
     t->act_q8 = cdx_act_q8_ref;
     t->qgemm_tile = cdx_qgemm_tile_ref;
-    t->qmax_i8 = 127;
+    t->qmax_i8 = CDX_IA_MAX;
     t->act_i8 = cdx_act_i8_ref;
     t->i8gemm_tile = cdx_i8gemm_tile_ref;
     t->vec_dot = cdx_vec_dot_ref;
@@ -50,7 +50,7 @@ static void fill_avx2(struct cdx_kernels *t)
     t->attn_row = cdx_attn_row_avx2;
     t->act_q8 = cdx_act_q8_avx2;
     t->qgemm_tile = cdx_qgemm_tile_avx2;
-    t->qmax_i8 = CDX_IA_MAX_AVX2;
+    t->qmax_i8 = CDX_IA_MAX;
     t->act_i8 = cdx_act_i8_avx2;
     t->i8gemm_tile = cdx_i8gemm_tile_avx2;
     t->vec_dot = cdx_vec_dot_avx2;

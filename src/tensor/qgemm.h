@@ -166,6 +166,6 @@ typedef void cdx_i8gemm_tile_t(const int8_t *qa, const float *da, const int32_t 
                                size_t n1, int act, unsigned flags);
 CDX_INTERNAL cdx_i8gemm_tile_t cdx_i8gemm_tile_ref, cdx_i8gemm_tile_avx2, cdx_i8gemm_tile_avxvnni,
     cdx_i8gemm_tile_avx512, cdx_i8gemm_tile_neon, cdx_i8gemm_tile_neondot;
-#define CDX_IA_MAX_AVX2 63 /* I8P activations on the scalar and AVX2 paths (vpmaddubsw pairs) */
+#define CDX_IA_MAX 127 /* I8P activations on every path (8 bits) */
 
 #endif
