@@ -32,12 +32,12 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ["fp32", "fp32st", "f16", "bf16", "q8", "q4"]  # clipdex weight formats, in print order
+VARIANTS = ["fp32", "fp32st", "f16", "bf16", "q8", "i8", "q4"]  # clipdex weight formats, in print order
 OPTIONAL = {"fp32st"}                                     # printed only when given
-AVX2_VARIANTS = ["fp32", "q8"]                            # also run with CLIPDEX_ISA=avx2
+AVX2_VARIANTS = ["fp32", "q8", "i8"]                      # also run with CLIPDEX_ISA=avx2
 PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
 RATIO_PEERS = ["ort-fp32", "ort-int8", "torch-fp32"]
-FAMILY = {"fp32": "fp32", "fp32st": "fp32", "f16": "fp32", "bf16": "bf16", "q8": "int8", "q4": "int8"}
+FAMILY = {"fp32": "fp32", "fp32st": "fp32", "f16": "fp32", "bf16": "bf16", "q8": "int8", "i8": "int8", "q4": "int8"}
 # the peak kind (bench/peak.c --kind) of each kernel named by clipdex_ctx_kernels
 FP32_PEAK = {"avx512": "avx512-fma", "avx2": "avx2-fma", "avx-vnni": "avx2-fma", "fma": "avx2-fma"}
 INT8_PEAK = {"avx512-vnni": "avx512-vnni", "avx-vnni": "avx-vnni", "avx2": "avx2-int8"}
@@ -51,6 +51,10 @@ TARGETS = [
     ("BF16 images vs ORT fp32", "bf16", "ort-fp32", [("image", "16"), ("image", "1")], 1.6),
     ("fp32 text vs ORT fp32, same positions", "fp32", "ort-fp32", [("text", "t6"), ("text", "t7")], 2.0),
     ("Q8 text vs ORT fp32, same positions", "q8", "ort-fp32", [("text", "t6"), ("text", "t7")], 8.0),
+    # the same 8-bit targets with I8 (int8 with one scale per output row, ONNX Runtime's own format)
+    ("I8 images vs ORT fp32", "i8", "ort-fp32", [("image", "16"), ("image", "1")], 2.0),
+    ("I8 images vs ORT int8", "i8", "ort-int8", [("image", "16"), ("image", "1")], 1.3),
+    ("I8 text vs ORT fp32, same positions", "i8", "ort-fp32", [("text", "t6"), ("text", "t7")], 8.0),
 ]
 
 
@@ -310,7 +314,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", required=True)
     ap.add_argument("--model", action="append", default=[], metavar="VARIANT=PATH",
-                    help="clipdex model per variant (fp32, f16, q8, q4); missing ones print n/a")
+                    help="clipdex model per variant (fp32, f16, bf16, q8, i8, q4); missing ones print n/a")
     ap.add_argument("--onnx", help="directory of tools/export_onnx.py's output (ONNX Runtime peer)")
     ap.add_argument("--torch-model", help="model directory for the PyTorch peer")
     ap.add_argument("--python", default="/usr/bin/python3")

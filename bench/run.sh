@@ -13,10 +13,10 @@
 #                          skipped anyway when AVX2 is already the best path)
 #   BENCH_SECONDS=1        seconds per task, system and round
 #   BENCH_PEERS=all        all | none | a list of: ort torch
-#   BENCH_F16=PATH  BENCH_BF16=PATH  BENCH_Q8=PATH  BENCH_Q4=PATH
+#   BENCH_F16=PATH  BENCH_BF16=PATH  BENCH_Q8=PATH  BENCH_I8=PATH  BENCH_Q4=PATH
 #                          clipdex models for the F16/BF16/Q8/Q4 columns (a directory or weight
 #                          file clipdex_model_load accepts); by default every clipdex column, fp32
-#                          included, runs BUILD/bench-models/b32-{f32p,f16p,bf16p,q8p,q4p}: the
+#                          included, runs BUILD/bench-models/b32-{f32p,f16p,bf16p,q8p,i8p,q4p}: the
 #                          seeded fp32 model written by `clipdex quantize --layout packed` (the
 #                          BF16 column is skipped, with a note, while `--type bf16` fails)
 #   BENCH_JPEG=DIR         JPEGs clipdex decodes in the image tasks (default: ../shared/data/
@@ -92,8 +92,10 @@ else
     NOTES="no BF16 column: 'clipdex quantize --type bf16' failed ($why)"
 fi
 if [ -z "${BENCH_Q8:-}" ]; then quant b32-q8p q8; fi
+if [ -z "${BENCH_I8:-}" ]; then quant b32-i8p i8; fi
 if [ -z "${BENCH_Q4:-}" ]; then quant b32-q4p q4; fi
 Q8=${BENCH_Q8:-$MODELS/b32-q8p}; [ -e "$Q8" ] && set -- "$@" --model "q8=$Q8"
+I8=${BENCH_I8:-$MODELS/b32-i8p}; [ -e "$I8" ] && set -- "$@" --model "i8=$I8"
 Q4=${BENCH_Q4:-$MODELS/b32-q4p}; [ -e "$Q4" ] && set -- "$@" --model "q4=$Q4"
 
 want() { [ "$PEERS" = all ] || case " $PEERS " in *" $1 "*) true ;; *) false ;; esac; }
