@@ -228,7 +228,9 @@ static int put_tensors(struct qz *q)
     const struct cdx_vision *v = &m->vision;
     const struct cdx_text *t = &m->text;
     int Wt = t->cfg.width, W = v->cfg.width, P = v->patch, E = m->embed_dim, rc;
-    int patch_type = q->type == CDX_W_F32 ? CDX_W_F32 : CDX_W_F16; /* as clip.cpp: the conv in F16 */
+    /* as clip.cpp: the conv in F16; I8 files take it as I8 too (3P^2 inputs: the
+     * int8 tile; clip.cpp cannot read I8 anyway) */
+    int patch_type = q->type == CDX_W_F32 ? CDX_W_F32 : q->type == CDX_W_I8 ? CDX_W_I8 : CDX_W_F16;
     if ((rc = put_mat(q, "text_model.embeddings.token_embedding.weight", &t->tok_emb, (size_t)t->vocab, (size_t)Wt,
                       q->type, 2, SHAPE(t->vocab, Wt))) ||
         (rc = put_f32(q, "text_model.embeddings.position_embedding.weight", t->pos_emb, 2, SHAPE(t->ctx_len, Wt))) ||
