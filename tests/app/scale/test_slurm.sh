@@ -88,6 +88,7 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
+# cred_expire: a requeued job may start again after cred_expire+1 s (default 120)
 AuthInfo=socket=$SOCK,cred_expire=5
 StateSaveLocation=$C/state
 SlurmdSpoolDir=$C/spool
