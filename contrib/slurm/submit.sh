@@ -4,7 +4,7 @@
 # runs once every shard succeeded (--dependency=afterok). Prints
 # "index JOBID" and "merge JOBID".
 #
-#   contrib/slurm/submit.sh -m MODEL -o OUTDIR -n N [-- SBATCH_ARG...] PHOTO_ROOT...
+#   contrib/slurm/submit.sh -m MODEL -o OUTDIR -n N [-s SBATCH_ARG]... PHOTO_ROOT...
 #
 #   -m MODEL   the model (or CLIPDEX_MODEL)
 #   -o OUTDIR  shard databases, the merged index.db and the logs, on a file

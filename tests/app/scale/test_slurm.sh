@@ -13,7 +13,7 @@
 NAME=test_slurm
 . "$(dirname "$0")/../lib.sh"
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
-for b in munged slurmctld slurmd sbatch scontrol; do
+for b in munged munge slurmctld slurmd sbatch scontrol sinfo; do
     command -v "$b" >/dev/null 2>&1 || [ -x "/usr/sbin/$b" ] ||
         { skip "$b not installed (tools/deps.sh test installs slurm-wlm and munge)"; done_; }
 done
