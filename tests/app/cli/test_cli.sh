@@ -255,6 +255,16 @@ check "F32 GGUF (packed) embeds exactly like the safetensors model" cmp -s "$TMP
 check "F32 GGUF (rows) embeds exactly like the safetensors model" cmp -s "$TMP/emb-f32-rows" "$TMP/good"
 check "F16 packed and row files embed identically" cmp -s "$TMP/emb-f16-packed" "$TMP/emb-f16-rows"
 check "Q8 packed (int8 kernels) is close to fp32" near "$("$J" dot "$TMP/emb-q8-packed" 1 "$TMP/good" 1)" 1 1e-3
+expect_rc 0 "quantize --type i8" quantize --model "$MODEL" --type i8 --out "$TMP/q-packed/i8.gguf"
+expect_rc 0 "embed with the i8 file" embed --model "$TMP/q-packed/i8.gguf" --vocab "$TMP/q-packed" \
+    --image "$IMG1" --text "a dog" --text "a cat" --image "$IMG2" --image "$IMG3" --text "a diagram"
+check "I8 (per-row int8 kernels) is close to fp32" near "$("$J" dot "$TMP/out" 1 "$TMP/good" 1)" 1 1e-3
+CLIPDEX_ISA=avx2 "$CLIPDEX" embed --model "$TMP/q-packed/i8.gguf" --vocab "$TMP/q-packed" --image "$IMG1" \
+    --text "a dog" --text "a cat" --image "$IMG2" --image "$IMG3" --text "a diagram" >"$TMP/i8-avx2" 2>"$TMP/err"
+check "I8 on the avx2 path is within 1e-5 of the best path" near "$("$J" dot "$TMP/out" 1 "$TMP/i8-avx2" 1)" 1 1e-5
+expect_rc 1 "quantize --type i8 --layout rows is refused" quantize --model "$MODEL" --type i8 --layout rows \
+    --out "$TMP/x.gguf"
+check "the i8 rows refusal says why" grep -q "only in the packed layout" "$TMP/err"
 expect_rc 2 "quantize --layout bogus" quantize --model "$MODEL" --type q8 --layout bogus --out "$TMP/x.gguf"
 check "quantize --layout bogus names the choices" grep -q "packed, rows" "$TMP/err"
 
