@@ -158,24 +158,6 @@ size_t cdx_i8p_bytes(size_t n, size_t k)
     return r;
 }
 
-/* One row's scale and integers (the rule of cdx_i8p_quant). */
-static float i8_row(const float *x, size_t k, int8_t *q)
-{
-    float amax = 0.0f;
-    int finite = 1;
-    for (size_t p = 0; p < k; p++) {
-        finite &= isfinite(x[p]) != 0;
-        amax = fmaxf(amax, fabsf(x[p]));
-    }
-    if (!finite) {
-        memset(q, 0, k);
-        return NAN;
-    }
-    float d = amax / 127.0f, id = d >= FLT_MIN ? 1.0f / d : 0.0f;
-    for (size_t p = 0; p < k; p++) q[p] = (int8_t)nearbyintf(x[p] * id);
-    return id != 0.0f ? d : 0.0f;
-}
-
 int cdx_i8p_quant(const struct cdx_wmat *src, size_t n, size_t k, void *out)
 {
     uint8_t *dst = out;
@@ -193,7 +175,8 @@ int cdx_i8p_quant(const struct cdx_wmat *src, size_t n, size_t k, void *out)
         float d = 0.0f;
         if (j < n) {
             cdx_wmat_dequant(src, k, j, 0, k, row);
-            d = i8_row(row, k, q);
+            int32_t sum;
+            cdx_act_i8_ref(row, k, 127, q, &d, &sum); /* the same rule as the activations' */
         }
         st_f32(pan + 4 * r, d);
         for (size_t p = 0; p < k; p++)
