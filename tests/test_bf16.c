@@ -110,6 +110,13 @@ static void test_pack(void)
     }
 }
 
+/* Panels as a model file holds them: 64-byte aligned (the kernels use
+ * aligned loads on them). */
+static void *panels_alloc(int type, size_t n, size_t k)
+{
+    return aligned_alloc(64, (cdx_wmat_bytes(type, n, k) + 63) / 64 * 64);
+}
+
 /* The avx512 table with the vdpbf16ps kernel for BF16P whether or not
  * dispatch prefers it on this CPU (it widens on Intel); NULL without
  * AVX512_BF16. */
@@ -149,8 +156,8 @@ static void test_widen(void)
         int bad = 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-            uint8_t *rows = malloc(n * k * 2), *P = malloc(cdx_wmat_bytes(CDX_W_BF16P, n, k));
-            float *wf = malloc(n * k * 4), *F = malloc(cdx_wmat_bytes(CDX_W_F32P, n, k));
+            uint8_t *rows = malloc(n * k * 2), *P = panels_alloc(CDX_W_BF16P, n, k);
+            float *wf = malloc(n * k * 4), *F = panels_alloc(CDX_W_F32P, n, k);
             make_weights(n, k, rows, P);
             for (size_t j = 0; j < n; j++) cdx_dequant_row(CDX_W_BF16, rows + j * 2 * k, 0, k, wf + j * k);
             struct cdx_wmat fr = {CDX_W_F32, wf}, pm = {CDX_W_BF16P, P}, fm = {CDX_W_F32P, F};
@@ -200,7 +207,7 @@ static void test_kernel(void)
     ctx1->kern = ctx3->kern = K;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-        uint8_t *rows = malloc(n * k * 2), *P = malloc(cdx_wmat_bytes(CDX_W_BF16P, n, k));
+        uint8_t *rows = malloc(n * k * 2), *P = panels_alloc(CDX_W_BF16P, n, k);
         make_weights(n, k, rows, P);
         float *A = malloc(m * k * 4), *bias = malloc(n * 4), *C = malloc(m * n * 4), *R = malloc(m * n * 4);
         float *C0 = malloc(m * n * 4), *C1 = malloc(n * 4);
