@@ -4,8 +4,11 @@
  * panels and read back exactly, and the AVX512_BF16 kernel against its exact
  * scalar model (cdx_linear_bf16_ref) bit for bit on odd shapes, with bias,
  * accumulation and special activation values; bitwise the same for any
- * thread count and with a row computed alone. The golden accuracy of BF16
- * models is checked in test_quant.c. Without AVX512_BF16 the kernel part is
+ * thread count and with a row computed alone; and every fp32 path's
+ * widened BF16P product (the default for BF16 on Intel CPUs, and on any CPU
+ * without AVX512_BF16) bitwise equal to the same path's F32P product with
+ * the weights converted to floats. The golden accuracy of BF16 models is
+ * checked in test_quant.c. Without AVX512_BF16 the vdpbf16ps part is
  * reported as skipped.
  */
 #include <stdint.h>
@@ -13,6 +16,7 @@
 #include "check.h"
 #include "clipdex.h"
 #include "core/core.h"
+#include "core/cpu.h"
 #include "tensor/dispatch.h"
 #include "tensor/ops.h"
 
@@ -106,10 +110,89 @@ static void test_pack(void)
     }
 }
 
+/* Panels as a model file holds them: 64-byte aligned (the kernels use
+ * aligned loads on them). */
+static void *panels_alloc(int type, size_t n, size_t k)
+{
+    return aligned_alloc(64, (cdx_wmat_bytes(type, n, k) + 63) / 64 * 64);
+}
+
+/* The avx512 table with the vdpbf16ps kernel for BF16P whether or not
+ * dispatch prefers it on this CPU (it widens on Intel); NULL without
+ * AVX512_BF16. */
+static const struct cdx_kernels *dot_kernels(void)
+{
+    static struct cdx_kernels t;
+    const struct cdx_kernels *K = cdx_kernels_for(CDX_ISA_AVX512);
+    if (!K || !cdx_cpu()->avx512_bf16) return NULL;
+    t = *K;
+    t.linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
+    return &t;
+}
+
+/* Widened BF16P on each fp32 path: bitwise that path's F32P product with
+ * the weights as floats, for streaming (few rows) and blocked shapes, odd
+ * k and n, bias and ACCUM, and 3 threads as 1. */
+static void test_widen(void)
+{
+    static const size_t shapes[][3] = {{1, 1, 1},     {1, 16, 2},    {5, 7, 3},      {7, 33, 65},
+                                       {13, 64, 255}, {48, 17, 768}, {49, 130, 257}, {97, 80, 512}};
+    static const int paths[] = {CDX_ISA_AVX2, CDX_ISA_AVX512, CDX_ISA_NEON};
+    for (size_t pi = 0; pi < sizeof paths / sizeof paths[0]; pi++) {
+        const struct cdx_kernels *K = cdx_kernels_for(paths[pi]);
+        if (!K) {
+            SKIP("widened BF16P on %s: the CPU lacks it", cdx_isa_name(paths[pi]));
+            continue;
+        }
+        struct cdx_kernels t = *K;
+        t.linear_tile_bf16 = NULL;
+        clipdex_ctx *ctx1, *ctx3;
+        clipdex_ctx_params cp = clipdex_ctx_params_default();
+        cp.n_threads = 1;
+        clipdex_ctx_new(&ctx1, &cp);
+        cp.n_threads = 3;
+        clipdex_ctx_new(&ctx3, &cp);
+        ctx1->kern = ctx3->kern = &t;
+        int bad = 0;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+            uint8_t *rows = malloc(n * k * 2), *P = panels_alloc(CDX_W_BF16P, n, k);
+            float *wf = malloc(n * k * 4), *F = panels_alloc(CDX_W_F32P, n, k);
+            make_weights(n, k, rows, P);
+            for (size_t j = 0; j < n; j++) cdx_dequant_row(CDX_W_BF16, rows + j * 2 * k, 0, k, wf + j * k);
+            struct cdx_wmat fr = {CDX_W_F32, wf}, pm = {CDX_W_BF16P, P}, fm = {CDX_W_F32P, F};
+            CHECK(cdx_wmat_pack(CDX_W_F32P, &fr, n, k, F) == 0, "pack F32P %zux%zu", n, k);
+            float *A = malloc(m * k * 4), *bias = malloc(n * 4), *C = malloc(m * n * 4), *R = malloc(m * n * 4);
+            float *C0 = malloc(m * n * 4);
+            for (size_t i = 0; i < m * k; i++) A[i] = frand();
+            for (size_t j = 0; j < n; j++) bias[j] = frand();
+            for (size_t i = 0; i < m * n; i++) C0[i] = frand();
+            for (int v = 0; v < 3; v++) { /* plain, bias, bias + ACCUM */
+                const float *bb = v ? bias : NULL;
+                unsigned fl = v == 2 ? CDX_LIN_ACCUM : 0;
+                memcpy(C, C0, m * n * 4), memcpy(R, C0, m * n * 4);
+                cdx_linear_w(ctx1, A, k, &fm, bb, R, n, m, n, k, CDX_ACT_QUICK_GELU, fl);
+                cdx_linear_w(ctx1, A, k, &pm, bb, C, n, m, n, k, CDX_ACT_QUICK_GELU, fl);
+                int same1 = !memcmp(C, R, m * n * 4);
+                memcpy(C, C0, m * n * 4);
+                cdx_linear_w(ctx3, A, k, &pm, bb, C, n, m, n, k, CDX_ACT_QUICK_GELU, fl);
+                int same3 = !memcmp(C, R, m * n * 4);
+                CHECK(same1 && same3, "%s %zux%zux%zu variant %d: widened BF16P != F32P (1 thread %s, 3 threads %s)",
+                      t.name, m, n, k, v, same1 ? "same" : "differs", same3 ? "same" : "differs");
+                bad += !(same1 && same3);
+            }
+            free(rows), free(P), free(wf), free(F), free(A), free(bias), free(C), free(R), free(C0);
+        }
+        if (!bad) printf("widened BF16P on %s: bitwise F32P on %zu shapes\n", t.name, sizeof shapes / sizeof shapes[0]);
+        clipdex_ctx_free(ctx1);
+        clipdex_ctx_free(ctx3);
+    }
+}
+
 static void test_kernel(void)
 {
-    const struct cdx_kernels *K = cdx_kernels_for(CDX_ISA_AVX512);
-    if (!K || !K->linear_tile_bf16) {
+    const struct cdx_kernels *K = dot_kernels();
+    if (!K) {
         SKIP("AVX512_BF16 kernel: the CPU lacks AVX512_BF16 (BF16 weights are widened to floats there)");
         return;
     }
@@ -124,7 +207,7 @@ static void test_kernel(void)
     ctx1->kern = ctx3->kern = K;
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
-        uint8_t *rows = malloc(n * k * 2), *P = malloc(cdx_wmat_bytes(CDX_W_BF16P, n, k));
+        uint8_t *rows = malloc(n * k * 2), *P = panels_alloc(CDX_W_BF16P, n, k);
         make_weights(n, k, rows, P);
         float *A = malloc(m * k * 4), *bias = malloc(n * 4), *C = malloc(m * n * 4), *R = malloc(m * n * 4);
         float *C0 = malloc(m * n * 4), *C1 = malloc(n * 4);
@@ -194,8 +277,8 @@ static int embed2(const char *dir, const char *shared, const struct cdx_kernels 
 static void test_load(void)
 {
     const char *shared = check_shared();
-    const struct cdx_kernels *K = cdx_kernels_for(CDX_ISA_AVX512), *K2 = cdx_kernels_for(CDX_ISA_AVX2);
-    if (!shared || !K || !K->linear_tile_bf16 || !K2) {
+    const struct cdx_kernels *K = dot_kernels(), *K2 = cdx_kernels_for(CDX_ISA_AVX2);
+    if (!shared || !K || !K2) {
         SKIP("BF16 checkpoint load: needs ../shared, AVX2 and AVX512_BF16");
         return;
     }
@@ -224,6 +307,7 @@ int main(void)
 {
     test_convert();
     test_pack();
+    test_widen();
     test_kernel();
     test_load();
     return check_done("test_bf16");

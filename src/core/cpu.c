@@ -30,7 +30,10 @@ static void detect(struct cdx_cpu *c)
     if (!osxsave || !avx) return;
     unsigned long long xcr0 = xgetbv0();
     int ymm_ok = (xcr0 & 0x6) == 0x6, zmm_ok = (xcr0 & 0xe6) == 0xe6;
-    unsigned max_leaf = __get_cpuid_max(0, NULL);
+    unsigned vendor[3];
+    unsigned max_leaf = __get_cpuid_max(0, vendor);
+    __cpuid(0, max_leaf, vendor[0], vendor[2], vendor[1]); /* ebx, edx, ecx: "Genu" "ineI" "ntel" */
+    c->intel = memcmp(vendor, "GenuineIntel", 12) == 0;
     if (max_leaf < 7 || !ymm_ok) return;
     unsigned a7, b7, c7, d7, a71 = 0, b71, c71, d71;
     __cpuid_count(7, 0, a7, b7, c7, d7);

@@ -15,6 +15,7 @@ struct cdx_cpu {
     int avx512_vnni; /* AVX512_VNNI (512-bit vpdpbusd); implies avx512 */
     int avx_vnni;    /* AVX-VNNI (the VEX 256-bit vpdpbusd); implies avx2 */
     int avx512_bf16; /* AVX512_BF16 (vdpbf16ps); implies avx512 */
+    int intel;       /* CPUID vendor "GenuineIntel" (a property, not a feature: not in the feature string) */
     int neon;        /* aarch64 Advanced SIMD (HWCAP_ASIMD; every ARMv8-A core) */
     int neon_dot;    /* ARMv8.2 dot product sdot/udot (HWCAP_ASIMDDP); implies neon */
     int neon_fp16;   /* ARMv8.2 half-precision arithmetic (HWCAP_ASIMDHP); reported, unused */

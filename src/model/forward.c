@@ -40,9 +40,9 @@ void cdx_block_forward(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, const st
     float *att = f + R * M;  /* attention scores */
 
     cdx_layernorm(ctx, x, W, h, W, R, W, b->ln1.w, b->ln1.b, c->eps);
-    cdx_linear_w(ctx, h, W, &b->q.w, b->q.b, q, W, R, W, W, CDX_ACT_NONE, 0);
-    cdx_linear_w(ctx, h, W, &b->k.w, b->k.b, k, W, R, W, W, CDX_ACT_NONE, 0);
-    cdx_linear_w(ctx, h, W, &b->v.w, b->v.b, v, W, R, W, W, CDX_ACT_NONE, 0);
+    const struct cdx_lin_out qkv[3] = {{&b->q.w, b->q.b, q, W, W}, {&b->k.w, b->k.b, k, W, W},
+                                       {&b->v.w, b->v.b, v, W, W}};
+    cdx_linear_multi(ctx, h, W, R, W, qkv, 3, CDX_ACT_NONE, 0);
     cdx_attention(ctx, q, k, v, h, W, n_seq, seq_len, W, (size_t)c->heads, causal, att);
     cdx_linear_w(ctx, h, W, &b->o.w, b->o.b, x, W, R, W, W, CDX_ACT_NONE, CDX_LIN_ACCUM);
     cdx_layernorm(ctx, x, W, h, W, R, W, b->ln2.w, b->ln2.b, c->eps);
@@ -70,8 +70,8 @@ void cdx_block_forward_sel(clipdex_ctx *ctx, const struct cdx_tower_cfg *c, cons
     float *q = v + R * W;        /* (n_seq, W) within the (R, W) q slot */
 
     cdx_layernorm(ctx, x, W, h, W, R, W, b->ln1.w, b->ln1.b, c->eps);
-    cdx_linear_w(ctx, h, W, &b->k.w, b->k.b, k, W, R, W, W, CDX_ACT_NONE, 0);
-    cdx_linear_w(ctx, h, W, &b->v.w, b->v.b, v, W, R, W, W, CDX_ACT_NONE, 0);
+    const struct cdx_lin_out kv[2] = {{&b->k.w, b->k.b, k, W, W}, {&b->v.w, b->v.b, v, W, W}};
+    cdx_linear_multi(ctx, h, W, R, W, kv, 2, CDX_ACT_NONE, 0);
     for (size_t s = 0; s < n_seq; s++) memcpy(hq + s * W, h + (s * seq_len + sel[s]) * W, W * sizeof *hq);
     cdx_linear_w(ctx, hq, W, &b->q.w, b->q.b, q, W, n_seq, W, W, CDX_ACT_NONE, 0);
     cdx_attention_sel(ctx, q, k, v, qa, W, n_seq, seq_len, W, (size_t)c->heads, causal, sel, att);

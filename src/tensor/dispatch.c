@@ -71,6 +71,20 @@ static void fill_avxvnni(struct cdx_kernels *t)
     snprintf(g_desc[CDX_ISA_AVXVNNI], sizeof g_desc[0], "fp32 avx2, int8 avx-vnni");
 }
 
+/* BF16P weights: vdpbf16ps (activations rounded to bf16) or widened to
+ * floats exactly in the fp32 kernel (linear_avx512.c). Intel's cores issue
+ * vdpbf16ps at half their FMA rate (bench/peak.c, Emerald Rapids VM: 85 vs
+ * 174 G ops/s per thread), so widening is twice as fast there; AMD's Zen 4
+ * and 5 issue it at full rate, twice the FMA's work per instruction.
+ * CLIPDEX_BF16=dot|widen overrides the choice. */
+static int bf16_dot_preferred(const struct cdx_cpu *c)
+{
+    const char *e = getenv("CLIPDEX_BF16");
+    if (e && strcmp(e, "dot") == 0) return 1;
+    if (e && strcmp(e, "widen") == 0) return 0;
+    return !c->intel;
+}
+
 /* AVX-512 (F/BW/VL/DQ). Families without a 512-bit kernel yet keep AVX2's. */
 static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
 {
@@ -89,9 +103,11 @@ static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
         t->i8gemm_tile = cdx_i8gemm_tile_avxvnni;
         t->qmax_i8 = CDX_QA_MAX_VNNI;
     }
-    if (c->avx512_bf16) t->linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
+    int dot = c->avx512_bf16 && bf16_dot_preferred(c);
+    if (dot) t->linear_tile_bf16 = cdx_linear_tile_bf16_avx512;
     snprintf(g_desc[CDX_ISA_AVX512], sizeof g_desc[0], "fp32 avx512, int8 %s, bf16 %s",
-             c->avx512_vnni ? "avx512-vnni" : "avx2", c->avx512_bf16 ? "avx512-bf16" : "widened");
+             c->avx512_vnni ? "avx512-vnni" : "avx2",
+             dot ? "avx512-bf16" : c->avx512_bf16 ? "widened (vdpbf16ps is slower on this CPU)" : "widened");
 }
 #endif
 

@@ -17,10 +17,13 @@
  * libm's erff there), so without GELU the two paths agree bitwise, and each
  * path is bitwise the same for any thread count, batch size and tiling.
  *
- * F32P panels are read in place and F16P panels widened in the kernel
- * (_mm512_cvtph_ps); row types (F32, F16, Q*) and Q8P/Q4P on the fp32 path
- * are packed into fp32 panels by linear_avx2.c's exact pack step. With at
- * most SMALL_M rows and F32P/F16P weights (short texts) the loop turns
+ * F32P panels are read in place, F16P panels widened in the kernel
+ * (_mm512_cvtph_ps) and BF16P panels too (a k pair per 64 bytes: the even k
+ * is the low half of each dword, so a shift and a mask give both as exact
+ * floats, then the two FMA steps in k order: the same chain as F32P);
+ * row types (F32, F16, Q*) and Q8P/Q4P on the fp32 path are packed into
+ * fp32 panels by linear_avx2.c's exact pack step. With at
+ * most SMALL_M rows and in-place panels (short texts) the loop turns
  * around: panel pair by panel pair, each streamed from memory once with
  * software prefetch, every row group over a k chunk while it sits in L1.
  */
@@ -51,10 +54,13 @@
 
 _Static_assert(CDX_LINEAR_TILE_N % (2 * NR) == 0, "tile width must be a multiple of two panels");
 _Static_assert(MR <= 14, "the micro-kernel holds at most 28 accumulators");
+_Static_assert(KC % 2 == 0 && SKC % 2 == 0, "BF16P chunks must start at an even k");
 
 /* Per-thread fp32 panels of row types and the float partial sums of a tile. */
 static _Thread_local float pack_buf[KC * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
 static _Thread_local float acc_buf[CDX_LINEAR_TILE_M * CDX_LINEAR_TILE_N] __attribute__((aligned(64)));
+
+enum { FMT_F32, FMT_F16, FMT_BF16, N_FMT }; /* the in-place panel formats */
 
 /* One k step of a panel: 16 floats, or 16 binary16 widened (the same floats). */
 TGT512 static inline __attribute__((always_inline)) __m512 load_b(const char *B, const int half)
@@ -63,15 +69,35 @@ TGT512 static inline __attribute__((always_inline)) __m512 load_b(const char *B,
     return _mm512_loadu_ps((const float *)(const void *)B);
 }
 
+/* One k pair of a BF16P panel (64 bytes: dword j = output j's bf16 of k
+ * even in the low half, k odd in the high half) as two exact float vectors. */
+TGT512 static inline __attribute__((always_inline)) void load_bf16_pair(const char *B, __m512 *even, __m512 *odd)
+{
+    __m512i w = _mm512_loadu_si512((const void *)B);
+    *even = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    *odd = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+/* c[r][h] += a[r][p] * b[h] for the R rows and NP panels. */
+#define FMA_STEP(p, b0, b1)                                                       \
+    do {                                                                          \
+        _Pragma("GCC unroll 14") for (int r = 0; r < R; r++) {                    \
+            __m512 t = _mm512_set1_ps(a[r][p]);                                   \
+            c[r][0] = _mm512_fmadd_ps(t, b0, c[r][0]);                            \
+            if (NP == 2) c[r][1] = _mm512_fmadd_ps(t, b1, c[r][1]);               \
+        }                                                                         \
+    } while (0)
+
 /* The micro-kernel: acc (R, 16 NP; stride ldacc) (+)= rows a[0..R) (kc each)
- * @ [P0 | P1] (kc, 16 NP), R = 1..14, NP = 1 or 2 panels; P floats or, with
- * `half`, binary16. pfb > 0 prefetches each panel stream pfb bytes ahead.
- * R, NP and half are constants in each instantiation, so the loops unroll
- * into named registers. Each output: one sequential FMA chain over k. */
+ * @ [P0 | P1] (kc, 16 NP), R = 1..14, NP = 1 or 2 panels; P floats, binary16
+ * or bfloat16 pairs (fmt; BF16P chunks start at an even k). pfb > 0
+ * prefetches each panel stream pfb bytes ahead. R, NP and fmt are constants
+ * in each instantiation, so the loops unroll into named registers. Each
+ * output: one sequential FMA chain over k. */
 TGT512 static inline __attribute__((always_inline)) void micro_t(const float *const *a, const void *P0,
                                                                 const void *P1, size_t kc, float *acc,
                                                                 size_t ldacc, int first, size_t pfb, const int R,
-                                                                const int NP, const int half)
+                                                                const int NP, const int fmt)
 {
     __m512 c[14][2];
 #pragma GCC unroll 14
@@ -80,18 +106,34 @@ TGT512 static inline __attribute__((always_inline)) void micro_t(const float *co
         for (int h = 0; h < NP; h++)
             c[r][h] = first ? _mm512_setzero_ps() : _mm512_load_ps(acc + (size_t)r * ldacc + (size_t)h * NR);
     const char *B0 = P0, *B1 = P1;
-    const size_t step = half ? NR * 2 : NR * 4;
-    for (size_t p = 0; p < kc; p++, B0 += step, B1 += step) {
-        if (pfb) {
-            _mm_prefetch(B0 + pfb, _MM_HINT_T0);
-            if (NP == 2) _mm_prefetch(B1 + pfb, _MM_HINT_T0);
+    if (fmt == FMT_BF16) {
+        size_t p = 0;
+        for (; p + 2 <= kc; p += 2, B0 += NR * 4, B1 += NR * 4) {
+            if (pfb) {
+                _mm_prefetch(B0 + pfb, _MM_HINT_T0);
+                if (NP == 2) _mm_prefetch(B1 + pfb, _MM_HINT_T0);
+            }
+            __m512 e0, o0, e1 = _mm512_setzero_ps(), o1 = e1;
+            load_bf16_pair(B0, &e0, &o0);
+            if (NP == 2) load_bf16_pair(B1, &e1, &o1);
+            FMA_STEP(p, e0, e1);
+            FMA_STEP(p + 1, o0, o1);
         }
-        __m512 b0 = load_b(B0, half), b1 = NP == 2 ? load_b(B1, half) : b0;
-#pragma GCC unroll 14
-        for (int r = 0; r < R; r++) {
-            __m512 t = _mm512_set1_ps(a[r][p]);
-            c[r][0] = _mm512_fmadd_ps(t, b0, c[r][0]);
-            if (NP == 2) c[r][1] = _mm512_fmadd_ps(t, b1, c[r][1]);
+        if (p < kc) { /* an odd chunk's last k: the even half of its pair */
+            __m512 e0, o0, e1 = _mm512_setzero_ps(), o1 = e1;
+            load_bf16_pair(B0, &e0, &o0);
+            if (NP == 2) load_bf16_pair(B1, &e1, &o1);
+            FMA_STEP(p, e0, e1);
+        }
+    } else {
+        const size_t step = fmt == FMT_F16 ? NR * 2 : NR * 4;
+        for (size_t p = 0; p < kc; p++, B0 += step, B1 += step) {
+            if (pfb) {
+                _mm_prefetch(B0 + pfb, _MM_HINT_T0);
+                if (NP == 2) _mm_prefetch(B1 + pfb, _MM_HINT_T0);
+            }
+            __m512 b0 = load_b(B0, fmt == FMT_F16), b1 = NP == 2 ? load_b(B1, fmt == FMT_F16) : b0;
+            FMA_STEP(p, b0, b1);
         }
     }
 #pragma GCC unroll 14
@@ -100,7 +142,7 @@ TGT512 static inline __attribute__((always_inline)) void micro_t(const float *co
         for (int h = 0; h < NP; h++) _mm512_store_ps(acc + (size_t)r * ldacc + (size_t)h * NR, c[r][h]);
 }
 
-/* One instantiation per (half, NP, R): kern[half][NP - 1][R]. */
+/* One instantiation per (fmt, NP, R): kern[fmt][NP - 1][R]. */
 typedef void (*kern_fn)(const float *const *a, const void *P0, const void *P1, size_t kc, float *acc, size_t ldacc,
                         int first, size_t pfb);
 #define DEF_KERN(H, NP, R)                                                                                          \
@@ -109,21 +151,23 @@ typedef void (*kern_fn)(const float *const *a, const void *P0, const void *P1, s
     {                                                                                                               \
         micro_t(a, P0, P1, kc, acc, ldacc, first, pfb, R, NP, H);                                                   \
     }
-#define DEF_KERNS(R) DEF_KERN(0, 1, R) DEF_KERN(0, 2, R) DEF_KERN(1, 1, R) DEF_KERN(1, 2, R)
+#define DEF_KERNS(R) \
+    DEF_KERN(0, 1, R) DEF_KERN(0, 2, R) DEF_KERN(1, 1, R) DEF_KERN(1, 2, R) DEF_KERN(2, 1, R) DEF_KERN(2, 2, R)
 DEF_KERNS(1) DEF_KERNS(2) DEF_KERNS(3) DEF_KERNS(4) DEF_KERNS(5) DEF_KERNS(6) DEF_KERNS(7)
 DEF_KERNS(8) DEF_KERNS(9) DEF_KERNS(10) DEF_KERNS(11) DEF_KERNS(12) DEF_KERNS(13) DEF_KERNS(14)
 #define KERN_ROWS(H, NP)                                                                                             \
     {0, kern_##H##NP##_1, kern_##H##NP##_2, kern_##H##NP##_3, kern_##H##NP##_4, kern_##H##NP##_5, kern_##H##NP##_6,  \
      kern_##H##NP##_7, kern_##H##NP##_8, kern_##H##NP##_9, kern_##H##NP##_10, kern_##H##NP##_11, kern_##H##NP##_12, \
      kern_##H##NP##_13, kern_##H##NP##_14}
-static const kern_fn kern[2][2][15] = {{KERN_ROWS(0, 1), KERN_ROWS(0, 2)}, {KERN_ROWS(1, 1), KERN_ROWS(1, 2)}};
+static const kern_fn kern[N_FMT][2][15] = {
+    {KERN_ROWS(0, 1), KERN_ROWS(0, 2)}, {KERN_ROWS(1, 1), KERN_ROWS(1, 2)}, {KERN_ROWS(2, 1), KERN_ROWS(2, 2)}};
 
 /* Where a tile's panels are for one k chunk: panel q at P + q * pstride
- * bytes; floats, or binary16 with `half`. */
+ * bytes, in format fmt. */
 struct panels {
     const char *P;
     size_t pstride, np; /* np: panels in the tile */
-    int half;
+    int fmt;
 };
 
 /* acc rows [0, rows) (+)= A rows [0, rows) (stride lda, from column k0) @
@@ -134,7 +178,7 @@ TGT512 static void run_groups(const float *A, size_t lda, size_t rows, size_t k0
 {
     size_t ng = (rows + MR - 1) / MR, np = pn->np - q < 2 ? 1 : 2;
     const char *P0 = pn->P + q * pn->pstride;
-    kern_fn const *fn = kern[pn->half][np - 1];
+    kern_fn const *fn = kern[pn->fmt][np - 1];
     for (size_t g = 0, i = 0; g < ng; g++) {
         size_t R = rows / ng + (g < rows % ng);
         const float *a[MR];
@@ -205,18 +249,32 @@ TGT512 void cdx_linear_epilogue_avx512(const float *acc, size_t ldacc, const flo
     }
 }
 
-/* Few rows, F32P/F16P: panel pair by panel pair, each streamed once from
- * memory in k chunks (all of k for one row group, SKC for more), every
+static int in_place(int type)
+{
+    return type == CDX_W_F32P || type == CDX_W_F16P || type == CDX_W_BF16P;
+}
+
+/* The in-place panels of columns [n0, ...) from k0 (even for BF16P, whose
+ * panel holds (k + 1) / 2 pairs of 64 bytes). */
+static struct panels panels_at(const struct cdx_wmat *W, size_t k, size_t n0, size_t k0, size_t np)
+{
+    int fmt = W->type == CDX_W_F16P ? FMT_F16 : W->type == CDX_W_BF16P ? FMT_BF16 : FMT_F32;
+    size_t pstride = fmt == FMT_BF16 ? (k + 1) / 2 * NR * 4 : k * NR * (fmt == FMT_F16 ? 2 : 4);
+    size_t off = fmt == FMT_F32 ? k0 * NR * 4 : k0 * NR * 2; /* a BF16 pair: 2 k in 64 bytes */
+    return (struct panels){(const char *)W->data + (n0 / NR) * pstride + off, pstride, np, fmt};
+}
+
+/* Few rows, in-place panels: panel pair by panel pair, each streamed once
+ * from memory in k chunks (all of k for one row group, SKC for more), every
  * group over the chunk while it is in L1. */
 TGT512 static void tile_stream(const float *A, size_t lda, const struct cdx_wmat *W, size_t rows, size_t n0,
                                size_t np, size_t k, float *acc, size_t ldacc)
 {
-    int half = W->type == CDX_W_F16P;
-    size_t esz = half ? 2 : 4, ks = rows <= MR ? k : SKC;
+    size_t ks = rows <= MR ? k : SKC;
     for (size_t q = 0; q < np; q += 2)
         for (size_t k0 = 0; k0 < k; k0 += ks) {
             size_t kc = k - k0 < ks ? k - k0 : ks;
-            struct panels pn = {(const char *)W->data + ((n0 / NR) * k + k0) * NR * esz, k * NR * esz, np, half};
+            struct panels pn = panels_at(W, k, n0, k0, np);
             run_groups(A, lda, rows, k0, kc, &pn, q, acc, ldacc, PFD);
         }
 }
@@ -229,15 +287,11 @@ TGT512 static void tile_blocked(const float *A, size_t lda, const struct cdx_wma
     size_t np = (n1 - n0 + NR - 1) / NR;
     for (size_t k0 = 0; k0 < k; k0 += KC) {
         size_t kc = k - k0 < KC ? k - k0 : KC;
-        struct panels pn = {(const char *)pack_buf, KC * NR * sizeof(float), np, 0};
-        if (W->type == CDX_W_F32P || W->type == CDX_W_F16P) {
-            size_t esz = W->type == CDX_W_F16P ? 2 : 4;
-            pn.P = (const char *)W->data + ((n0 / NR) * k + k0) * NR * esz;
-            pn.pstride = k * NR * esz;
-            pn.half = W->type == CDX_W_F16P;
-        } else {
+        struct panels pn = {(const char *)pack_buf, KC * NR * sizeof(float), np, FMT_F32};
+        if (in_place(W->type))
+            pn = panels_at(W, k, n0, k0, np);
+        else
             pack_tile(W, k, n0, n1, k0, kc, np, pack_buf);
-        }
         for (size_t q = 0; q < np; q += 2) run_groups(A, lda, rows, k0, kc, &pn, q, acc, ldacc, 0);
     }
 }
@@ -250,7 +304,7 @@ TGT512 void cdx_linear_tile_avx512(const float *A, size_t lda, const struct cdx_
     const float *Am = A + m0 * lda;
     if (k == 0) {
         for (size_t i = 0; i < rows * ldacc; i++) acc_buf[i] = 0.0f;
-    } else if ((W->type == CDX_W_F32P || W->type == CDX_W_F16P) && rows <= SMALL_M) {
+    } else if (in_place(W->type) && rows <= SMALL_M) {
         tile_stream(Am, lda, W, rows, n0, np, k, acc_buf, ldacc);
     } else {
         tile_blocked(Am, lda, W, rows, n0, n1, k, acc_buf, ldacc);

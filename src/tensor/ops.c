@@ -152,28 +152,74 @@ void cdx_i8gemm_tile_ref(const int8_t *qa, const float *da, const int32_t *sa, c
                    n1 - n0, k, bias ? bias + n0 : NULL, C + m0 * ldc + n0, ldc, act, flags);
 }
 
+static int is_int8_type(int type)
+{
+    return type == CDX_W_Q8P || type == CDX_W_Q4P || type == CDX_W_I8P;
+}
+
+/* Several products of one input, one pool job: task t of the job is task
+ * t - first[o] of product o. */
+struct multi_job {
+    struct linear_job j[CDX_LIN_MAX_OUT];
+    size_t first[CDX_LIN_MAX_OUT + 1];
+    size_t n_out;
+};
+
+static void multi_task(void *arg, size_t t)
+{
+    struct multi_job *mj = arg;
+    size_t o = 0;
+    while (t >= mj->first[o + 1]) o++;
+    linear_task(&mj->j[o], t - mj->first[o]);
+}
+
+/* Quantizes A once for every product of mj (all of one int8 type, k % 32 ==
+ * 0): per row, so a row's result never depends on the batch. If the scratch
+ * cannot grow, the products run the fp32 path on the dequantized weights. */
+static void quantize_shared(clipdex_ctx *ctx, struct multi_job *mj)
+{
+    struct linear_job *j = &mj->j[0];
+    size_t m = j->m, k = j->k;
+    size_t kb = j->W->type == CDX_W_I8P ? 1 : k / CDX_QK, qbytes = (m * k + 63) / 64 * 64;
+    if (cdx_ctx_reserve_q(ctx, qbytes + m * kb * (sizeof(float) + sizeof(int32_t))) != 0) return;
+    j->qa = ctx->qscratch;
+    j->da = (float *)(void *)((uint8_t *)ctx->qscratch + qbytes);
+    j->sa = (int32_t *)(void *)(j->da + m * kb);
+    cdx_pool_run(ctx->pool, quant_task, j, (m + QROWS - 1) / QROWS);
+    for (size_t o = 1; o < mj->n_out; o++) {
+        mj->j[o].qa = j->qa;
+        mj->j[o].da = j->da;
+        mj->j[o].sa = j->sa;
+    }
+}
+
+void cdx_linear_multi(clipdex_ctx *ctx, const float *A, size_t lda, size_t m, size_t k,
+                      const struct cdx_lin_out *out, size_t n_out, int act, unsigned flags)
+{
+    if (m == 0 || n_out == 0) return;
+    int shared = n_out <= CDX_LIN_MAX_OUT;
+    for (size_t o = 1; shared && o < n_out; o++) shared = out[o].W->type == out[0].W->type;
+    if (!shared) { /* mixed types (or too many): one product at a time */
+        for (size_t o = 0; o < n_out; o++) cdx_linear_multi(ctx, A, lda, m, k, &out[o], 1, act, flags);
+        return;
+    }
+    struct multi_job mj = {.n_out = n_out};
+    size_t n_mt = (m + TILE_M - 1) / TILE_M;
+    for (size_t o = 0; o < n_out; o++) {
+        mj.j[o] = (struct linear_job){A, out[o].bias, out[o].W, out[o].C, lda, out[o].ldc, m, out[o].n, k, n_mt,
+                                      act, ctx->kern, flags, NULL, NULL, NULL};
+        mj.first[o + 1] = mj.first[o] + n_mt * ((out[o].n + TILE_N - 1) / TILE_N);
+    }
+    if (is_int8_type(out[0].W->type) && k % CDX_QK == 0) quantize_shared(ctx, &mj);
+    cdx_pool_run(ctx->pool, multi_task, &mj, mj.first[n_out]);
+}
+
 void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx_wmat *W,
                   const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k, int act,
                   unsigned flags)
 {
-    if (m == 0 || n == 0) return;
-    struct linear_job j = {A, bias, W, C, lda, ldc, m, n, k, (m + TILE_M - 1) / TILE_M,
-                           act, ctx->kern, flags, NULL, NULL, NULL};
-    size_t n_nt = (n + TILE_N - 1) / TILE_N;
-    if ((W->type == CDX_W_Q8P || W->type == CDX_W_Q4P || W->type == CDX_W_I8P) && k % CDX_QK == 0) {
-        /* int8 product: quantize the activations once (per row, so a row's
-         * result never depends on the batch), then the integer tiles. If the
-         * scratch cannot grow, the fp32 path computes with the dequantized
-         * weights instead. I8P: one scale and sum per row. */
-        size_t kb = W->type == CDX_W_I8P ? 1 : k / CDX_QK, qbytes = (m * k + 63) / 64 * 64;
-        if (cdx_ctx_reserve_q(ctx, qbytes + m * kb * (sizeof(float) + sizeof(int32_t))) == 0) {
-            j.qa = ctx->qscratch;
-            j.da = (float *)(void *)((uint8_t *)ctx->qscratch + qbytes);
-            j.sa = (int32_t *)(void *)(j.da + m * kb);
-            cdx_pool_run(ctx->pool, quant_task, &j, (m + QROWS - 1) / QROWS);
-        }
-    }
-    cdx_pool_run(ctx->pool, linear_task, &j, j.n_mt * n_nt);
+    struct cdx_lin_out o = {W, bias, C, ldc, n};
+    cdx_linear_multi(ctx, A, lda, m, k, &o, 1, act, flags);
 }
 
 void cdx_linear(clipdex_ctx *ctx, const float *A, size_t lda, const float *W, const float *bias,

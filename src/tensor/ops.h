@@ -136,6 +136,21 @@ CDX_INTERNAL int cdx_wmat_pack(int dst, const struct cdx_wmat *src, size_t n, si
 CDX_INTERNAL void cdx_linear_w(clipdex_ctx *ctx, const float *A, size_t lda, const struct cdx_wmat *W,
                                const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k,
                                int act, unsigned flags);
+/* One product of cdx_linear_multi: C (m, n; stride ldc) [+]= act(A @ W^T + bias). */
+struct cdx_lin_out {
+    const struct cdx_wmat *W;
+    const float *bias;
+    float *C;
+    size_t ldc, n;
+};
+#define CDX_LIN_MAX_OUT 3
+/* cdx_linear_w for several weight matrices of one input A (m, k) (the q, k
+ * and v projections): the int8 types quantize A once and every product runs
+ * in one pool job, so short inputs pay one hand-off instead of n_out. Each
+ * output is bitwise what cdx_linear_w gives. Mixed weight types, or more
+ * than CDX_LIN_MAX_OUT products, run one cdx_linear_w after another. */
+CDX_INTERNAL void cdx_linear_multi(clipdex_ctx *ctx, const float *A, size_t lda, size_t m, size_t k,
+                                   const struct cdx_lin_out *out, size_t n_out, int act, unsigned flags);
 /* cdx_linear_w with F32 weights. */
 CDX_INTERNAL void cdx_linear(clipdex_ctx *ctx, const float *A, size_t lda, const float *W,
                              const float *bias, float *C, size_t ldc, size_t m, size_t n, size_t k,
