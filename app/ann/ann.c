@@ -128,13 +128,13 @@ static int meta_write(const char *path, const ann_meta *m)
     return rc ? APP_FAIL : 0;
 }
 
-/* Reads and checks the meta file; 1 when absent, 0 ok, APP_FAIL (reported). */
+/* Reads and checks the meta file; 0, ANN_NONE when absent or APP_FAIL (reported). */
 static int meta_read(const char *path, ann_meta *m)
 {
     memset(m, 0, sizeof *m);
     FILE *f = fopen(path, "rb");
     if (!f) {
-        if (errno == ENOENT) return 1;
+        if (errno == ENOENT) return ANN_NONE;
         report_error("cannot open '%s': %s", path, strerror(errno));
         return APP_FAIL;
     }
@@ -256,7 +256,7 @@ void ann_close(ann_index *a)
     memset(a, 0, sizeof *a);
 }
 
-/* Opens the pair of files, mmap as fg_read; 1 absent, 0, APP_FAIL. */
+/* Opens the pair of files (mmap as fg_read); 0, ANN_NONE or APP_FAIL. */
 static int open_files(store *s, const vec_index *vi, int mmap, ann_index *a)
 {
     memset(a, 0, sizeof *a);
@@ -265,6 +265,10 @@ static int open_files(store *s, const vec_index *vi, int mmap, ann_index *a)
     store_model_id mid;
     char err[512];
     int rc = !path || !ids_path ? (report_error("out of memory"), APP_FAIL) : meta_read(ids_path, &m);
+    if (rc == ANN_NONE && access(path, F_OK) == 0) {
+        report_error("the ANN index '%s' has no id file '%s' (run `clipdex ann build`)", path, ids_path);
+        rc = APP_FAIL;
+    }
     if (rc) goto done;
     a->ids = m.ids;
     a->fp = m.fp;

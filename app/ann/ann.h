@@ -85,8 +85,12 @@ typedef struct ann_build_info {
  * ANN_DEAD_MAX_FRACTION of its labels are dead. */
 int ann_build(store *s, const vec_index *vi, const char *factory, ann_build_info *info);
 
-/* Opens the ANN index for the matrix vi. Returns 0, 1 when the database has
- * none (nothing reported), or APP_FAIL (reported: stale, corrupt, ...). */
+/* What ann_open returns when the database has no ANN index. */
+#define ANN_NONE (-1)
+
+/* Opens the ANN index for the matrix vi. Returns 0, ANN_NONE when the
+ * database has none (nothing reported), or APP_FAIL (reported: built for
+ * another model, corrupt, ...). */
 int ann_open(store *s, const vec_index *vi, ann_index *a);
 void ann_close(ann_index *a);
 

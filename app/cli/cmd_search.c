@@ -579,7 +579,7 @@ static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const ve
 {
     ann_index a;
     int rc = ann_open(s, vi, &a);
-    if (rc == 1) return 1;
+    if (rc == ANN_NONE) return 1;
     if (rc) {
         cli_error("searching '%s' exactly instead", s->path);
         return 1;
