@@ -33,11 +33,11 @@ static size_t pow2_floor(double x, size_t lo)
     return p;
 }
 
-/* nprobe unless told: a sixteenth of the lists, at least 8 (or all of
+/* nprobe unless told: a sixteenth of the lists, at least ANN_NPROBE_MIN (or all of
  * them when there are fewer); 0 without lists. */
 static size_t default_nprobe(size_t nlist)
 {
-    size_t lo = nlist < 8 ? nlist : 8;
+    size_t lo = nlist < ANN_NPROBE_MIN ? nlist : ANN_NPROBE_MIN;
     return nlist / 16 > lo ? nlist / 16 : lo;
 }
 
@@ -325,6 +325,10 @@ static int train(fg_index *fg, const vec_index *vi, const char *factory, size_t 
     }
     for (size_t i = 0; i < n; i++)
         memcpy(x + i * vi->dim, vi->m + (i * vi->n / n) * vi->dim, vi->dim * sizeof *x);
+    size_t nlist = factory_nlist(factory);
+    if (n < ANN_TRAIN_WARN_PER_LIST * nlist)
+        report_note("note: training %s on %zu vectors, under the %d per list FAISS asks for", factory, n,
+                    ANN_TRAIN_WARN_PER_LIST);
     char err[512];
     int rc = fg_train(fg, n, x, err, sizeof err);
     free(x);
@@ -582,7 +586,17 @@ int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float 
     }
     size_t n = 0;
     int rc = gather_rows(a, q, n_cand, ap->threads, rows, &n, st);
-    if (!rc) rc = rerank(ctx, vi, rows, n, q, sp, out, n_out);
+    size_t need = ap->min_rows ? ap->min_rows : sp->k;
+    if (!rc && n < need && n < vi->n) { /* too few candidates (small lists probed): scan it all */
+        st->exact = 1;
+        st->reranked = 0;
+        if (clipdex_vecs_search(ctx, vi->vecs, q, sp, out, n_out, NULL) != CLIPDEX_OK) {
+            report_error("search: %s", clipdex_ctx_errmsg(ctx));
+            rc = APP_FAIL;
+        }
+    } else if (!rc) {
+        rc = rerank(ctx, vi, rows, n, q, sp, out, n_out);
+    }
     free(rows);
     return rc;
 }

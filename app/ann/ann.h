@@ -28,10 +28,14 @@
 #ifndef ANN_CANDIDATES_DEFAULT
 #define ANN_CANDIDATES_DEFAULT 10   /* approximate candidates per row wanted */
 #endif
+#ifndef ANN_NPROBE_MIN
+#define ANN_NPROBE_MIN 16           /* default nprobe: nlist / 16, at least this */
+#endif
 #ifndef ANN_TRAIN_MIN
 #define ANN_TRAIN_MIN 65536         /* training sample: at least this many rows... */
 #endif
 #define ANN_TRAIN_PER_LIST 64       /* ...or 64 per inverted list, if more */
+#define ANN_TRAIN_WARN_PER_LIST 39  /* fewer per list: a note (FAISS's own minimum) */
 #define ANN_DEAD_MAX_FRACTION 0.25  /* an update rebuilds when more labels are dead */
 
 /* An opened ANN index, valid for the vec_index it was opened against. */
@@ -55,12 +59,14 @@ typedef struct ann_params {
     long nprobe;            /* inverted lists visited (0: the file's default) */
     long candidates;        /* approximate candidates = candidates x k (0: ANN_CANDIDATES_DEFAULT) */
     int threads;            /* FAISS's OpenMP threads (0: its default) */
+    size_t min_rows;        /* fewer rows to re-rank than this: the exact scan answers (0: sp->k) */
 } ann_params;
 
 typedef struct ann_stats {
     size_t candidates;      /* approximate candidates that were live rows */
     size_t tail;            /* rows scanned exactly besides them */
     size_t reranked;        /* rows re-scored in float32 (both, without repeats) */
+    int exact;              /* 1: fewer than min_rows came out of both: the whole matrix was scanned */
 } ann_stats;
 
 /* The factory string the rule of docs/ann.md picks for n vectors, and its
@@ -95,7 +101,9 @@ int ann_open(store *s, const vec_index *vi, ann_index *a);
 void ann_close(ann_index *a);
 
 /* The best sp->k rows of vi for the unit query q (sp->threshold applies),
- * approximate candidates re-ranked exactly, into out (sp->k entries). It
+ * approximate candidates re-ranked exactly, into out (sp->k entries); when
+ * candidates and tail hold fewer than ap->min_rows rows, the exact scan of the
+ * whole matrix (clipdex_vecs_search, sp->stage) answers instead. It
  * sets FAISS's search parameters on a: one search at a time per index. */
 int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float *q,
                const clipdex_search_params *sp, const ann_params *ap, clipdex_hit *out, size_t *n_out,

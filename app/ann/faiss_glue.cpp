@@ -83,6 +83,10 @@ int fg_is_trained(const fg_index *ix) { return ix->ix->is_trained; }
 int fg_train(fg_index *ix, size_t n, const float *x, char *err, size_t errlen)
 {
     return guard(err, errlen, "cannot train the FAISS index", [&] {
+        // FAISS would print its own warning for a small sample; the C side
+        // says it instead (ann.c), so k-means just runs on what there is
+        faiss::IndexIVF *ivf = faiss::ivflib::try_extract_index_ivf(ix->ix.get());
+        if (ivf) ivf->cp.min_points_per_centroid = 1;
         if (!ix->ix->is_trained) ix->ix->train((faiss::Index::idx_t)n, x);
         return 0;
     });

@@ -68,7 +68,7 @@ const char usage_search[] =
     "  --candidates M     with an ANN index: M x k approximate candidates are\n"
     "                     re-ranked exactly (default 10; docs/ann.md)\n"
     "  --nprobe N         with an IVF ANN index: lists visited (default: the\n"
-    "                     index's, a sixteenth of them, at least 8)\n"
+    "                     index's, a sixteenth of them, at least 16)\n"
     "  --threads N        threads for the scan and the query, 0 = all CPUs (default 0)\n"
     "  --no-exif          ignore the EXIF orientation tag of query images\n"
     "  -h, --help         print this text\n";
@@ -584,13 +584,13 @@ static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const ve
         cli_error("searching '%s' exactly instead", s->path);
         return 1;
     }
-    ann_params ap = {o->nprobe, o->candidates, (int)o->threads};
+    ann_params ap = {o->nprobe, o->candidates, (int)o->threads, (size_t)o->k};
     ann_stats st;
     rc = ann_search(&a, ctx, vi, q, sp, &ap, hits, n_hits, &st);
     if (!rc && search_debug())
         fprintf(stderr, "clipdex: search: %zu rows, answered by the ANN index (%s, nprobe %ld, %zu candidates, "
-                "%zu tail rows, %zu re-ranked)\n", vi->n, a.factory, o->nprobe ? o->nprobe : a.nprobe,
-                st.candidates, st.tail, st.reranked);
+                "%zu tail rows, %zu re-ranked%s)\n", vi->n, a.factory, o->nprobe ? o->nprobe : a.nprobe,
+                st.candidates, st.tail, st.reranked, st.exact ? "; under k, so an exact scan" : "");
     ann_close(&a);
     return rc ? APP_FAIL : 0;
 }

@@ -216,7 +216,7 @@ static long index_scan(server *srv, const vec_index *vi, ann_index *ann, const f
     p.threshold = q->has_threshold ? (float)q->threshold : -INFINITY;
     p.stage = CLIPDEX_SEARCH_EXACT;
     size_t n = 0;
-    ann_params ap = {0, 0, 1};
+    ann_params ap = {0, 0, 1, (size_t)q->k};
     ann_stats st;
     int rc = !ctx ? CLIPDEX_E_NOMEM
              : ann ? ann_search(ann, ctx, vi, qv, &p, &ap, hits, &n, &st)
