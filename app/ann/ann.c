@@ -301,9 +301,9 @@ done:
     return rc;
 }
 
-int ann_open(store *s, const vec_index *vi, ann_index *a)
+int ann_open(store *s, const vec_index *vi, int mmap, ann_index *a)
 {
-    int rc = open_files(s, vi, 1, a);
+    int rc = open_files(s, vi, mmap, a);
     if (!rc && (rc = apply_params(a, 0, 0))) ann_close(a);
     return rc;
 }

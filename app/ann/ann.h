@@ -94,10 +94,13 @@ int ann_build(store *s, const vec_index *vi, const char *factory, ann_build_info
 /* What ann_open returns when the database has no ANN index. */
 #define ANN_NONE (-1)
 
-/* Opens the ANN index for the matrix vi. Returns 0, ANN_NONE when the
- * database has none (nothing reported), or APP_FAIL (reported: built for
- * another model, corrupt, ...). */
-int ann_open(store *s, const vec_index *vi, ann_index *a);
+/* Opens the ANN index for the matrix vi. mmap = 1 maps an IVF index's
+ * lists from the file (FAISS's IO_FLAG_MMAP: no read of the whole file,
+ * for one search; but each search then costs more, docs/ann.md), 0 reads
+ * it into memory (a server). Returns 0, ANN_NONE when the database has none
+ * (nothing reported), or APP_FAIL (reported: built for another model,
+ * corrupt, ...). */
+int ann_open(store *s, const vec_index *vi, int mmap, ann_index *a);
 void ann_close(ann_index *a);
 
 /* The best sp->k rows of vi for the unit query q (sp->threshold applies),

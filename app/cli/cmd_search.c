@@ -578,7 +578,7 @@ static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const ve
                       const clipdex_search_params *sp, clipdex_hit *hits, size_t *n_hits)
 {
     ann_index a;
-    int rc = ann_open(s, vi, &a);
+    int rc = ann_open(s, vi, 1, &a); /* one query: map, do not read it all */
     if (rc == ANN_NONE) return 1;
     if (rc) {
         cli_error("searching '%s' exactly instead", s->path);

@@ -111,7 +111,7 @@ static void index_ann(server *srv, int vi_changed)
     if (ix->have_ann) ann_close(&ix->ann);
     ix->have_ann = 0;
     ix->ann_st = st;
-    int rc = ann_open(ix->s, &ix->vi, &ix->ann);
+    int rc = ann_open(ix->s, &ix->vi, 0, &ix->ann); /* many queries: in memory */
     if (rc == 0)
         ix->have_ann = 1;
     else if (rc != ANN_NONE)
