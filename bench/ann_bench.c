@@ -7,7 +7,8 @@
  * queries from the same distribution: recall@10 of ann_search (the real
  * path: candidates re-ranked exactly) against the exact scan, and median
  * and p99 ms per query for both. Built and run by bench/ann_bench.sh.
- * Usage: ann_bench N Q [FACTORY] [THREADS]; ANN_BENCH_MMAP=1 reads the index
+ * Usage: ann_bench N Q [FACTORY] [THREADS]; ANN_BENCH_NPROBES="16 32" tries
+ * those nprobe values (default: the rule's); ANN_BENCH_MMAP=1 reads the index
  * back with IO_FLAG_MMAP (as `clipdex search`) instead of into memory.
  */
 #include <malloc.h>
@@ -168,31 +169,51 @@ int main(int argc, char **argv)
     clipdex_search_params sp = clipdex_search_params_default();
     sp.k = 8 * K + 64; /* the rows `clipdex search -k 10` asks for */
     sp.stage = CLIPDEX_SEARCH_EXACT;
-    ann_params ap = {0, 0, threads, K};
     clipdex_hit *he = malloc(sp.k * sizeof *he), *ha = malloc(sp.k * sizeof *ha);
-    double *te = malloc(nq * sizeof *te), *ta = malloc(nq * sizeof *ta), hits = 0;
-    for (size_t i = 0; i < nq; i++) {
-        size_t ne = 0, na = 0;
-        ann_stats st;
-        const float *qi = q + i * DIM;
+    double *te = malloc(nq * sizeof *te), *ta = malloc(nq * sizeof *ta);
+    uint32_t *truth = malloc(nq * K * sizeof *truth);
+    float *tscore = malloc(nq * K * sizeof *tscore);
+    for (size_t i = 0; i < nq; i++) { /* the exact answers, timed */
+        size_t ne = 0;
         t0 = now();
-        if (clipdex_vecs_search(ctx, vecs, qi, &sp, he, &ne, NULL)) die("exact", clipdex_ctx_errmsg(ctx));
+        if (clipdex_vecs_search(ctx, vecs, q + i * DIM, &sp, he, &ne, NULL)) die("exact", clipdex_ctx_errmsg(ctx));
         te[i] = (now() - t0) * 1e3;
-        t0 = now();
-        if (ann_search(&a, ctx, &vi, qi, &sp, &ap, ha, &na, &st)) die("ann", "search failed");
-        ta[i] = (now() - t0) * 1e3;
-        for (size_t e = 0; e < K && e < ne; e++)
-            for (size_t j = 0; j < K && j < na; j++)
-                if (he[e].row == ha[j].row) {
-                    if (he[e].score != ha[j].score) die("ann", "a re-ranked score differs from the exact one");
-                    hits++;
-                    break;
-                }
+        for (size_t e = 0; e < K; e++) {
+            truth[i * K + e] = e < ne ? he[e].row : UINT32_MAX;
+            tscore[i * K + e] = e < ne ? he[e].score : 0;
+        }
     }
-    printf("recall@10 %.4f over %zu queries (candidates %d x %zu rows)\n", hits / (double)(nq * K), nq,
-           ANN_CANDIDATES_DEFAULT, sp.k);
-    printf("ms/query on %d threads: ann median %.2f p99 %.2f; exact scan median %.2f p99 %.2f\n", threads,
-           pct(ta, nq, 0.5), pct(ta, nq, 0.99), pct(te, nq, 0.5), pct(te, nq, 0.99));
+    printf("exact scan (float32, clipdex_vecs_search) on %d threads: median %.2f ms, p99 %.2f ms\n", threads,
+           pct(te, nq, 0.5), pct(te, nq, 0.99));
+    /* nprobe values: ANN_BENCH_NPROBES="16 32 ...", else the default */
+    const char *list = getenv("ANN_BENCH_NPROBES");
+    char defl[32];
+    snprintf(defl, sizeof defl, "%ld", nprobe);
+    for (const char *p = list ? list : defl; *p;) {
+        char *end = NULL;
+        long np = strtol(p, &end, 10);
+        if (end == p) break;
+        p = end;
+        ann_params ap = {np, 0, threads, K};
+        double hits = 0;
+        for (size_t i = 0; i < nq; i++) {
+            size_t na = 0;
+            ann_stats st;
+            t0 = now();
+            if (ann_search(&a, ctx, &vi, q + i * DIM, &sp, &ap, ha, &na, &st)) die("ann", "search failed");
+            ta[i] = (now() - t0) * 1e3;
+            for (size_t j = 0; j < K && j < na; j++)
+                for (size_t e = 0; e < K; e++)
+                    if (truth[i * K + e] == ha[j].row) {
+                        if (tscore[i * K + e] != ha[j].score) die("ann", "a re-ranked score is not the exact one");
+                        hits++;
+                    }
+        }
+        printf("nprobe %ld%s: recall@10 %.4f over %zu queries (candidates %d x %zu rows); ann_search on %d "
+               "threads: median %.2f ms, p99 %.2f ms\n", np, np == nprobe ? " (default)" : "",
+               hits / (double)(nq * K), nq, ANN_CANDIDATES_DEFAULT, sp.k, threads, pct(ta, nq, 0.5),
+               pct(ta, nq, 0.99));
+    }
     unlink(path);
     return 0;
 }
