@@ -15,6 +15,7 @@
 
 ifeq ($(ARCH),aarch64)
 CC      := aarch64-linux-gnu-gcc
+CXX     := aarch64-linux-gnu-g++
 BUILD   ?= build-aarch64
 PKG_CONFIG := PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
 # the tests run each program under the emulator (tests/run.sh), once per CPU
@@ -39,6 +40,9 @@ ifeq ($(shell $(PKG_CONFIG) --exists libmicrohttpd && echo yes),yes)
 APP_PKGS   += libmicrohttpd
 APP_DEFS   := -DCLIPDEX_HAVE_MHD
 endif
+# approximate search (app/ann/, its one C++ file): Debian's static libfaiss,
+# which needs OpenMP, BLAS and LAPACK; linked into the program only
+ANN_LIBS   := -lfaiss -fopenmp -lblas -llapack -lstdc++
 APP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(APP_PKGS)) $(APP_DEFS) -Iapp
 APP_LIBS   := $(shell $(PKG_CONFIG) --libs $(APP_PKGS))
 
@@ -55,6 +59,8 @@ ifeq ($(WERROR),1)
 WARN    += -Werror
 endif
 
+CXXWARN := -Wall -Wextra -Wshadow -Wno-unused-parameter $(filter -Werror,$(WARN))
+CXXFLAGS_ALL := -std=c++17 -g $(OPT) $(CXXWARN) $(SANFLAGS) -fPIC -fvisibility=hidden -Iinclude -Iapp $(CXXFLAGS)
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SANFLAGS) -fPIC -fvisibility=hidden \
               -Iinclude -Isrc $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
@@ -67,7 +73,8 @@ LDFLAGS_ALL := $(SANFLAGS) $(LDFLAGS)
 LIB_SRC  := $(sort $(shell find src -name '*.c'))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 APP_SRC  := $(sort $(shell find app -name '*.c'))
-APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o)
+APP_CXX_SRC := $(sort $(shell find app -name '*.cpp'))
+APP_OBJ  := $(APP_SRC:%.c=$(BUILD)/obj/%.o) $(APP_CXX_SRC:%.cpp=$(BUILD)/obj/%.o)
 TEST_SRC := $(sort $(shell find tests -name 'test_*.c' -not -path '*/node_modules/*'))
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TOOL_SRC := $(sort $(wildcard tools/*.c))
@@ -106,8 +113,13 @@ $(BUILD)/obj/app/%.o: app/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iapp $(APP_CFLAGS) -MMD -MP -c $< -o $@
 
+# the FAISS wrapper (app/ann/*.cpp), the only C++ (g++, C++17)
+$(BUILD)/obj/app/%.o: app/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS_ALL) -MMD -MP -c $< -o $@
+
 $(BUILD)/clipdex: $(APP_OBJ) $(BUILD)/libclipdex.a
-	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(APP_LIBS) $(PKG_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(APP_OBJ) $(BUILD)/libclipdex.a $(APP_LIBS) $(ANN_LIBS) $(PKG_LIBS)
 
 # A test may compile sources in (tests/test_vecscan.c includes
 # "search/vecscan.c"; app tests include app/ sources), hence -Iapp, the application's libraries

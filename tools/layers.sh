@@ -7,9 +7,10 @@
 # exits 1 if there are any. Usage: sh tools/layers.sh [BUILD] (after `make`)
 BUILD=${1:-build}
 # folder: the folders it may use (the engine, include/clipdex.h, is below all)
-LAYERS='cli: serve video person track zeroshot hub store util
+LAYERS='cli: serve video person track zeroshot hub ann store util
+ann: store util
 hub: util
-serve: video person zeroshot store util
+serve: video person zeroshot ann store util
 video: track person zeroshot store util
 person: store util
 track:
@@ -58,7 +59,7 @@ fi
 
 # 3. only app/cli prints or exits
 out=$(grep -rnE '(^|[^_a-z])(printf|puts|perror|exit|abort)\(|f(printf|puts|putc|write)\([^;]*std(out|err)\)?' \
-    app --include='*.c' | grep -v '^app/cli/')
+    app --include='*.c' --include='*.cpp' | grep -v '^app/cli/')
 [ -n "$out" ] && problem "printing or exiting outside app/cli:" && echo "$out"
 [ "$bad" -eq 0 ] && echo "layers: ok"
 exit "$bad"

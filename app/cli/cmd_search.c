@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ann/ann.h"
 #include "cli/cli.h"
 #include "cli/cmd_store.h"
 #include "person/pstore.h"
@@ -62,8 +63,12 @@ const char usage_search[] =
     "  --persons          search the people found by `index --detector person`:\n"
     "                     each hit is one person, with its box (x0,y0,x1,y1 in\n"
     "                     pixels) and detector score; --copy-to writes the crop\n"
-    "  --exact            scan the float32 rows only (no 4-bit or int8 first\n"
-    "                     stage; the results are the same, see docs/search.md)\n"
+    "  --exact            scan the float32 rows only: no ANN index (`clipdex ann\n"
+    "                     build`), no 4-bit or int8 first stage (docs/search.md)\n"
+    "  --candidates M     with an ANN index: M x k approximate candidates are\n"
+    "                     re-ranked exactly (default 10; docs/ann.md)\n"
+    "  --nprobe N         with an IVF ANN index: lists visited (default: the\n"
+    "                     index's, a sixteenth of them, at least 16)\n"
     "  --threads N        threads for the scan and the query, 0 = all CPUs (default 0)\n"
     "  --no-exif          ignore the EXIF orientation tag of query images\n"
     "  -h, --help         print this text\n";
@@ -80,7 +85,7 @@ typedef struct search_opts {
     const char *model, *copy_to, *link_to, *prompts;
     const char **dbs; /* one or more index databases (shards): their top k merged */
     size_t n_dbs;
-    long k, threads;
+    long k, threads, nprobe, candidates;
     double threshold, merge;
     int has_threshold, json, no_exif, exact, download, persons;
     term *terms;
@@ -153,6 +158,11 @@ static int search_parse(int argc, char **argv, search_opts *o)
             o->has_threshold = 1;
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
+                return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--nprobe", &val)) != 0) {
+            if (r < 0 || cli_parse_int(a.cmd, "--nprobe", val, 1, 1 << 20, &o->nprobe)) return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--candidates", &val)) != 0) {
+            if (r < 0 || cli_parse_int(a.cmd, "--candidates", val, 1, 1000, &o->candidates))
                 return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--copy-to", &o->copy_to)) != 0) {
             if (r < 0) return APP_USAGE;
@@ -555,6 +565,36 @@ static int hit_cmp(const void *pa, const void *pb)
     return c ? c : (a->len > b->len) - (a->len < b->len);
 }
 
+static int search_debug(void)
+{
+    const char *dbg = getenv("CLIPDEX_SEARCH_DEBUG"); /* which stage answered, on stderr */
+    return dbg && dbg[0] && strcmp(dbg, "0") != 0;
+}
+
+/* Searches with the database's ANN index (docs/ann.md). Returns 0 (hits
+ * in hits, n_hits), 1 when there is none or it cannot serve (said why:
+ * the caller scans exactly) or APP_FAIL. */
+static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const vec_index *vi, const float *q,
+                      const clipdex_search_params *sp, clipdex_hit *hits, size_t *n_hits)
+{
+    ann_index a;
+    int rc = ann_open(s, vi, 1, &a); /* one query: map, do not read it all */
+    if (rc == ANN_NONE) return 1;
+    if (rc) {
+        cli_error("searching '%s' exactly instead", s->path);
+        return 1;
+    }
+    ann_params ap = {o->nprobe, o->candidates, (int)o->threads, (size_t)o->k};
+    ann_stats st;
+    rc = ann_search(&a, ctx, vi, q, sp, &ap, hits, n_hits, &st);
+    if (!rc && search_debug())
+        fprintf(stderr, "clipdex: search: %zu rows, answered by the ANN index (%s, nprobe %ld, %zu candidates, "
+                "%zu tail rows, %zu re-ranked%s)\n", vi->n, a.factory, o->nprobe ? o->nprobe : a.nprobe,
+                st.candidates, st.tail, st.reranked, st.exact ? "; under k, so an exact scan" : "");
+    ann_close(&a);
+    return rc ? APP_FAIL : 0;
+}
+
 /* Scans one database for the query q and adds its hits to set. */
 static int search_db(const search_opts *o, clipdex_ctx *ctx, const store_model_id *id,
                      const float *q, const char *db, clipdex_hit *hits, hit_set *set)
@@ -577,13 +617,17 @@ static int search_db(const search_opts *o, clipdex_ctx *ctx, const store_model_i
     }
     clipdex_search_stats qs;
     size_t n_hits = 0;
+    if (!o->exact && !o->persons && (rc = search_ann(o, ctx, s, &vi, q, &sp, hits, &n_hits)) != 1) {
+        if (!rc) rc = hits_add(set, s, &vi, hits, n_hits, o);
+        goto done;
+    }
+    rc = 0;
     if (clipdex_vecs_search(ctx, vi.vecs, q, &sp, hits, &n_hits, &qs)) {
         cli_error("search: %s", clipdex_ctx_errmsg(ctx));
         rc = APP_FAIL;
         goto done;
     }
-    const char *dbg = getenv("CLIPDEX_SEARCH_DEBUG"); /* which stage answered, on stderr */
-    if (dbg && dbg[0] && strcmp(dbg, "0") != 0)
+    if (search_debug())
         fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
                 "%zu re-ranked)\n", vi.n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
                 qs.candidates, qs.reranked);

@@ -62,6 +62,7 @@ static const command commands[] = {
     {"search", cmd_search, usage_search},
     {"watch", cmd_watch, usage_watch},
     {"merge", cmd_merge, usage_merge},
+    {"ann", cmd_ann, usage_ann},
     {"classify", cmd_classify, usage_classify},
     {"detect", cmd_detect, usage_detect},
     {"prompts", cmd_prompts, usage_prompts},

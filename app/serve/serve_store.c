@@ -1,7 +1,8 @@
 /*
  * serve_store.c - the index routes of `clipdex serve`: POST /v1/search (a
  * weighted query of texts, images and indexed IDs, scanned over the
- * memory-mapped vector matrix of store/vecindex.c), POST/GET /v1/index (runs
+ * memory-mapped vector matrix of store/vecindex.c, through the ANN index
+ * of app/ann/ when `clipdex ann build` made one), POST/GET /v1/index (runs
  * `clipdex index` on a folder under a --root as a child process and reports
  * its progress), GET /v1/thumb/ID (a cached JPEG thumbnail) and
  * GET /v1/image/ID (the original), and the reading of images that requests
@@ -20,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ann/ann.h"
 #include "person/pstore.h"
 #include "serve/serve.h"
 #include "store/store.h"
@@ -50,6 +52,9 @@ struct serve_index {
     store_model_id mid;
     vec_index vi;
     int have_vi;
+    ann_index ann;            /* the ANN index over vi, when there is a usable one */
+    int have_ann;
+    struct stat ann_st;       /* its id file when last opened (st_ino 0: none) */
     vec_index pvi;            /* the people (`index --detector person`), mapped on demand */
     int have_pvi;
     thumb_entry *thumbs;           /* FIFO cache */
@@ -82,18 +87,55 @@ static int index_connect(server *srv)
     return 0;
 }
 
+/* The id file's identity; st_ino 0 when there is none. */
+static struct stat ann_stat(store *s)
+{
+    struct stat st;
+    memset(&st, 0, sizeof st);
+    char *p = ann_path(s, 1);
+    if (!p || stat(p, &st) != 0) memset(&st, 0, sizeof st);
+    free(p);
+    return st;
+}
+
+/* (Re)opens the ANN index over vi when vi or the ANN files changed; an
+ * unusable one is reported once and searches scan exactly. Called locked. */
+static void index_ann(server *srv, int vi_changed)
+{
+    serve_index *ix = srv->index;
+    struct stat st = ann_stat(ix->s);
+    if (!vi_changed && st.st_ino == ix->ann_st.st_ino && st.st_dev == ix->ann_st.st_dev &&
+        st.st_mtim.tv_sec == ix->ann_st.st_mtim.tv_sec && st.st_mtim.tv_nsec == ix->ann_st.st_mtim.tv_nsec &&
+        st.st_size == ix->ann_st.st_size)
+        return;
+    if (ix->have_ann) ann_close(&ix->ann);
+    ix->have_ann = 0;
+    ix->ann_st = st;
+    int rc = ann_open(ix->s, &ix->vi, 0, &ix->ann); /* many queries: in memory */
+    if (rc == 0)
+        ix->have_ann = 1;
+    else if (rc != ANN_NONE)
+        report_error("searching '%s' exactly instead", srv->o.db);
+}
+
 /* Maps the matrix matching the database's generation. Called locked. */
 static int index_matrix(server *srv)
 {
     serve_index *ix = srv->index;
     if (!ix->s) return 0;
     int64_t gen = store_generation(ix->s);
-    if (ix->have_vi && ix->vi.generation == gen) return 0;
+    if (ix->have_vi && ix->vi.generation == gen) {
+        index_ann(srv, 0);
+        return 0;
+    }
+    if (ix->have_ann) ann_close(&ix->ann); /* it points into the old matrix */
+    ix->have_ann = 0;
     if (ix->have_vi) vecindex_close(&ix->vi);
     ix->have_vi = 0;
     memset(&ix->vi, 0, sizeof ix->vi);
     if (vecindex_open(ix->s, ix->mid.dim, &ix->vi)) return -1;
     ix->have_vi = 1;
+    index_ann(srv, 1);
     /* thumbnails of changed files must not outlive a generation */
     for (size_t i = 0; i < ix->n_thumbs; i++) free(ix->thumbs[i].jpeg);
     ix->n_thumbs = 0;
@@ -161,10 +203,12 @@ static void put_hit(json_out *j, size_t rank, const vhit *h)
     json_obj_end(j);
 }
 
-/* The k best rows for the unit query qv (the exact float32 scan, as the
- * page's queries are small); -1 when no context or memory. Called locked. */
-static long index_scan(server *srv, const vec_index *vi, const float *qv, const api_search *q, size_t k_rows,
-                       clipdex_hit *hits)
+/* The k best rows for the unit query qv: with ann, its candidates and
+ * exact tail re-ranked exactly (docs/ann.md); else the exact float32 scan,
+ * as the page's queries are small. -1 when no context, memory or FAISS
+ * failed. Called locked (one ANN search at a time). */
+static long index_scan(server *srv, const vec_index *vi, ann_index *ann, const float *qv, const api_search *q,
+                       size_t k_rows, clipdex_hit *hits)
 {
     clipdex_ctx *ctx = server_ctx_get(srv);
     clipdex_search_params p = clipdex_search_params_default();
@@ -172,7 +216,11 @@ static long index_scan(server *srv, const vec_index *vi, const float *qv, const 
     p.threshold = q->has_threshold ? (float)q->threshold : -INFINITY;
     p.stage = CLIPDEX_SEARCH_EXACT;
     size_t n = 0;
-    int rc = ctx ? clipdex_vecs_search(ctx, vi->vecs, qv, &p, hits, &n, NULL) : CLIPDEX_E_NOMEM;
+    ann_params ap = {0, 0, 1, (size_t)q->k};
+    ann_stats st;
+    int rc = !ctx ? CLIPDEX_E_NOMEM
+             : ann ? ann_search(ann, ctx, vi, qv, &p, &ap, hits, &n, &st)
+                   : clipdex_vecs_search(ctx, vi->vecs, qv, &p, hits, &n, NULL);
     server_ctx_put(srv, ctx);
     return rc ? -1 : (long)n;
 }
@@ -203,6 +251,7 @@ void serve_index_close(server *srv)
     if (ix->running && ix->pid > 0) kill(ix->pid, SIGTERM);
     pthread_mutex_unlock(&ix->mu);
     if (ix->have_reader) pthread_join(ix->reader, NULL);
+    if (ix->have_ann) ann_close(&ix->ann);
     if (ix->have_vi) vecindex_close(&ix->vi);
     if (ix->have_pvi) vecindex_close(&ix->pvi);
     store_close(ix->s);
@@ -212,6 +261,32 @@ void serve_index_close(server *srv)
     pthread_mutex_destroy(&ix->mu);
     free(ix);
     srv->index = NULL;
+}
+
+/* "search": how searches are answered: {"index": "exact"} or the ANN
+ * index's factory with its recall settings and coverage. Called locked. */
+static void index_search_info(const serve_index *ix, json_out *j)
+{
+    json_key(j, "search");
+    json_obj_begin(j);
+    json_key(j, "index");
+    if (!ix->have_ann) {
+        json_str(j, "exact");
+        json_obj_end(j);
+        return;
+    }
+    json_str(j, ix->ann.factory);
+    json_key(j, "nprobe");
+    json_int(j, ix->ann.nprobe);
+    json_key(j, "candidates_per_k");
+    json_int(j, ANN_CANDIDATES_DEFAULT);
+    json_key(j, "rerank");
+    json_str(j, "exact float32");
+    json_key(j, "ann_vectors");
+    json_uint(j, ix->ann.n_live);
+    json_key(j, "exact_tail");
+    json_uint(j, ix->ann.n_tail);
+    json_obj_end(j);
 }
 
 void serve_index_info(server *srv, json_out *j)
@@ -225,8 +300,9 @@ void serve_index_info(server *srv, json_out *j)
     pthread_mutex_lock(&ix->mu);
     if (index_connect(srv) == 0) index_matrix(srv);
     size_t n = ix->have_vi ? ix->vi.n : 0;
-    pthread_mutex_unlock(&ix->mu);
     json_uint(j, n);
+    index_search_info(ix, j);
+    pthread_mutex_unlock(&ix->mu);
     json_key(j, "db");
     json_str(j, srv->o.db);
     json_key(j, "roots");
@@ -385,7 +461,7 @@ static size_t search_persons(server *srv, const float *qv, const api_search *q, 
 {
     serve_index *ix = srv->index;
     if (index_connect(srv) || index_pmatrix(srv) || !ix->have_pvi) return 0;
-    long nh = index_scan(srv, &ix->pvi, qv, q, (size_t)q->k, hits);
+    long nh = index_scan(srv, &ix->pvi, NULL, qv, q, (size_t)q->k, hits);
     int64_t *ids = nh > 0 ? malloc((size_t)nh * sizeof *ids) : NULL;
     float *sc = nh > 0 ? malloc((size_t)nh * sizeof *sc) : NULL;
     for (long i = 0; ids && sc && i < nh; i++) ids[i] = ix->pvi.ids[hits[i].row], sc[i] = hits[i].score;
@@ -473,7 +549,7 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
         total = search_persons(srv, qv, &q, hits, &o.j);
     } else if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
         total = ix->vi.n;
-        long nh = index_scan(srv, &ix->vi, qv, &q, k_rows, hits);
+        long nh = index_scan(srv, &ix->vi, ix->have_ann ? &ix->ann : NULL, qv, &q, k_rows, hits);
         vhit_row *rows = nh > 0 ? malloc((size_t)nh * sizeof *rows) : NULL;
         for (long i = 0; rows && i < nh; i++) rows[i] = (vhit_row){ix->vi.ids[hits[i].row], hits[i].score};
         vhit *vh = NULL;
