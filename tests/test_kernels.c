@@ -370,7 +370,8 @@ static void odd_rows(void)
               "%s layernorm width %zu: thread counts differ", g_kern->name, nn);
         free(x), free(y[0]), free(y[1]), free(y[2]), free(w), free(b), free(r);
     }
-    static const size_t aw[][3] = {{4, 24, 3}, {50, 768, 12}, {7, 512, 8}, {13, 160, 2}, {33, 120, 2}};
+    static const size_t aw[][3] = {{4, 24, 3},   {50, 768, 12}, {7, 512, 8},
+                                   {13, 160, 2}, {33, 120, 2},  {77, 512, 8}, {130, 136, 2}};
     for (size_t ai = 0; ai < sizeof aw / sizeof aw[0]; ai++) {
         size_t nseq = 3, t = aw[ai][0], width = aw[ai][1], heads = aw[ai][2], rows = nseq * t;
         float *q = malloc(rows * width * 4), *kk = malloc(rows * width * 4), *v = malloc(rows * width * 4);

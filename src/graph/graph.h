@@ -23,7 +23,11 @@
 #define CDX_G_MAXDIM 6
 #define CDX_G_MAXIN 8   /* inputs per node */
 #define CDX_G_MAXOUT 8  /* outputs per node */
-#define CDX_G_MAX_ELEMS ((size_t)1 << 26) /* elements of one tensor (256 MiB of float32) */
+/* elements of one tensor (64 MiB of float32): 12x the largest tensor the
+ * NanoDet person detector allocates at 416 px (1,411,200 elements); a bigger
+ * shape in a model is an error, not minutes of work (fuzz_tfjs found a Pad
+ * of 917248 images taking 32 s) */
+#define CDX_G_MAX_ELEMS ((size_t)1 << 24)
 
 enum cdx_gdtype { CDX_G_F32 = 1, CDX_G_I32 = 2 };
 

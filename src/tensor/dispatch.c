@@ -92,6 +92,7 @@ static void fill_avx512(struct cdx_kernels *t, const struct cdx_cpu *c)
     t->linear_tile = cdx_linear_tile_avx512;
     t->layernorm_row = cdx_layernorm_row_avx512;
     t->attn_row = cdx_attn_row_avx512;
+    t->attn_rows = cdx_attn_rows_avx512;
     t->act_q8 = cdx_act_q8_avx512;
     t->act_i8 = cdx_act_i8_avx512;
     if (c->avx512_vnni) {

@@ -42,6 +42,15 @@ typedef void (*cdx_layernorm_row_fn)(const float *x, float *y, size_t n, const f
  * lim are zeros; ops.c packs them). */
 typedef void (*cdx_attn_row_fn)(const float *q, const float *K, const float *V, size_t ld, size_t lim, size_t d,
                                 float scale, float *p, float *o);
+/* Up to CDX_ATTN_ROWS query rows of one head without a causal mask: q row r
+ * at q + r*ldq (d floats), the lim keys transposed in Kt (d rows of
+ * L = lim rounded up to 64 floats, key c at column c, columns lim..L zero),
+ * V (lim rows rounded up to 16, d floats each, the rest zero), p: rows x L
+ * floats of scratch; o row r at o + r*ldo. Each row's result must not
+ * depend on `rows` (the grouping of rows is free). */
+#define CDX_ATTN_ROWS 6
+typedef void (*cdx_attn_rows_fn)(const float *q, size_t ldq, size_t rows, const float *Kt, const float *V,
+                                 size_t lim, size_t d, float scale, float *p, float *o, size_t ldo);
 /* One row of activations to int8 blocks (qgemm.h, cdx_act_q8_ref). */
 typedef void (*cdx_act_q8_fn)(const float *x, size_t k, int qmax, int8_t *q, float *d, int32_t *s);
 /* One tile of the int8 product (qgemm.h, cdx_qgemm_tile_avx2's contract). */
@@ -68,6 +77,7 @@ struct cdx_kernels {
     cdx_linear_tile_fn linear_tile_bf16; /* BF16P weights; NULL: linear_tile widens them exactly */
     cdx_layernorm_row_fn layernorm_row;
     cdx_attn_row_fn attn_row;
+    cdx_attn_rows_fn attn_rows; /* NULL: attn_row for every row */
     cdx_act_q8_fn act_q8;
     cdx_qgemm_tile_fn qgemm_tile;
     int qmax_i8;               /* int8 activation range for I8P weights */

@@ -267,12 +267,14 @@ void cdx_layernorm(clipdex_ctx *ctx, const float *x, size_t ldx, float *y, size_
     cdx_pool_run(ctx->pool, ln_task, &j, (m + j.rows_per_task - 1) / j.rows_per_task);
 }
 
-/* Per (sequence, head) task: t scores, then the head's K and V columns
- * packed into (t16, d) each, t16 = t rounded up to 16 (see attn_task). */
+/* Per (sequence, head) task: CDX_ATTN_ROWS rows of scores (T64 = t rounded
+ * up to 64 floats each), then the head's K (or K transposed) and V packed
+ * into T64 x d floats each (see attn_task). */
 #define ROUND16(t) (((t) + 15) / 16 * 16)
+#define ROUND64(t) (((t) + 63) / 64 * 64)
 size_t cdx_attention_scratch(size_t n_seq, size_t heads, size_t t, size_t width)
 {
-    return n_seq * heads * t + 2 * n_seq * ROUND16(t) * width;
+    return n_seq * heads * CDX_ATTN_ROWS * ROUND64(t) + 2 * n_seq * ROUND64(t) * width;
 }
 
 struct attn_job {
@@ -282,6 +284,7 @@ struct attn_job {
     size_t ld, t, d, heads, n_seq;
     int causal;
     cdx_attn_row_fn row_fn;
+    cdx_attn_rows_fn rows_fn; /* without a causal mask, if the path has it */
     float scale;
 };
 
@@ -312,6 +315,40 @@ void cdx_attn_row_ref(const float *q, const float *K, const float *V, size_t ld,
     }
 }
 
+/* The head's `keys` V rows (d floats every ld from v) into (ROUND16(keys),
+ * d), the rows past the last key zero. */
+static void pack_rows(float *dst, const float *src, size_t ld, size_t keys, size_t d)
+{
+    for (size_t c = 0; c < keys; c++) memcpy(dst + c * d, src + c * ld, d * sizeof *dst);
+    memset(dst + keys * d, 0, (ROUND16(keys) - keys) * d * sizeof *dst);
+}
+
+/* Without a causal mask, with the path's attn_rows: K transposed into
+ * (d, ROUND64(t)), zero past t; every query row (or the selected one) in
+ * balanced groups of at most CDX_ATTN_ROWS. */
+static void attn_rows_task(const struct attn_job *j, size_t s, size_t off, float *p, float *K, float *V)
+{
+    size_t t = j->t, d = j->d, L = ROUND64(t), base = s * t;
+    const float *k0 = j->k + base * j->ld + off;
+    for (size_t e = 0; e < d; e++) { /* the t rows' lines stay in L1 while e moves */
+        float *ke = K + e * L;
+        for (size_t c = 0; c < t; c++) ke[c] = k0[c * j->ld + e];
+        memset(ke + t, 0, (L - t) * sizeof *K);
+    }
+    pack_rows(V, j->v + base * j->ld + off, j->ld, t, d);
+    if (j->sel) {
+        j->rows_fn(j->q + s * j->ld + off, j->ld, 1, K, V, t, d, j->scale, p, j->out + s * j->ld + off, j->ld);
+        return;
+    }
+    size_t ng = (t + CDX_ATTN_ROWS - 1) / CDX_ATTN_ROWS;
+    for (size_t g = 0, i = 0; g < ng; g++) {
+        size_t r = t / ng + (g < t % ng);
+        j->rows_fn(j->q + (base + i) * j->ld + off, j->ld, r, K, V, t, d, j->scale, p,
+                   j->out + (base + i) * j->ld + off, j->ld);
+        i += r;
+    }
+}
+
 /* One (sequence, head): every query row (causal: row i sees keys 0..i), or
  * only the selected row of the sequence. The head's keys and values are
  * first copied into contiguous (lim, d) blocks: in place they are d floats
@@ -321,21 +358,22 @@ void cdx_attn_row_ref(const float *q, const float *K, const float *V, size_t ld,
  * of a Q8 one, before). The copy changes no value and no order: every
  * path's result is bitwise what it was with the strided rows. The rows
  * past the last key, up to a multiple of 16, are zeros: a row kernel may
- * read them (dispatch.h). */
+ * read them (dispatch.h). Without a causal mask a path with attn_rows
+ * takes several query rows per pass over K and V (attn_rows_task). */
 static void attn_task(void *arg, size_t task)
 {
     const struct attn_job *j = arg;
     size_t s = task / j->heads, h = task % j->heads, d = j->d;
-    size_t base = s * j->t, off = h * d;
-    float *p = j->scratch + task * j->t;
-    size_t t16 = ROUND16(j->t), keys = j->sel && j->causal ? j->sel[s] + 1 : j->t;
-    float *K = j->scratch + j->n_seq * j->heads * j->t + task * 2 * t16 * d, *V = K + t16 * d;
-    for (size_t c = 0; c < keys; c++) {
-        memcpy(K + c * d, j->k + (base + c) * j->ld + off, d * sizeof *K);
-        memcpy(V + c * d, j->v + (base + c) * j->ld + off, d * sizeof *V);
+    size_t base = s * j->t, off = h * d, L = ROUND64(j->t);
+    float *p = j->scratch + task * CDX_ATTN_ROWS * L;
+    float *K = j->scratch + j->n_seq * j->heads * CDX_ATTN_ROWS * L + task * 2 * L * d, *V = K + L * d;
+    if (!j->causal && j->rows_fn) {
+        attn_rows_task(j, s, off, p, K, V);
+        return;
     }
-    memset(K + keys * d, 0, (ROUND16(keys) - keys) * d * sizeof *K);
-    memset(V + keys * d, 0, (ROUND16(keys) - keys) * d * sizeof *V);
+    size_t keys = j->sel && j->causal ? j->sel[s] + 1 : j->t;
+    pack_rows(K, j->k + base * j->ld + off, j->ld, keys, d);
+    pack_rows(V, j->v + base * j->ld + off, j->ld, keys, d);
     if (j->sel) { /* the selected row sees `keys` keys */
         j->row_fn(j->q + s * j->ld + off, K, V, d, keys, d, j->scale, p, j->out + s * j->ld + off);
         return;
@@ -358,7 +396,7 @@ void cdx_attention_sel(clipdex_ctx *ctx, const float *q, const float *k, const f
 {
     size_t d = width / heads;
     struct attn_job j = {q, k, v, out, scratch, sel, ld, t, d, heads, n_seq, causal, ctx->kern->attn_row,
-                         1.0f / sqrtf((float)d)};
+                         ctx->kern->attn_rows, 1.0f / sqrtf((float)d)};
     cdx_pool_run(ctx->pool, attn_task, &j, n_seq * heads);
 }
 

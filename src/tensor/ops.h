@@ -264,6 +264,8 @@ CDX_INTERNAL void cdx_layernorm_row_avx512(const float *x, float *y, size_t n, c
                                            float eps);
 CDX_INTERNAL void cdx_attn_row_avx512(const float *q, const float *K, const float *V, size_t ld, size_t lim,
                                       size_t d, float scale, float *p, float *o);
+CDX_INTERNAL void cdx_attn_rows_avx512(const float *q, size_t ldq, size_t rows, const float *Kt, const float *V,
+                                       size_t lim, size_t d, float scale, float *p, float *o, size_t ldo);
 /* The aarch64 NEON fp32 path (linear_neon.c): dispatch.h's linear_tile,
  * layernorm_row and attn_row contracts, one FMA chain per output as on x86. */
 CDX_INTERNAL void cdx_linear_tile_neon(const float *A, size_t lda, const struct cdx_wmat *W, const float *bias,

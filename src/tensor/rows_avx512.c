@@ -1,7 +1,7 @@
 /*
- * rows_avx512.c - the AVX-512 row kernels: one LayerNorm row and one
- * attention query row (dispatch.h's layernorm_row and attn_row for the
- * avx512 path). Each row's arithmetic depends only on that row's inputs, in a
+ * rows_avx512.c - the AVX-512 row kernels: one LayerNorm row, one
+ * attention query row and up to six query rows at once (dispatch.h's
+ * layernorm_row, attn_row and attn_rows for the avx512 path). Each row's arithmetic depends only on that row's inputs, in a
  * fixed order, so results are bitwise the same whatever the batch or thread
  * count; they differ from the AVX2 path in the last bits (16-lane sums, and
  * the softmax's e^x is avx512.h's vector exp, about 1 ulp, instead of libm's).
@@ -165,6 +165,109 @@ TGT512 void cdx_attn_row_avx512(const float *q, const float *K, const float *V, 
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + e0 + 16 * u, mk[u], _mm512_add_ps(a[u], b[u]));
     }
+}
+
+/* Scores of R <= 6 query rows against 64 keys: p[r][c0 + j] = (q_r . K_j)
+ * * scale for j < 64, with Kt the keys transposed (d rows of ldk floats,
+ * key c at column c): one 16-key vector of Kt per e serves every row, R x 4
+ * accumulators, each score one FMA chain over e in order. */
+TGT512 static inline __attribute__((always_inline)) void rows_scores64(const int R, const float *q, size_t ldq,
+                                                                      const float *Kt, size_t ldk, size_t c0,
+                                                                      size_t d, float scale, float *p, size_t ldp)
+{
+    __m512 s[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) s[r][u] = _mm512_setzero_ps();
+    for (size_t e = 0; e < d; e++) {
+        const float *kt = Kt + e * ldk + c0;
+        __m512 k0 = _mm512_loadu_ps(kt), k1 = _mm512_loadu_ps(kt + 16), k2 = _mm512_loadu_ps(kt + 32),
+               k3 = _mm512_loadu_ps(kt + 48);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m512 x = _mm512_set1_ps(q[r * ldq + e]);
+            s[r][0] = _mm512_fmadd_ps(x, k0, s[r][0]);
+            s[r][1] = _mm512_fmadd_ps(x, k1, s[r][1]);
+            s[r][2] = _mm512_fmadd_ps(x, k2, s[r][2]);
+            s[r][3] = _mm512_fmadd_ps(x, k3, s[r][3]);
+        }
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) _mm512_storeu_ps(p + r * ldp + c0 + 16 * u, _mm512_mul_ps(s[r][u], sc));
+}
+
+/* o_r (64 columns from e0) = sum_c p[r][c] V_c for R <= 6 rows: one load of
+ * V_c's 64 columns serves every row; each output one FMA chain over the
+ * keys in order. */
+TGT512 static inline __attribute__((always_inline)) void rows_pv64(const int R, const float *p, size_t ldp,
+                                                                  const float *V, size_t lim, size_t d, size_t e0,
+                                                                  float *o, size_t ldo)
+{
+    __mmask16 mk[4];
+    for (int u = 0; u < 4; u++) mk[u] = cdx_mask16(d - e0 > 16 * (size_t)u ? d - e0 - 16 * (size_t)u : 0);
+    __m512 a[6][4];
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) a[r][u] = _mm512_setzero_ps();
+    for (size_t c = 0; c < lim; c++) {
+        const float *v = V + c * d + e0;
+        __m512 v0 = _mm512_maskz_loadu_ps(mk[0], v), v1 = _mm512_maskz_loadu_ps(mk[1], v + 16),
+               v2 = _mm512_maskz_loadu_ps(mk[2], v + 32), v3 = _mm512_maskz_loadu_ps(mk[3], v + 48);
+#pragma GCC unroll 6
+        for (int r = 0; r < R; r++) {
+            __m512 w = _mm512_set1_ps(p[r * ldp + c]);
+            a[r][0] = _mm512_fmadd_ps(w, v0, a[r][0]);
+            a[r][1] = _mm512_fmadd_ps(w, v1, a[r][1]);
+            a[r][2] = _mm512_fmadd_ps(w, v2, a[r][2]);
+            a[r][3] = _mm512_fmadd_ps(w, v3, a[r][3]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) _mm512_mask_storeu_ps(o + r * ldo + e0 + 16 * u, mk[u], a[r][u]);
+}
+
+/* R rows of dispatch.h's attn_rows contract. */
+TGT512 static inline __attribute__((always_inline)) void attn_rows_t(const int R, const float *q, size_t ldq,
+                                                                    const float *Kt, const float *V, size_t lim,
+                                                                    size_t d, float scale, float *p, float *o,
+                                                                    size_t ldo)
+{
+    size_t ldk = (lim + 63) / 64 * 64;
+    for (size_t c0 = 0; c0 < lim; c0 += 64) rows_scores64(R, q, ldq, Kt, ldk, c0, d, scale, p, ldk);
+    for (int r = 0; r < R; r++) softmax(p + r * ldk, lim);
+    for (size_t e0 = 0; e0 < d; e0 += 64) rows_pv64(R, p, ldk, V, lim, d, e0, o, ldo);
+}
+
+#define ATTN_ROWS(R)                                                                                             \
+    TGT512 static void attn_rows_##R(const float *q, size_t ldq, const float *Kt, const float *V, size_t lim,   \
+                                     size_t d, float scale, float *p, float *o, size_t ldo)                     \
+    {                                                                                                            \
+        attn_rows_t(R, q, ldq, Kt, V, lim, d, scale, p, o, ldo);                                                 \
+    }
+ATTN_ROWS(1)
+ATTN_ROWS(2)
+ATTN_ROWS(3)
+ATTN_ROWS(4)
+ATTN_ROWS(5)
+ATTN_ROWS(6)
+
+/* dispatch.h's attn_rows: rows <= CDX_ATTN_ROWS query rows at once. Each
+ * row's arithmetic is the same whatever the number of rows beside it, so
+ * the grouping of rows never changes a bit. */
+TGT512 void cdx_attn_rows_avx512(const float *q, size_t ldq, size_t rows, const float *Kt, const float *V,
+                                 size_t lim, size_t d, float scale, float *p, float *o, size_t ldo)
+{
+    typedef void (*fn)(const float *, size_t, const float *, const float *, size_t, size_t, float, float *,
+                       float *, size_t);
+    static const fn tab[7] = {0, attn_rows_1, attn_rows_2, attn_rows_3, attn_rows_4, attn_rows_5, attn_rows_6};
+    tab[rows](q, ldq, Kt, V, lim, d, scale, p, o, ldo);
 }
 
 #endif /* x86 */
