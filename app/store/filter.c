@@ -30,7 +30,7 @@ int filter_clock_parse(const char *s, size_t len, double *t)
 {
     double v = 0, f;
     int fields = 0;
-    for (size_t i = 0; i <= len && fields < 4; fields++) {
+    for (size_t i = 0; i <= len && fields < 3; fields++) {
         const char *c = memchr(s + i, ':', len - i);
         size_t n = c ? (size_t)(c - (s + i)) : len - i;
         if (clock_field(s + i, n, !c, &f) || (fields > 0 && f >= 60)) return -1;
