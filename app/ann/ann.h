@@ -19,7 +19,7 @@
 
 #include "ann/faiss_glue.h"
 #include "clipdex.h"
-#include "store/filter.h"
+#include "store/rowset.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 

@@ -22,6 +22,7 @@
 #include "cli/cmd_store.h"
 #include "person/pstore.h"
 #include "store/filter.h"
+#include "store/rowset.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "util/json.h"

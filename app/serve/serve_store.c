@@ -24,6 +24,7 @@
 #include "ann/ann.h"
 #include "person/pstore.h"
 #include "serve/serve.h"
+#include "store/rowset.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "video/vhits.h"

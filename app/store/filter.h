@@ -1,18 +1,14 @@
 /*
  * filter.h - search filters (docs/search.md): a path prefix (`--under`,
  * "under") and a time range for video samples (`--time`, "time_from" and
- * "time_to"). A filter becomes the set of matrix rows that pass it, which
- * the exact scan (vecindex_search_rows) and the ANN search (ann_params.only)
- * both search, so both answer the same filtered top k.
+ * "time_to"): parsing and the path test, nothing else (the HTTP fuzz
+ * target compiles it in). store/rowset.h turns a filter into the rows that
+ * pass it.
  */
 #ifndef CLIPDEX_APP_FILTER_H
 #define CLIPDEX_APP_FILTER_H
 
 #include <stddef.h>
-#include <stdint.h>
-
-#include "store/store.h"
-#include "store/vecindex.h"
 
 typedef struct search_filter {
     char *under;       /* absolute path prefix, no trailing '/' ("" is "/"); NULL: any path */
@@ -32,17 +28,8 @@ int filter_set_under(search_filter *f, const char *p);
 int filter_active(const search_filter *f);
 void filter_free(search_filter *f);
 
-/* The rows of a matrix that pass a filter. */
-typedef struct row_set {
-    uint8_t *in;     /* [matrix rows] 1: the row passes */
-    uint32_t *rows;  /* [n] the rows that pass, ascending */
-    size_t n;
-} row_set;
-
-/* The rows of vi that pass f (photos by their path; video samples by their
- * video's path and their time), from the database. Returns 0 or APP_FAIL
- * (reported). */
-int filter_rows(store *s, const vec_index *vi, const search_filter *f, row_set *out);
-void row_set_free(row_set *r);
+/* Whether a stored path (raw bytes) passes f->under: the prefix itself or
+ * a path below it, so "/a/photos" does not take "/a/photos2/x". */
+int filter_path_passes(const search_filter *f, const void *path, size_t len);
 
 #endif
