@@ -536,9 +536,9 @@ static int gather_rows(const ann_index *a, const float *q, size_t n_cand, int th
 /* The exact scan that answers when the candidates are too few: of the
  * whole matrix (sp->stage), or of the filter's rows. */
 static int scan_exact(clipdex_ctx *ctx, const vec_index *vi, const float *q, const clipdex_search_params *sp,
-                      const row_set *only, clipdex_hit *out, size_t *n_out, ann_stats *st)
+                      const row_set *only, int why, clipdex_hit *out, size_t *n_out, ann_stats *st)
 {
-    st->exact = 1;
+    st->exact = why;
     st->reranked = 0;
     if (only) return vecindex_search_rows(ctx, vi, only->rows, only->n, q, sp, out, n_out);
     if (clipdex_vecs_search(ctx, vi->vecs, q, sp, out, n_out, NULL) == CLIPDEX_OK) return 0;
@@ -557,7 +557,7 @@ int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float 
     size_t n_cand = sp->k * mult;
     if (n_cand > a->n_labels) n_cand = a->n_labels;
     if (only && only->n <= n_cand) /* the filter keeps fewer rows than FAISS would give */
-        return scan_exact(ctx, vi, q, sp, only, out, n_out, st);
+        return scan_exact(ctx, vi, q, sp, only, 2, out, n_out, st);
     if (apply_params(a, ap->nprobe, n_cand)) return APP_FAIL;
     uint32_t *rows = malloc((n_cand + a->n_tail + 1) * sizeof *rows);
     if (!rows) {
@@ -568,7 +568,7 @@ int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float 
     int rc = gather_rows(a, q, n_cand, ap->threads, only, rows, &n, st);
     size_t need = ap->min_rows ? ap->min_rows : sp->k;
     if (!rc && n < need && n < (only ? only->n : vi->n)) /* too few candidates: scan it all */
-        rc = scan_exact(ctx, vi, q, sp, only, out, n_out, st);
+        rc = scan_exact(ctx, vi, q, sp, only, 1, out, n_out, st);
     else if (!rc)
         rc = vecindex_search_rows(ctx, vi, rows, n, q, sp, out, n_out);
     free(rows);

@@ -71,7 +71,9 @@ typedef struct ann_stats {
     size_t candidates;      /* approximate candidates that were live rows */
     size_t tail;            /* rows scanned exactly besides them */
     size_t reranked;        /* rows re-scored in float32 (both, without repeats) */
-    int exact;              /* 1: fewer than min_rows came out of both: the whole matrix was scanned */
+    int exact;              /* 1: fewer than min_rows came out of both: the whole matrix (or the
+                               rows of `only`) was scanned; 2: `only` held no more rows than the
+                               candidates asked for: they were scanned at once */
 } ann_stats;
 
 /* The factory string the rule of docs/ann.md picks for n vectors, and its

@@ -626,7 +626,8 @@ static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const ve
         fprintf(stderr, "clipdex: search: %zu rows, answered by the ANN index (%s, nprobe %ld, %zu candidates, "
                 "%zu tail rows, %zu re-ranked%s%s)\n", vi->n, a.factory, o->nprobe ? o->nprobe : a.nprobe,
                 st.candidates, st.tail, st.reranked, only ? "; filtered" : "",
-                st.exact ? "; under k, so an exact scan" : "");
+                st.exact == 2 ? "; fewer rows pass than the candidates, so an exact scan"
+                : st.exact ? "; under k, so an exact scan" : "");
     ann_close(&a);
     return rc ? APP_FAIL : 0;
 }

@@ -174,7 +174,7 @@ check "the exact search ranks all 1000 photos" test "$(wc -l <"$TMP/all")" -eq 1
 want() { grep "^$TR/$1/" "$TMP/all" | head -n "$2" >"$TMP/want"; }
 want b 10
 search dog "$TMP/ann" --under "$TMP/b"
-check "a selective --under (100 rows): answered exactly" grep -q "under k, so an exact scan" "$TMP/err"
+check "a selective --under (100 rows): answered exactly" grep -q "fewer rows pass than the candidates, so an exact scan" "$TMP/err"
 check "a selective --under with the ANN index is the exact filtered top 10" cmp -s "$TMP/ann" "$TMP/want"
 search dog "$TMP/ex_b" --exact --under "$TMP/b/"
 check "--exact --under is the exact ranking restricted to b/" cmp -s "$TMP/ex_b" "$TMP/want"
