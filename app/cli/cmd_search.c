@@ -56,8 +56,9 @@ const char usage_search[] =
     "  --threshold T      only results with similarity >= T\n"
     "  --under PREFIX     only files under PREFIX: a folder (photos matches photos/x,\n"
     "                     not photos2/x) or a file; made absolute like index's paths\n"
-    "  --time FROM-TO     only video samples at FROM..TO seconds into the video (90,\n"
-    "                     1:30, 1:02:03; \"60-\", \"-2:00\" leave an end open); photos pass\n"
+    "  --time FROM-TO     only video samples at FROM..TO in the video (seconds, M:SS\n"
+    "                     or H:MM:SS: 1:30-2:00; 60- and -2:00 are open at one end);\n"
+    "                     photos pass\n"
     "  --json             one JSON object per result: {\"rank\",\"similarity\",\"path\"}\n"
     "                     (a video adds \"start\",\"end\",\"best_time\",\"samples\")\n"
     "  --merge D          adjacent samples of a video within D of the hit's best\n"
@@ -641,7 +642,7 @@ static int scan_exact(clipdex_ctx *ctx, const vec_index *vi, const float *q, con
     if (only) {
         if (vecindex_search_rows(ctx, vi, only->rows, only->n, q, sp, hits, n_hits)) return APP_FAIL;
         if (search_debug())
-            fprintf(stderr, "clipdex: search: %zu rows, answered by the float32 scan of the %zu the filter "
+            fprintf(stderr, "clipdex: search: %zu rows, answered by the float32 scan of the %zu rows the filter "
                     "keeps\n", vi->n, only->n);
         return 0;
     }
