@@ -1,7 +1,8 @@
 /*
  * fuzz_http.c - fuzz target for the request-parsing layer of `clipdex serve`
  * (app/serve/http_parse.c, compiled in here): every input is run through the JSON
- * body parsers of all routes (jansson + the type and limit checks), the
+ * body parsers of all routes (jansson + the type and limit checks, the
+ * search filters of app/store/filter.c, compiled in too), the
  * multipart splitter (the first line is the Content-Type), base64, and the
  * listen-address, URL-ID, Range and bearer-token parsers. Nothing may crash, leak
  * or read out of bounds; results are checked for basic consistency.
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "serve/http_parse.c"
+#include "store/filter.c"
 
 static void check_json(const char *data, size_t size)
 {
@@ -34,6 +36,8 @@ static void check_json(const char *data, size_t size)
     api_search s;
     if (api_parse_search(root, &s, &e) == 0) {
         if (s.n_terms == 0 || s.n_terms > HTTP_MAX_TERMS || s.k < 1 || s.k > HTTP_MAX_K) abort();
+        if (s.filter.has_time && !(s.filter.t_from >= 0 && s.filter.t_from <= s.filter.t_to)) abort();
+        if (s.filter.under && (s.filter.under[0] && s.filter.under[0] != '/')) abort();
         api_search_free(&s);
     }
     const char *path = NULL;

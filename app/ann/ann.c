@@ -182,20 +182,6 @@ done:
 
 /* ---- labels against the matrix ---------------------------------------- */
 
-/* Row of id in vi (ids sorted ascending), or -1. */
-static long row_of(const vec_index *vi, int64_t id)
-{
-    size_t lo = 0, hi = vi->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (vi->ids[mid] < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < vi->n && vi->ids[lo] == id ? (long)lo : -1;
-}
-
 /* Fills a->label_row, a->n_live and the tail from a->ids and a->fp. */
 static int map_labels(ann_index *a, const vec_index *vi)
 {
@@ -214,7 +200,7 @@ static int map_labels(ann_index *a, const vec_index *vi)
     }
     a->n_live = 0;
     for (size_t i = 0; i < a->n_labels; i++) {
-        long r = row_of(vi, a->ids[i]);
+        long r = vecindex_row_of(vi, a->ids[i]);
         if (r >= 0 && memcmp(&vi->scale[r], &a->fp[i], sizeof(float)) == 0 && !covered[r]) {
             covered[r] = 1;
             a->label_row[i] = (int32_t)r;
@@ -508,10 +494,11 @@ static int cmp_u32(const void *pa, const void *pb)
     return (a > b) - (a < b);
 }
 
-/* The rows to re-rank: the live candidates of FAISS and the tail, sorted,
- * without repeats, into rows (room for n_cand + a->n_tail). */
-static int gather_rows(const ann_index *a, const float *q, size_t n_cand, int threads, uint32_t *rows,
-                       size_t *n_rows, ann_stats *st)
+/* The rows to re-rank: the live candidates of FAISS and the tail, those
+ * in `only` if given, sorted, without repeats, into rows (room for n_cand +
+ * a->n_tail). */
+static int gather_rows(const ann_index *a, const float *q, size_t n_cand, int threads, const row_set *only,
+                       uint32_t *rows, size_t *n_rows, ann_stats *st)
 {
     int64_t *labels = malloc((n_cand ? n_cand : 1) * sizeof *labels);
     float *scores = malloc((n_cand ? n_cand : 1) * sizeof *scores);
@@ -525,7 +512,8 @@ static int gather_rows(const ann_index *a, const float *q, size_t n_cand, int th
     int rc = n_cand ? fg_search(a->fg, q, n_cand, threads, labels, scores, err, sizeof err) : 0;
     size_t n = 0;
     for (size_t i = 0; !rc && i < n_cand; i++)
-        if (labels[i] >= 0 && (size_t)labels[i] < a->n_labels && a->label_row[labels[i]] >= 0)
+        if (labels[i] >= 0 && (size_t)labels[i] < a->n_labels && a->label_row[labels[i]] >= 0 &&
+            (!only || only->in[a->label_row[labels[i]]]))
             rows[n++] = (uint32_t)a->label_row[labels[i]];
     free(labels);
     free(scores);
@@ -534,9 +522,9 @@ static int gather_rows(const ann_index *a, const float *q, size_t n_cand, int th
         return APP_FAIL;
     }
     st->candidates = n;
-    st->tail = a->n_tail;
-    memcpy(rows + n, a->tail, a->n_tail * sizeof *rows);
-    n += a->n_tail;
+    for (size_t i = 0; i < a->n_tail; i++)
+        if (!only || only->in[a->tail[i]]) rows[n++] = a->tail[i];
+    st->tail = n - st->candidates;
     qsort(rows, n, sizeof *rows, cmp_u32);
     size_t u = 0;
     for (size_t i = 0; i < n; i++)
@@ -545,28 +533,17 @@ static int gather_rows(const ann_index *a, const float *q, size_t n_cand, int th
     return 0;
 }
 
-/* Exact top k of the listed rows (ascending) with the library's scan, so
- * scores and tie order are those of the full scan; hits name matrix rows. */
-static int rerank(clipdex_ctx *ctx, const vec_index *vi, const uint32_t *rows, size_t n, const float *q,
-                  const clipdex_search_params *sp, clipdex_hit *out, size_t *n_out)
+/* The exact scan that answers when the candidates are too few: of the
+ * whole matrix (sp->stage), or of the filter's rows. */
+static int scan_exact(clipdex_ctx *ctx, const vec_index *vi, const float *q, const clipdex_search_params *sp,
+                      const row_set *only, int why, clipdex_hit *out, size_t *n_out, ann_stats *st)
 {
-    float *x = malloc((n ? n : 1) * vi->dim * sizeof *x);
-    if (!x) {
-        report_error("out of memory");
-        return APP_FAIL;
-    }
-    for (size_t i = 0; i < n; i++) memcpy(x + i * vi->dim, vi->m + (size_t)rows[i] * vi->dim, vi->dim * sizeof *x);
-    clipdex_vecs_data d = {.rows = x, .n = n, .dim = vi->dim};
-    clipdex_vecs *v = NULL;
-    clipdex_search_params p = *sp;
-    p.stage = CLIPDEX_SEARCH_EXACT;
-    int st = clipdex_vecs_new(ctx, &d, 0, &v);
-    if (st == CLIPDEX_OK) st = clipdex_vecs_search(ctx, v, q, &p, out, n_out, NULL);
-    if (st != CLIPDEX_OK) report_error("the exact re-rank: %s", clipdex_ctx_errmsg(ctx));
-    for (size_t i = 0; st == CLIPDEX_OK && i < *n_out; i++) out[i].row = rows[out[i].row];
-    clipdex_vecs_free(v);
-    free(x);
-    return st == CLIPDEX_OK ? 0 : APP_FAIL;
+    st->exact = why;
+    st->reranked = 0;
+    if (only) return vecindex_search_rows(ctx, vi, only->rows, only->n, q, sp, out, n_out);
+    if (clipdex_vecs_search(ctx, vi->vecs, q, sp, out, n_out, NULL) == CLIPDEX_OK) return 0;
+    report_error("search: %s", clipdex_ctx_errmsg(ctx));
+    return APP_FAIL;
 }
 
 int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float *q,
@@ -575,9 +552,12 @@ int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float 
 {
     memset(st, 0, sizeof *st);
     *n_out = 0;
+    const row_set *only = ap->only;
     size_t mult = ap->candidates > 0 ? (size_t)ap->candidates : ANN_CANDIDATES_DEFAULT;
     size_t n_cand = sp->k * mult;
     if (n_cand > a->n_labels) n_cand = a->n_labels;
+    if (only && only->n <= n_cand) /* the filter keeps fewer rows than FAISS would give */
+        return scan_exact(ctx, vi, q, sp, only, 2, out, n_out, st);
     if (apply_params(a, ap->nprobe, n_cand)) return APP_FAIL;
     uint32_t *rows = malloc((n_cand + a->n_tail + 1) * sizeof *rows);
     if (!rows) {
@@ -585,18 +565,12 @@ int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float 
         return APP_FAIL;
     }
     size_t n = 0;
-    int rc = gather_rows(a, q, n_cand, ap->threads, rows, &n, st);
+    int rc = gather_rows(a, q, n_cand, ap->threads, only, rows, &n, st);
     size_t need = ap->min_rows ? ap->min_rows : sp->k;
-    if (!rc && n < need && n < vi->n) { /* too few candidates (small lists probed): scan it all */
-        st->exact = 1;
-        st->reranked = 0;
-        if (clipdex_vecs_search(ctx, vi->vecs, q, sp, out, n_out, NULL) != CLIPDEX_OK) {
-            report_error("search: %s", clipdex_ctx_errmsg(ctx));
-            rc = APP_FAIL;
-        }
-    } else if (!rc) {
-        rc = rerank(ctx, vi, rows, n, q, sp, out, n_out);
-    }
+    if (!rc && n < need && n < (only ? only->n : vi->n)) /* too few candidates: scan it all */
+        rc = scan_exact(ctx, vi, q, sp, only, 1, out, n_out, st);
+    else if (!rc)
+        rc = vecindex_search_rows(ctx, vi, rows, n, q, sp, out, n_out);
     free(rows);
     return rc;
 }

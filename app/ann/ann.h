@@ -19,6 +19,7 @@
 
 #include "ann/faiss_glue.h"
 #include "clipdex.h"
+#include "store/rowset.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 
@@ -60,13 +61,19 @@ typedef struct ann_params {
     long candidates;        /* approximate candidates = candidates x k (0: ANN_CANDIDATES_DEFAULT) */
     int threads;            /* FAISS's OpenMP threads (0: its default) */
     size_t min_rows;        /* fewer rows to re-rank than this: the exact scan answers (0: sp->k) */
+    const row_set *only;    /* a search filter's rows: only these are candidates (NULL: all) */
 } ann_params;
+
+#define ANN_NPROBE_MAX (1L << 20)  /* the largest nprobe a search may ask for */
+#define ANN_CANDIDATES_MAX 1000    /* the largest candidates multiplier */
 
 typedef struct ann_stats {
     size_t candidates;      /* approximate candidates that were live rows */
     size_t tail;            /* rows scanned exactly besides them */
     size_t reranked;        /* rows re-scored in float32 (both, without repeats) */
-    int exact;              /* 1: fewer than min_rows came out of both: the whole matrix was scanned */
+    int exact;              /* 1: fewer than min_rows came out of both: the whole matrix (or the
+                               rows of `only`) was scanned; 2: `only` held no more rows than the
+                               candidates asked for: they were scanned at once */
 } ann_stats;
 
 /* The factory string the rule of docs/ann.md picks for n vectors, and its
@@ -106,7 +113,10 @@ void ann_close(ann_index *a);
 /* The best sp->k rows of vi for the unit query q (sp->threshold applies),
  * approximate candidates re-ranked exactly, into out (sp->k entries); when
  * candidates and tail hold fewer than ap->min_rows rows, the exact scan of the
- * whole matrix (clipdex_vecs_search, sp->stage) answers instead. It
+ * whole matrix (clipdex_vecs_search, sp->stage) answers instead. With
+ * ap->only, candidates and tail outside it are dropped, and the exact scan
+ * is that of its rows: the filtered top k, also when the filter keeps no
+ * more rows than there are candidates (then it answers at once). It
  * sets FAISS's search parameters on a: one search at a time per index. */
 int ann_search(ann_index *a, clipdex_ctx *ctx, const vec_index *vi, const float *q,
                const clipdex_search_params *sp, const ann_params *ap, clipdex_hit *out, size_t *n_out,

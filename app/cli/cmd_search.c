@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,8 @@
 #include "cli/cli.h"
 #include "cli/cmd_store.h"
 #include "person/pstore.h"
+#include "store/filter.h"
+#include "store/rowset.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "util/json.h"
@@ -51,6 +54,11 @@ const char usage_search[] =
     "                     give it again for each shard database: their top k merge\n"
     "  -k, --top N        results to show, 1..100000 (default 10)\n"
     "  --threshold T      only results with similarity >= T\n"
+    "  --under PREFIX     only files under PREFIX: a folder (photos matches photos/x,\n"
+    "                     not photos2/x) or a file; made absolute like index's paths\n"
+    "  --time FROM-TO     only video samples at FROM..TO in the video (seconds, M:SS\n"
+    "                     or H:MM:SS: 1:30-2:00; 60- and -2:00 are open at one end);\n"
+    "                     photos pass\n"
     "  --json             one JSON object per result: {\"rank\",\"similarity\",\"path\"}\n"
     "                     (a video adds \"start\",\"end\",\"best_time\",\"samples\")\n"
     "  --merge D          adjacent samples of a video within D of the hit's best\n"
@@ -90,6 +98,7 @@ typedef struct search_opts {
     int has_threshold, json, no_exif, exact, download, persons;
     term *terms;
     size_t n_terms;
+    search_filter filter; /* --under, --time */
 } search_opts;
 
 /* Parses "W:rest" into the weight; returns rest, or s when there is none. */
@@ -113,6 +122,24 @@ static void add_term(search_opts *o, const char *arg, int sign, int force_image)
     t->kind = force_image || (stat(s, &sb) == 0 && S_ISREG(sb.st_mode)) ? TERM_IMAGE : TERM_TEXT;
     t->arg = s;
     t->weight = (float)sign * w;
+}
+
+/* --under: the prefix as the index records paths (absolute, symbolic
+ * links resolved when it exists); 0 or APP_USAGE. */
+static int parse_under(const char *cmd, const char *val, search_filter *f)
+{
+    char real[2 * PATH_MAX + 2], cwd[PATH_MAX];
+    const char *p = val;
+    if (realpath(val, real)) {
+        p = real;
+    } else if (val[0] != '/' && val[0]) {
+        if (!getcwd(cwd, sizeof cwd) || strlen(val) > PATH_MAX)
+            return cli_usage_error(cmd, "cannot make --under '%s' absolute", val);
+        snprintf(real, sizeof real, "%s/%s", cwd, val);
+        p = real;
+    }
+    if (filter_set_under(f, p)) return cli_usage_error(cmd, "invalid value '%s' for --under", val);
+    return 0;
 }
 
 static int search_parse(int argc, char **argv, search_opts *o)
@@ -156,13 +183,20 @@ static int search_parse(int argc, char **argv, search_opts *o)
             if (!val[0] || *end || !isfinite(o->threshold))
                 return cli_usage_error(a.cmd, "invalid value '%s' for --threshold", val);
             o->has_threshold = 1;
+        } else if ((r = cli_args_value(&a, "--under", &val)) != 0) {
+            if (r < 0 || parse_under(a.cmd, val, &o->filter)) return APP_USAGE;
+        } else if ((r = cli_args_value(&a, "--time", &val)) != 0) {
+            if (r < 0) return APP_USAGE;
+            if (filter_time_parse(val, &o->filter))
+                return cli_usage_error(a.cmd, "invalid value '%s' for --time: expected FROM-TO, each in "
+                                       "seconds, M:SS or H:MM:SS, FROM <= TO, one of them may be left out", val);
         } else if ((r = cli_args_value(&a, "--threads", &val)) != 0) {
             if (r < 0 || cli_parse_int(a.cmd, "--threads", val, 0, 1024, &o->threads))
                 return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--nprobe", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--nprobe", val, 1, 1 << 20, &o->nprobe)) return APP_USAGE;
+            if (r < 0 || cli_parse_int(a.cmd, "--nprobe", val, 1, ANN_NPROBE_MAX, &o->nprobe)) return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--candidates", &val)) != 0) {
-            if (r < 0 || cli_parse_int(a.cmd, "--candidates", val, 1, 1000, &o->candidates))
+            if (r < 0 || cli_parse_int(a.cmd, "--candidates", val, 1, ANN_CANDIDATES_MAX, &o->candidates))
                 return APP_USAGE;
         } else if ((r = cli_args_value(&a, "--copy-to", &o->copy_to)) != 0) {
             if (r < 0) return APP_USAGE;
@@ -198,6 +232,8 @@ static int search_parse(int argc, char **argv, search_opts *o)
     if (!o->model) return cli_model_error();
     if (o->n_terms == 0) return cli_usage_error(a.cmd, "no query: give a text, an image or both");
     if (o->copy_to && o->link_to) return cli_usage_error(a.cmd, "give --copy-to or --link-to, not both");
+    if (o->persons && filter_active(&o->filter))
+        return cli_usage_error(a.cmd, "--under and --time do not apply to --persons");
     return -1;
 }
 
@@ -575,7 +611,7 @@ static int search_debug(void)
  * in hits, n_hits), 1 when there is none or it cannot serve (said why:
  * the caller scans exactly) or APP_FAIL. */
 static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const vec_index *vi, const float *q,
-                      const clipdex_search_params *sp, clipdex_hit *hits, size_t *n_hits)
+                      const clipdex_search_params *sp, const row_set *only, clipdex_hit *hits, size_t *n_hits)
 {
     ann_index a;
     int rc = ann_open(s, vi, 1, &a); /* one query: map, do not read it all */
@@ -584,15 +620,41 @@ static int search_ann(const search_opts *o, clipdex_ctx *ctx, store *s, const ve
         cli_error("searching '%s' exactly instead", s->path);
         return 1;
     }
-    ann_params ap = {o->nprobe, o->candidates, (int)o->threads, (size_t)o->k};
+    ann_params ap = {o->nprobe, o->candidates, (int)o->threads, (size_t)o->k, only};
     ann_stats st;
     rc = ann_search(&a, ctx, vi, q, sp, &ap, hits, n_hits, &st);
     if (!rc && search_debug())
         fprintf(stderr, "clipdex: search: %zu rows, answered by the ANN index (%s, nprobe %ld, %zu candidates, "
-                "%zu tail rows, %zu re-ranked%s)\n", vi->n, a.factory, o->nprobe ? o->nprobe : a.nprobe,
-                st.candidates, st.tail, st.reranked, st.exact ? "; under k, so an exact scan" : "");
+                "%zu tail rows, %zu re-ranked%s%s)\n", vi->n, a.factory, o->nprobe ? o->nprobe : a.nprobe,
+                st.candidates, st.tail, st.reranked, only ? "; filtered" : "",
+                st.exact == 2 ? "; fewer rows pass than the candidates, so an exact scan"
+                : st.exact ? "; under k, so an exact scan" : "");
     ann_close(&a);
     return rc ? APP_FAIL : 0;
+}
+
+/* The search without the ANN index: of the whole matrix (staged, or
+ * float32 with --exact), or float32 of the rows a filter keeps. */
+static int scan_exact(clipdex_ctx *ctx, const vec_index *vi, const float *q, const clipdex_search_params *sp,
+                      const row_set *only, clipdex_hit *hits, size_t *n_hits)
+{
+    clipdex_search_stats qs;
+    if (only) {
+        if (vecindex_search_rows(ctx, vi, only->rows, only->n, q, sp, hits, n_hits)) return APP_FAIL;
+        if (search_debug())
+            fprintf(stderr, "clipdex: search: %zu rows, answered by the float32 scan of the %zu rows the filter "
+                    "keeps\n", vi->n, only->n);
+        return 0;
+    }
+    if (clipdex_vecs_search(ctx, vi->vecs, q, sp, hits, n_hits, &qs)) {
+        cli_error("search: %s", clipdex_ctx_errmsg(ctx));
+        return APP_FAIL;
+    }
+    if (search_debug())
+        fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
+                "%zu re-ranked)\n", vi->n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
+                qs.candidates, qs.reranked);
+    return 0;
 }
 
 /* Scans one database for the query q and adds its hits to set. */
@@ -601,7 +663,9 @@ static int search_db(const search_opts *o, clipdex_ctx *ctx, const store_model_i
 {
     store *s = NULL;
     vec_index vi;
+    row_set rows;
     memset(&vi, 0, sizeof vi);
+    memset(&rows, 0, sizeof rows);
     int rc = store_open(db, 0, &s);
     if (!rc) rc = store_check_model(s, id, 0);
     if (!rc) rc = vecindex_open_kind(s, id->dim, o->persons ? VECINDEX_PERSONS : VECINDEX_FILES, &vi);
@@ -615,24 +679,17 @@ static int search_db(const search_opts *o, clipdex_ctx *ctx, const store_model_i
         sp.stage = CLIPDEX_SEARCH_STAGED;
         sp.q8_candidates = sp.q4_candidates = (size_t)atol(env);
     }
-    clipdex_search_stats qs;
     size_t n_hits = 0;
-    if (!o->exact && !o->persons && (rc = search_ann(o, ctx, s, &vi, q, &sp, hits, &n_hits)) != 1) {
+    const row_set *only = filter_active(&o->filter) ? &rows : NULL;
+    if (only && (rc = filter_rows(s, &vi, &o->filter, &rows))) goto done;
+    if (!o->exact && !o->persons && (rc = search_ann(o, ctx, s, &vi, q, &sp, only, hits, &n_hits)) != 1) {
         if (!rc) rc = hits_add(set, s, &vi, hits, n_hits, o);
         goto done;
     }
-    rc = 0;
-    if (clipdex_vecs_search(ctx, vi.vecs, q, &sp, hits, &n_hits, &qs)) {
-        cli_error("search: %s", clipdex_ctx_errmsg(ctx));
-        rc = APP_FAIL;
-        goto done;
-    }
-    if (search_debug())
-        fprintf(stderr, "clipdex: search: %zu rows, answered by the %s stage (%zu candidates, "
-                "%zu re-ranked)\n", vi.n, qs.stage == 4 ? "4-bit" : qs.stage == 8 ? "int8" : "float32",
-                qs.candidates, qs.reranked);
-    rc = hits_add(set, s, &vi, hits, n_hits, o);
+    rc = scan_exact(ctx, &vi, q, &sp, only, hits, &n_hits);
+    if (!rc) rc = hits_add(set, s, &vi, hits, n_hits, o);
 done:
+    row_set_free(&rows);
     vecindex_close(&vi);
     store_close(s);
     return rc;
@@ -706,5 +763,6 @@ int cmd_search(int argc, char **argv)
     if (rc < 0) rc = search_run(&o);
     free(o.terms);
     free(o.dbs);
+    filter_free(&o.filter);
     return rc;
 }

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ann/ann.h" /* ANN_NPROBE_MAX, ANN_CANDIDATES_MAX */
+
 int http_fail(http_err *e, int status, const char *fmt, ...)
 {
     va_list ap;
@@ -535,6 +537,72 @@ static int add_term(api_search *s, json_t *text, json_t *image, json_t *id, json
     return 0;
 }
 
+/* A boolean member (null or absent: *out unchanged). */
+static int get_bool(json_t *root, const char *key, int *out, http_err *e)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_boolean(v)) return http_fail(e, 400, "\"%s\" must be true or false", key);
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* An integer member from min to max (null or absent: *out unchanged). */
+static int get_long(json_t *root, const char *key, long min, long max, long *out, http_err *e)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max)
+        return http_fail(e, 400, "\"%s\" must be an integer from %ld to %ld", key, min, max);
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+/* "under": an absolute path prefix, as the index records paths. */
+static int get_under(json_t *root, search_filter *f, http_err *e)
+{
+    json_t *v = json_object_get(root, "under");
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || json_string_length(v) >= HTTP_MAX_PATH ||
+        strlen(json_string_value(v)) != json_string_length(v) || json_string_value(v)[0] != '/')
+        return http_fail(e, 400, "\"under\" must be an absolute path (the index records absolute paths)");
+    if (filter_set_under(f, json_string_value(v))) return http_fail(e, 500, "out of memory");
+    return 0;
+}
+
+/* "time_from" or "time_to": seconds, as a number or as "M:SS", "H:MM:SS". */
+static int get_time(json_t *root, const char *key, double *t, int *given, http_err *e)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_number(v) && json_number_value(v) >= 0 && isfinite(json_number_value(v)))
+        *t = json_number_value(v);
+    else if (!json_is_string(v) || filter_clock_parse(json_string_value(v), json_string_length(v), t))
+        return http_fail(e, 400, "\"%s\" must be seconds >= 0, as a number or \"M:SS\" or \"H:MM:SS\"", key);
+    *given = 1;
+    return 0;
+}
+
+/* The filters and the per-request search options of a search. */
+static int get_search_opts(json_t *root, api_search *s, http_err *e)
+{
+    search_filter *f = &s->filter;
+    int from = 0, to = 0;
+    f->t_to = INFINITY;
+    if (get_under(root, f, e) || get_time(root, "time_from", &f->t_from, &from, e) ||
+        get_time(root, "time_to", &f->t_to, &to, e))
+        return -1;
+    if (f->t_from > f->t_to) return http_fail(e, 400, "\"time_from\" is after \"time_to\"");
+    f->has_time = from || to;
+    if (s->persons && filter_active(f))
+        return http_fail(e, 400, "\"under\", \"time_from\" and \"time_to\" do not apply to \"persons\"");
+    if (get_bool(root, "exact", &s->exact, e) ||
+        get_long(root, "nprobe", 1, ANN_NPROBE_MAX, &s->nprobe, e) ||
+        get_long(root, "candidates", 1, ANN_CANDIDATES_MAX, &s->candidates, e))
+        return -1;
+    return 0;
+}
+
 int api_parse_search(json_t *root, api_search *s, http_err *e)
 {
     memset(s, 0, sizeof *s);
@@ -551,11 +619,7 @@ int api_parse_search(json_t *root, api_search *s, http_err *e)
         s->has_threshold = 1;
         s->threshold = json_number_value(thr);
     }
-    json_t *persons = json_object_get(root, "persons");
-    if (persons && !json_is_null(persons)) {
-        if (!json_is_boolean(persons)) return http_fail(e, 400, "\"persons\" must be true or false");
-        s->persons = json_is_true(persons);
-    }
+    if (get_bool(root, "persons", &s->persons, e) || get_search_opts(root, s, e)) goto fail;
     json_t *text = json_object_get(root, "text"), *image = json_object_get(root, "image"),
            *id = json_object_get(root, "id"), *terms = json_object_get(root, "terms");
     if (text && add_term(s, text, NULL, NULL, NULL, "\"text\"", e)) goto fail;
@@ -591,6 +655,7 @@ fail:
 
 void api_search_free(api_search *s)
 {
+    filter_free(&s->filter);
     for (size_t i = 0; i < s->n_terms; i++) {
         free(s->terms[i].image.data);
         s->terms[i].image.data = NULL;

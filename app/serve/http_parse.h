@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "store/filter.h"
+
 /* jansson's document type; only http_parse.c includes <jansson.h> (its
  * json_null clashes with the writer in util/json.h). */
 struct json_t;
@@ -133,7 +135,7 @@ typedef struct api_compare {
 int api_parse_compare(struct json_t *root, api_compare *c, http_err *e);
 void api_compare_free(api_compare *c);
 
-/* POST /v1/search: terms with weights, k, threshold. */
+/* POST /v1/search: terms with weights, k, threshold, filters, search options. */
 typedef struct api_term {
     int is_image;
     api_text text;
@@ -147,6 +149,9 @@ typedef struct api_search {
     int has_threshold;
     double threshold;
     int persons;                 /* "persons": true searches the people's crops */
+    search_filter filter;        /* "under", "time_from", "time_to" (filter.under owned) */
+    int exact;                   /* "exact": true scans exactly, without the ANN index */
+    long nprobe, candidates;     /* "nprobe", "candidates" for the ANN index (0: defaults) */
 } api_search;
 int api_parse_search(struct json_t *root, api_search *s, http_err *e);
 void api_search_free(api_search *s);

@@ -24,6 +24,7 @@
 #include "ann/ann.h"
 #include "person/pstore.h"
 #include "serve/serve.h"
+#include "store/rowset.h"
 #include "store/store.h"
 #include "store/vecindex.h"
 #include "video/vhits.h"
@@ -203,12 +204,12 @@ static void put_hit(json_out *j, size_t rank, const vhit *h)
     json_obj_end(j);
 }
 
-/* The k best rows for the unit query qv: with ann, its candidates and
- * exact tail re-ranked exactly (docs/ann.md); else the exact float32 scan,
- * as the page's queries are small. -1 when no context, memory or FAISS
- * failed. Called locked (one ANN search at a time). */
+/* The k best rows for the unit query qv among `only` (NULL: all rows):
+ * with ann, its candidates and exact tail re-ranked exactly (docs/ann.md);
+ * else the exact float32 scan, as the page's queries are small. -1 when no
+ * context, memory or FAISS failed. Called locked (one ANN search at a time). */
 static long index_scan(server *srv, const vec_index *vi, ann_index *ann, const float *qv, const api_search *q,
-                       size_t k_rows, clipdex_hit *hits)
+                       const row_set *only, size_t k_rows, clipdex_hit *hits)
 {
     clipdex_ctx *ctx = server_ctx_get(srv);
     clipdex_search_params p = clipdex_search_params_default();
@@ -216,11 +217,12 @@ static long index_scan(server *srv, const vec_index *vi, ann_index *ann, const f
     p.threshold = q->has_threshold ? (float)q->threshold : -INFINITY;
     p.stage = CLIPDEX_SEARCH_EXACT;
     size_t n = 0;
-    ann_params ap = {0, 0, 1, (size_t)q->k};
+    ann_params ap = {q->nprobe, q->candidates, 1, (size_t)q->k, only};
     ann_stats st;
     int rc = !ctx ? CLIPDEX_E_NOMEM
-             : ann ? ann_search(ann, ctx, vi, qv, &p, &ap, hits, &n, &st)
-                   : clipdex_vecs_search(ctx, vi->vecs, qv, &p, hits, &n, NULL);
+             : ann && !q->exact ? ann_search(ann, ctx, vi, qv, &p, &ap, hits, &n, &st)
+             : only ? vecindex_search_rows(ctx, vi, only->rows, only->n, qv, &p, hits, &n)
+                    : clipdex_vecs_search(ctx, vi->vecs, qv, &p, hits, &n, NULL);
     server_ctx_put(srv, ctx);
     return rc ? -1 : (long)n;
 }
@@ -461,7 +463,7 @@ static size_t search_persons(server *srv, const float *qv, const api_search *q, 
 {
     serve_index *ix = srv->index;
     if (index_connect(srv) || index_pmatrix(srv) || !ix->have_pvi) return 0;
-    long nh = index_scan(srv, &ix->pvi, NULL, qv, q, (size_t)q->k, hits);
+    long nh = index_scan(srv, &ix->pvi, NULL, qv, q, NULL, (size_t)q->k, hits);
     int64_t *ids = nh > 0 ? malloc((size_t)nh * sizeof *ids) : NULL;
     float *sc = nh > 0 ? malloc((size_t)nh * sizeof *sc) : NULL;
     for (long i = 0; ids && sc && i < nh; i++) ids[i] = ix->pvi.ids[hits[i].row], sc[i] = hits[i].score;
@@ -549,7 +551,12 @@ void serve_route_search(server *srv, const http_request *rq, http_response *rs)
         total = search_persons(srv, qv, &q, hits, &o.j);
     } else if (index_connect(srv) == 0 && index_matrix(srv) == 0 && ix->have_vi) {
         total = ix->vi.n;
-        long nh = index_scan(srv, &ix->vi, ix->have_ann ? &ix->ann : NULL, qv, &q, k_rows, hits);
+        row_set only;
+        int filtered = filter_active(&q.filter);
+        long nh = filtered && filter_rows(ix->s, &ix->vi, &q.filter, &only) ? -1
+                  : index_scan(srv, &ix->vi, ix->have_ann ? &ix->ann : NULL, qv, &q, filtered ? &only : NULL,
+                               k_rows, hits);
+        if (filtered) row_set_free(&only);
         vhit_row *rows = nh > 0 ? malloc((size_t)nh * sizeof *rows) : NULL;
         for (long i = 0; rows && i < nh; i++) rows[i] = (vhit_row){ix->vi.ids[hits[i].row], hits[i].score};
         vhit *vh = NULL;

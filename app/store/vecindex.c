@@ -275,3 +275,41 @@ void vecindex_close(vec_index *vi)
     if (vi->map) munmap(vi->map, vi->map_len);
     memset(vi, 0, sizeof *vi);
 }
+
+/* ids are sorted ascending: a binary search */
+long vecindex_row_of(const vec_index *vi, int64_t id)
+{
+    size_t lo = 0, hi = vi->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (vi->ids[mid] < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < vi->n && vi->ids[lo] == id ? (long)lo : -1;
+}
+
+/* the rows are copied into one matrix that the library scans in float32 */
+int vecindex_search_rows(clipdex_ctx *ctx, const vec_index *vi, const uint32_t *rows, size_t n, const float *q,
+                         const clipdex_search_params *sp, clipdex_hit *out, size_t *n_out)
+{
+    float *x = malloc((n ? n : 1) * vi->dim * sizeof *x);
+    if (!x) {
+        report_error("out of memory");
+        return APP_FAIL;
+    }
+    for (size_t i = 0; i < n; i++) memcpy(x + i * vi->dim, vi->m + (size_t)rows[i] * vi->dim, vi->dim * sizeof *x);
+    clipdex_vecs_data d = {.rows = x, .n = n, .dim = vi->dim};
+    clipdex_vecs *v = NULL;
+    clipdex_search_params p = *sp;
+    p.stage = CLIPDEX_SEARCH_EXACT;
+    int st = clipdex_vecs_new(ctx, &d, 0, &v);
+    if (st == CLIPDEX_OK) st = clipdex_vecs_search(ctx, v, q, &p, out, n_out, NULL);
+    if (st != CLIPDEX_OK) report_error("the exact scan of %zu rows: %s", n, clipdex_ctx_errmsg(ctx));
+    for (size_t i = 0; st == CLIPDEX_OK && i < *n_out; i++) out[i].row = rows[out[i].row];
+    clipdex_vecs_free(v);
+    free(x);
+    return st == CLIPDEX_OK ? 0 : APP_FAIL;
+}
+

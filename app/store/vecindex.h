@@ -49,4 +49,12 @@ int vecindex_open(store *s, int dim, vec_index *vi);
 int vecindex_open_kind(store *s, int dim, int kind, vec_index *vi);
 void vecindex_close(vec_index *vi);
 
+/* Row of id (files.id, -frames.id or persons.id) in vi, or -1. */
+long vecindex_row_of(const vec_index *vi, int64_t id);
+/* Exact top sp->k of the listed rows of vi (ascending) with the library's
+ * float32 scan, so scores and tie order are those of the full scan; the
+ * hits name rows of vi. Returns 0 or APP_FAIL (reported). */
+int vecindex_search_rows(clipdex_ctx *ctx, const vec_index *vi, const uint32_t *rows, size_t n, const float *q,
+                         const clipdex_search_params *sp, clipdex_hit *out, size_t *n_out);
+
 #endif

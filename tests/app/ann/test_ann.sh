@@ -11,8 +11,11 @@
 # photos indexed without a rebuild are found by their own image (the exact
 # tail), then `ann build` adds them (updated, not rebuilt); --threshold
 # holds; a corrupt or truncated ANN file falls back to the exact search with
-# a message and the same results; /v1/info reports the index, and "exact"
-# once the files are gone.
+# a message and the same results; filters (--under, --time): a selective
+# one and too few filtered candidates give the exact filtered top k, a mild
+# one is answered by the index with exact scores; /v1/search's "under",
+# "time_from", "time_to", "exact", "nprobe", "candidates" and their 400s;
+# /v1/info reports the index, and "exact" once the files are gone.
 NAME=test_ann
 . "$(dirname "$0")/../lib.sh"
 if [ ! -x "$CLIPDEX" ]; then fail "$CLIPDEX is missing (build it first)"; done_; fi
@@ -163,6 +166,45 @@ check "rebuilt: $(cat "$TMP/out")" grep -q "^built $DB-ann: IVF32,Flat, 1000 vec
 search dog "$TMP/ann"
 check "the rebuilt index answers" grep -q "answered by the ANN index" "$TMP/err"
 
+# --- filters with the ANN index (docs/ann.md): the exact filtered top k ---
+TR=$(cd "$TMP" && pwd -P) # as the index records paths
+search dog "$TMP/all" --exact -k 1000
+check "the exact search ranks all 1000 photos" test "$(wc -l <"$TMP/all")" -eq 1000
+# want DIR K: the exact ranking restricted to DIR/, top K, in $TMP/want
+want() { grep "^$TR/$1/" "$TMP/all" | head -n "$2" >"$TMP/want"; }
+want b 10
+search dog "$TMP/ann" --under "$TMP/b"
+check "a selective --under (100 rows): answered exactly" grep -q "fewer rows pass than the candidates, so an exact scan" "$TMP/err"
+check "a selective --under with the ANN index is the exact filtered top 10" cmp -s "$TMP/ann" "$TMP/want"
+search dog "$TMP/ex_b" --exact --under "$TMP/b/"
+check "--exact --under is the exact ranking restricted to b/" cmp -s "$TMP/ex_b" "$TMP/want"
+want a 10
+search dog "$TMP/ann" --under "$TMP/a" --candidates 1
+check "a mild --under (900 rows, 144 candidates): the ANN index answers, filtered" \
+    grep -q "answered by the ANN index.*; filtered)" "$TMP/err"
+check "... every hit is under a/" test "$(grep -c "^$TR/a/" "$TMP/ann")" -eq 10
+bad=$(awk 'NR == FNR { s[$1] = $2; next } !($1 in s) || s[$1] != $2 { bad++ } END { print bad + 0 }' "$TMP/all" "$TMP/ann")
+check "... with the exact scores of the same files ($bad differ)" test "$bad" -eq 0
+search dog "$TMP/ann" --under "$TMP/a" --nprobe 32 --candidates 1
+check "--under with every list probed is the exact filtered top 10" cmp -s "$TMP/ann" "$TMP/want"
+# few candidates (one list, 1 x k) of which fewer than k are under a/: the exact filtered scan
+want a 100
+search dog "$TMP/ann" --under "$TMP/a" -k 100 --nprobe 1 --candidates 1
+check "too few filtered candidates: an exact scan ($(sed -n 's/.*answered by \(.*\)/\1/p' "$TMP/err"))" \
+    grep -q "filtered; under k, so an exact scan" "$TMP/err"
+check "... giving the exact filtered top 100" cmp -s "$TMP/ann" "$TMP/want"
+n=0
+for w in $WORDS; do
+    search "$w" "$TMP/exf" --exact --under "$TMP/b"
+    search "$w" "$TMP/ann" --under "$TMP/b" --candidates 1 --nprobe 1
+    cmp -s "$TMP/exf" "$TMP/ann" && n=$((n + 1))
+done
+check "ANN --under b/ equals --exact --under b/ for every query ($n of $nq)" test "$n" -eq "$nq"
+head -n 10 "$TMP/all" >"$TMP/top10"
+search dog "$TMP/ann" --time 0-10 --nprobe 32
+check "--time leaves photos alone with the ANN index" cmp -s "$TMP/ann" "$TMP/top10"
+search dog "$TMP/cli_np1" --under "$TMP/a" --nprobe 1 --candidates 1 # for /v1/search below
+
 # --- the server: /v1/info and /v1/search ---
 if ! command -v curl >/dev/null 2>&1; then skip "curl not installed: no server checks"; done_; fi
 . "$(dirname "$0")/../serve/server.sh"
@@ -176,6 +218,30 @@ check "/v1/search gives 10 hits" test "$(wc -l <"$TMP/http")" -eq 10
 bad=$(awk 'NR == FNR { s[$1] = $2; next } ($1 in s) && s[$1] != $2 { bad++ } END { print bad + 0 }' \
     "$TMP/exact" "$TMP/http")
 check "/v1/search scores equal the exact scores ($bad differ)" test "$bad" -eq 0
+# filters and per-request options; http FIELDS: "path score" lines of /v1/search in $TMP/http
+http() {
+    curl -s -X POST -d "{\"text\":\"dog\",$1}" "$U/v1/search" |
+        sed 's/},{/}\n{/g' | sed -n 's/.*"similarity":\([^,]*\),"path":"\([^"]*\)".*/\2 \1/p' >"$TMP/http"
+}
+want b 10
+http "\"k\":10,\"under\":\"$TR/b/\""
+check "/v1/search \"under\" is the exact filtered top 10" cmp -s "$TMP/http" "$TMP/want"
+want a 10
+http "\"k\":10,\"under\":\"$TR/a\",\"nprobe\":32"
+check "/v1/search \"under\" with \"nprobe\":32 is the exact filtered top 10" cmp -s "$TMP/http" "$TMP/want"
+http "\"k\":10,\"under\":\"$TR/a\",\"nprobe\":1,\"candidates\":1"
+check "/v1/search \"nprobe\":1,\"candidates\":1 is search --nprobe 1 --candidates 1" cmp -s "$TMP/http" "$TMP/cli_np1"
+check "... every hit under a/" test "$(grep -c "^$TR/a/" "$TMP/http")" -eq 10
+http "\"k\":10,\"under\":\"$TR/a\",\"nprobe\":1,\"candidates\":1,\"exact\":true"
+check "/v1/search \"exact\":true is the exact filtered top 10" cmp -s "$TMP/http" "$TMP/want"
+http '"k":10,"time_from":"0:00","time_to":3600,"nprobe":32'
+check "/v1/search: a time range leaves photos alone" cmp -s "$TMP/http" "$TMP/top10"
+for body in '"nprobe":0' '"nprobe":"4"' '"candidates":1001' '"candidates":1.5' '"exact":1' '"under":"a"' \
+    '"under":7' '"time_from":-1' '"time_from":"1:75"' '"time_to":"abc"' '"time_from":10,"time_to":5'; do
+    code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST -d "{\"text\":\"dog\",$body}" "$U/v1/search")
+    check "/v1/search {$body}: 400 with a JSON error (got $code: $(cat "$TMP/body"))" \
+        sh -c "test '$code' = 400 && grep -q '\"error\"' '$TMP/body'"
+done
 rm -f "$DB-ann" "$DB-ann.ids"
 curl -s "$U/v1/info" >"$TMP/info"
 check "/v1/info says exact once the ANN files are gone" grep -q '"search":{"index":"exact"}' "$TMP/info"

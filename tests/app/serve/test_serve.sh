@@ -8,7 +8,8 @@
 # for every way of sending an image, compare's softmax, concurrent requests
 # equal to single ones (batching does not change results), search ranking
 # against `clipdex search`, indexing through the API, thumbnails and
-# originals. Servers bind 127.0.0.1 on a free port and are always killed.
+# originals, video time filters (--time, "time_from"/"time_to") against the
+# exact unfiltered ranking restricted in Python. Servers bind 127.0.0.1 on a free port and are always killed.
 # Skipped (counted) when the binary was built without libmicrohttpd, or
 # genmodel/curl/../shared are missing.
 NAME=test_serve
@@ -424,6 +425,58 @@ else
         grep -E '^page: ' "$TMP/vpage.log" >&2
     else
         skip "videos: browser check (needs node, $CHROMIUM, tests/app/serve/web/node_modules)"
+    fi
+    # --time and "time_from"/"time_to": the expectation is the exact unfiltered
+    # ranking (--merge 0: the samples of each slide apart) restricted with Python
+    PY=/usr/bin/python3
+    VR=$(cd "$VROOT" && pwd -P)
+    vsearch() { "$CLIPDEX" search --model "$M" --db "$TMP/v.db" --exact --json "$@" "$TMP/slide0.png"; }
+    # hits FILE [FROM TO]: "path similarity start end" lines (photos: "- -"), those in FROM..TO
+    hits() {
+        "$PY" -c 'import json, sys
+lo = float(sys.argv[2]) if len(sys.argv) > 2 else float("-inf")
+hi = float(sys.argv[3]) if len(sys.argv) > 3 else float("inf")
+d = open(sys.argv[1]).read().strip()
+rs = json.loads(d)["results"] if d.startswith("{\"results\"") else [json.loads(l) for l in d.splitlines()]
+for r in rs:
+    if "start" not in r: print(r["path"], r["similarity"], "- -")
+    elif lo <= r["start"] and r["end"] <= hi: print(r["path"], r["similarity"], r["start"], r["end"])' "$@"
+    }
+    if [ ! -x "$PY" ]; then skip "videos: time filters need $PY"; else
+        vsearch --merge 0 -k 100 >"$TMP/vall.jsonl" 2>"$TMP/err"
+        check "videos: the unfiltered search has the photo and both slides" \
+            test "$(hits "$TMP/vall.jsonl" | wc -l)" -ge 3
+        hits "$TMP/vall.jsonl" 2 1e9 >"$TMP/vwant"
+        vsearch --merge 0 -k 100 --time 2- >"$TMP/vt.jsonl" 2>"$TMP/err"
+        hits "$TMP/vt.jsonl" >"$TMP/vgot"
+        check "videos: --time 2- is the exact ranking restricted to samples at >= 2 s, and the photo" \
+            cmp -s "$TMP/vgot" "$TMP/vwant"
+        check "videos: --time 2- keeps samples of the second slide" grep -q 'show.webm' "$TMP/vgot"
+        vsearch --merge 0 -k 100 --time -0:01.9 >"$TMP/vt.jsonl" 2>"$TMP/err"
+        check "videos: --time -0:01.9 keeps only samples at <= 1.9 s" \
+            test "$(hits "$TMP/vt.jsonl" | wc -l)" = "$(hits "$TMP/vt.jsonl" -1 1.9 | wc -l)"
+        check "videos: ... and some" grep -q 'show.webm' "$TMP/vt.jsonl"
+        vsearch -k 100 --time 1:00- >"$TMP/vt.jsonl" 2>"$TMP/err"
+        check "videos: --time 1:00- (past the 4 s video) leaves the photo alone" \
+            test "$(hits "$TMP/vt.jsonl")" = "$VR/photo.png $(sed -n 's/.*"similarity":\([^,]*\),.*/\1/p' "$TMP/vt.jsonl") - -"
+        vsearch -k 5 --time 2- >"$TMP/vt.jsonl" 2>"$TMP/err"
+        printf '{"image":{"type":"base64","value":"%s"},"k":5,"time_from":"0:02"}' "$(base64 -w0 "$TMP/slide0.png")" >"$TMP/vs.json"
+        req 200 "videos: search with \"time_from\"" --data-binary @"$TMP/vs.json" "$U/v1/search"
+        # (the server embeds the query image on its own: scores agree to ~1e-6, not in every digit)
+        hits "$TMP/body" | cut -d' ' -f1,3,4 >"$TMP/vgot"
+        hits "$TMP/vt.jsonl" | cut -d' ' -f1,3,4 >"$TMP/vwant"
+        check "videos: \"time_from\":\"0:02\" gives search --time 2-'s hits and ranges" cmp -s "$TMP/vgot" "$TMP/vwant"
+        printf '{"image":{"type":"base64","value":"%s"},"k":5,"time_to":1.9,"under":"%s/"}' \
+            "$(base64 -w0 "$TMP/slide0.png")" "$VR" >"$TMP/vs.json"
+        req 200 "videos: search with \"time_to\" and \"under\"" --data-binary @"$TMP/vs.json" "$U/v1/search"
+        check "videos: \"time_to\":1.9 keeps only samples at <= 1.9 s" \
+            test "$(hits "$TMP/body" | wc -l)" = "$(hits "$TMP/body" -1 1.9 | wc -l)"
+        printf '{"image":{"type":"base64","value":"%s"},"k":5,"under":"%s/photo.png"}' \
+            "$(base64 -w0 "$TMP/slide0.png")" "$VR" >"$TMP/vs.json"
+        req 200 "videos: search with \"under\" one file" --data-binary @"$TMP/vs.json" "$U/v1/search"
+        check "videos: \"under\" the photo gives only the photo" test "$("$J" "$TMP/body" '#results')" = 1
+        req 400 "search: persons with a filter" -d '{"text":"a","persons":true,"under":"/x"}' "$U/v1/search"
+        req 400 "search: time_from after time_to" -d '{"text":"a","time_from":"1:00","time_to":30}' "$U/v1/search"
     fi
     stop_server
 fi

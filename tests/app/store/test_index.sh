@@ -8,7 +8,9 @@
 # database and a run that finishes; searches by text, by image (an indexed
 # image is its own top hit), combined terms, --threshold, --json, --copy-to,
 # --link-to; the 4-bit and int8 search stages give exactly the --exact
-# results (CLIPDEX_SEARCH_DEBUG names the stage); a model mismatch is refused. No Python, no jq: JSON fields are
+# results (CLIPDEX_SEARCH_DEBUG names the stage); --under gives the exact
+# ranking restricted to the folder (not to a string prefix), --time leaves
+# photos alone and refuses malformed ranges; a model mismatch is refused. No Python, no jq: JSON fields are
 # read with sed from the one-line summaries clipdex prints.
 NAME=test_index
 . "$(dirname "$0")/../lib.sh"
@@ -117,6 +119,40 @@ for qry in "a photo of a rocket" "$LIB/china.jpg" "-fruit"; do
 done
 check "every staged search says which stage answered" test "$(wc -l <"$TMP/stages")" = 27
 check "with every row a candidate the 4-bit stage answers" test "$(grep -c '^1000 4-bit$' "$TMP/stages")" = 9
+# --- filters: --under and --time (docs/search.md) ---
+# the expectation: the exact unfiltered ranking of every image, restricted with awk
+expect_rc 0 "exact search of everything" search --model "$MODEL" --db "$DB" --exact -k 100 "a photo of a cat"
+cut -f2,3 "$TMP/out" >"$TMP/all"
+awk -F'\t' -v p="$LIB/sub/" 'index($2, p) == 1' "$TMP/all" >"$TMP/want_sub"
+check "three images under sub/" test "$(wc -l <"$TMP/want_sub")" = 3
+for u in "$LIB/sub" "$LIB/sub/" "$LIB/sub//"; do
+    expect_rc 0 "--under '$u'" search --model "$MODEL" --db "$DB" --exact -k 100 --under "$u" "a photo of a cat"
+    cut -f2,3 "$TMP/out" >"$TMP/got"
+    check "--under '$u' is the exact ranking restricted to sub/" cmp -s "$TMP/got" "$TMP/want_sub"
+done
+ABS=$(cd "$(dirname "$CLIPDEX")" && pwd)/clipdex
+run_rc 0 "--under a relative folder" sh -c "cd '$LIB' && '$ABS' search --model '$MODEL' --db '$DB' -k 100 --under sub 'a photo of a cat'"
+cut -f2,3 "$TMP/out" >"$TMP/got"
+check "--under sub from the library is sub/, staged scan or not" cmp -s "$TMP/got" "$TMP/want_sub"
+expect_rc 0 "--under -k 2" search --model "$MODEL" --db "$DB" -k 2 --under "$LIB/sub" "a photo of a cat"
+cut -f2,3 "$TMP/out" >"$TMP/got"
+head -n 2 "$TMP/want_sub" >"$TMP/want2"
+check "--under -k 2: the two best under sub/" cmp -s "$TMP/got" "$TMP/want2"
+expect_rc 0 "--under a name's prefix" search --model "$MODEL" --db "$DB" -k 100 --under "$LIB/su" "a photo of a cat"
+check "--under '$LIB/su' takes nothing from sub/ (a folder, not a string prefix)" test ! -s "$TMP/out"
+expect_rc 0 "--under one file" search --model "$MODEL" --db "$DB" -k 100 --under "$LIB/rocket.jpg" "a photo of a cat"
+check "--under a file gives that file" test "$(cut -f3 "$TMP/out")" = "$LIB/rocket.jpg"
+expect_rc 0 "--time on photos" search --model "$MODEL" --db "$DB" --exact -k 100 --time 1:00-1:02:03.5 "a photo of a cat"
+cut -f2,3 "$TMP/out" >"$TMP/got"
+check "--time leaves photos alone" cmp -s "$TMP/got" "$TMP/all"
+for t in abc 5 - 1:60- 1:2:3:4- 10-5 1e3- -inf x-2 1.5.5- "1: 2-" --3; do
+    expect_rc 2 "--time '$t' is refused" search --model "$MODEL" --db "$DB" --time "$t" dog
+    check "--time '$t': the message names the flag" grep -q "invalid value '$t' for --time" "$TMP/err"
+done
+for t in 90- -120 1:30-2:00 0:00:05-1:02:03 1.5-2.25; do
+    expect_rc 0 "--time '$t' is taken" search --model "$MODEL" --db "$DB" -k 1 --time "$t" dog
+done
+expect_rc 2 "--under with --persons" search --model "$MODEL" --db "$DB" --persons --under "$LIB" dog
 expect_rc 1 "search with a missing image term" search --model "$MODEL" --db "$DB" --image "$TMP/nope.jpg"
 expect_rc 1 "search a database that does not exist" search --model "$MODEL" --db "$TMP/none.db" dog
 check "no database file is created by search" test ! -e "$TMP/none.db"
