@@ -117,6 +117,17 @@ static void *panels_alloc(int type, size_t n, size_t k)
     return aligned_alloc(64, (cdx_wmat_bytes(type, n, k) + 63) / 64 * 64);
 }
 
+/* Two contexts on the kernel table K, with 1 and 3 threads. */
+static void ctx_pair(clipdex_ctx **ctx1, clipdex_ctx **ctx3, const struct cdx_kernels *K)
+{
+    clipdex_ctx_params cp = clipdex_ctx_params_default();
+    cp.n_threads = 1;
+    clipdex_ctx_new(ctx1, &cp);
+    cp.n_threads = 3;
+    clipdex_ctx_new(ctx3, &cp);
+    (*ctx1)->kern = (*ctx3)->kern = K;
+}
+
 /* The avx512 table with the vdpbf16ps kernel for BF16P whether or not
  * dispatch prefers it on this CPU (it widens on Intel); NULL without
  * AVX512_BF16. */
@@ -147,12 +158,7 @@ static void test_widen(void)
         struct cdx_kernels t = *K;
         t.linear_tile_bf16 = NULL;
         clipdex_ctx *ctx1, *ctx3;
-        clipdex_ctx_params cp = clipdex_ctx_params_default();
-        cp.n_threads = 1;
-        clipdex_ctx_new(&ctx1, &cp);
-        cp.n_threads = 3;
-        clipdex_ctx_new(&ctx3, &cp);
-        ctx1->kern = ctx3->kern = &t;
+        ctx_pair(&ctx1, &ctx3, &t);
         int bad = 0;
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
@@ -199,12 +205,7 @@ static void test_kernel(void)
     static const size_t shapes[][3] = {{1, 1, 1}, {1, 16, 2}, {5, 7, 3},      {7, 33, 64},    {13, 64, 255},
                                        {48, 17, 768}, {49, 130, 257}, {97, 80, 512}, {481, 50, 96}};
     clipdex_ctx *ctx1, *ctx3;
-    clipdex_ctx_params cp = clipdex_ctx_params_default();
-    cp.n_threads = 1;
-    clipdex_ctx_new(&ctx1, &cp);
-    cp.n_threads = 3;
-    clipdex_ctx_new(&ctx3, &cp);
-    ctx1->kern = ctx3->kern = K;
+    ctx_pair(&ctx1, &ctx3, K);
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         size_t m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
         uint8_t *rows = malloc(n * k * 2), *P = panels_alloc(CDX_W_BF16P, n, k);
