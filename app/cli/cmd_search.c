@@ -586,7 +586,7 @@ static int hits_add(hit_set *set, store *s, const vec_index *vi, const clipdex_h
         set->h = g;
         set->cap = cap;
     }
-    memcpy(set->h + set->n, h, (size_t)n * sizeof *h); /* the paths change owner */
+    if (n > 0) memcpy(set->h + set->n, h, (size_t)n * sizeof *h); /* the paths change owner */
     set->n += (size_t)n;
     free(h);
     return 0;
